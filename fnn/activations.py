@@ -1,0 +1,163 @@
+"""Activation functions, each beside its hand-written derivative.
+
+An `ActivationFn` bundles
+
+    fn(z)            -> y = f(z)
+    derivative(z, y) -> f'(z), elementwise (None for softmax, which is not)
+    vjp(z, y, dy)    -> dz = dy ⊙ f'(z), or softmax's s ⊙ (dy − Σ dy⊙s)
+
+The derivative may use the input z, the output y, or both; inside jit XLA
+drops whichever the formula does not read.
+"""
+import math
+from typing import Callable, NamedTuple, Optional
+
+import jax.numpy as jnp
+from jax.scipy.special import erf
+
+from fnn import numerics
+
+__all__ = [
+    "ActivationFn", "identity", "sigmoid", "tanh", "relu", "leaky_relu", "gelu",
+    "swish", "silu", "softplus", "softmax", "get_activation", "ACTIVATIONS",
+]
+
+
+class ActivationFn(NamedTuple):
+    """A named activation f with its hand-written derivative."""
+    name: str
+    fn: Callable
+    vjp: Callable
+    derivative: Optional[Callable] = None
+
+
+def _elementwise(name, fn, derivative):
+    """An ActivationFn whose vjp is dy ⊙ f'(z)."""
+    def vjp(z, y, dy):
+        return dy * derivative(z, y)
+    return ActivationFn(name, fn, vjp, derivative)
+
+
+def _sigmoid(z):
+    """σ(z) = 1 / (1 + e^−z), written with e^−|z| ≤ 1 so neither branch overflows."""
+    e = jnp.exp(-jnp.abs(z))
+    return jnp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+# f(z) = z;  f'(z) = 1
+identity = _elementwise(
+    "identity", lambda z: z, lambda z, y: jnp.ones_like(z))
+
+# σ(z);  σ'(z) = σ(z)(1 − σ(z)) = y(1 − y)
+sigmoid = _elementwise("sigmoid", _sigmoid, lambda z, y: y * (1 - y))
+
+# tanh(z);  tanh'(z) = 1 − tanh²(z) = 1 − y²
+tanh = _elementwise("tanh", jnp.tanh, lambda z, y: 1 - y * y)
+
+# max(0, z);  f'(z) = 1 if z > 0 else 0  (0 at the kink, as jax.nn.relu)
+relu = _elementwise(
+    "relu",
+    lambda z: jnp.where(z > 0, z, jnp.zeros_like(z)),
+    lambda z, y: (z > 0).astype(z.dtype))
+
+
+def leaky_relu(slope=0.1):
+    """max(slope·z, z) for 0 ≤ slope < 1;  f'(z) = 1 if z ≥ 0 else slope.
+
+    Seed 004 draws it with slope 0.1, the default here.
+    """
+    if not 0 <= slope < 1:
+        raise ValueError(f"leaky_relu slope must be in [0, 1), got {slope!r}")
+    return _elementwise(
+        "leaky_relu" if slope == 0.1 else f"leaky_relu({slope})",
+        lambda z: jnp.where(z >= 0, z, slope * z),
+        lambda z, y: jnp.where(z >= 0, jnp.ones_like(z), jnp.full_like(z, slope)))
+
+
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+def _gelu_exact(z):
+    """z·Φ(z) = ½ z (1 + erf(z/√2))."""
+    return 0.5 * z * (1 + erf(z / math.sqrt(2)))
+
+
+def _gelu_exact_derivative(z, y):
+    """Φ(z) + z·φ(z),  φ(z) = e^{−z²/2} / √(2π)."""
+    del y
+    return 0.5 * (1 + erf(z / math.sqrt(2))) + z * _INV_SQRT_2PI * jnp.exp(-0.5 * z * z)
+
+
+def _gelu_tanh(z):
+    """½ z (1 + tanh(u)),  u = √(2/π)(z + 0.044715 z³)."""
+    return 0.5 * z * (1 + jnp.tanh(_SQRT_2_OVER_PI * (z + 0.044715 * z ** 3)))
+
+
+def _gelu_tanh_derivative(z, y):
+    """½(1 + t) + ½ z (1 − t²) √(2/π)(1 + 3·0.044715 z²),  t = tanh(u)."""
+    del y
+    t = jnp.tanh(_SQRT_2_OVER_PI * (z + 0.044715 * z ** 3))
+    du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * z * z)
+    return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * du
+
+
+def gelu(approximate=False):
+    """GELU: the exact erf form (default) or the tanh approximation."""
+    if approximate:
+        return _elementwise("gelu_tanh", _gelu_tanh, _gelu_tanh_derivative)
+    return _elementwise("gelu", _gelu_exact, _gelu_exact_derivative)
+
+
+def _swish_derivative(z, y):
+    """d/dz z·σ(z) = σ(z)(1 + z(1 − σ(z)))."""
+    del y
+    s = _sigmoid(z)
+    return s * (1 + z * (1 - s))
+
+
+# z·σ(z), also called SiLU
+swish = _elementwise("swish", lambda z: z * _sigmoid(z), _swish_derivative)
+silu = swish
+
+# log(1 + e^z) = max(z, 0) + log1p(e^−|z|);  f'(z) = σ(z)
+softplus = _elementwise(
+    "softplus",
+    lambda z: jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z))),
+    lambda z, y: _sigmoid(z))
+
+
+def _softmax_vjp(z, y, dy):
+    """dz = s ⊙ (dy − Σ_j dy_j s_j) along the last axis; the Jacobian is never formed."""
+    del z
+    return y * (dy - jnp.sum(dy * y, axis=-1, keepdims=True))
+
+
+softmax = ActivationFn("softmax", numerics.softmax, _softmax_vjp, None)
+
+
+ACTIVATIONS = {
+    "identity": identity,
+    "linear": identity,
+    "sigmoid": sigmoid,
+    "tanh": tanh,
+    "relu": relu,
+    "leaky_relu": leaky_relu(0.1),
+    "gelu": gelu(approximate=False),
+    "gelu_tanh": gelu(approximate=True),
+    "swish": swish,
+    "silu": silu,
+    "softplus": softplus,
+    "softmax": softmax,
+}
+
+
+def get_activation(activation):
+    """An ActivationFn from a name in ACTIVATIONS or an ActivationFn itself."""
+    if isinstance(activation, ActivationFn):
+        return activation
+    if isinstance(activation, str) and activation in ACTIVATIONS:
+        return ACTIVATIONS[activation]
+    raise ValueError(
+        f"unknown activation {activation!r}; expected one of "
+        f"{', '.join(sorted(ACTIVATIONS))} or an fnn.ActivationFn")

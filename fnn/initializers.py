@@ -1,0 +1,97 @@
+"""Weight initializers: (key, shape, dtype) -> array, for a (fan_in, fan_out) weight.
+
+    glorot_uniform  U(−a, a),  a = √(6 / (fan_in + fan_out))     Glorot & Bengio 2010
+    glorot_normal   N(0, σ²),  σ = √(2 / (fan_in + fan_out))
+    he_uniform      U(−a, a),  a = √(6 / fan_in)                  He et al. 2015
+    he_normal       N(0, σ²),  σ = √(2 / fan_in)
+    lecun_normal    N(0, σ²),  σ = √(1 / fan_in)                  LeCun et al. 1998
+    zeros           0
+"""
+import math
+
+import jax
+import jax.numpy as jnp
+
+__all__ = [
+    "glorot_uniform", "glorot_normal", "xavier_uniform", "xavier_normal",
+    "he_uniform", "he_normal", "kaiming_uniform", "kaiming_normal",
+    "lecun_normal", "zeros", "get_initializer", "INITIALIZERS",
+]
+
+
+def _fans(shape):
+    """(fan_in, fan_out) of a weight shaped (fan_in, fan_out); a vector has fan_in = fan_out."""
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def _uniform(key, shape, dtype, limit):
+    return jax.random.uniform(key, shape, dtype, minval=-limit, maxval=limit)
+
+
+def _normal(key, shape, dtype, std):
+    return std * jax.random.normal(key, shape, dtype)
+
+
+def glorot_uniform(key, shape, dtype=jnp.float32):
+    fan_in, fan_out = _fans(shape)
+    return _uniform(key, shape, dtype, math.sqrt(6 / (fan_in + fan_out)))
+
+
+def glorot_normal(key, shape, dtype=jnp.float32):
+    fan_in, fan_out = _fans(shape)
+    return _normal(key, shape, dtype, math.sqrt(2 / (fan_in + fan_out)))
+
+
+def he_uniform(key, shape, dtype=jnp.float32):
+    fan_in, _ = _fans(shape)
+    return _uniform(key, shape, dtype, math.sqrt(6 / fan_in))
+
+
+def he_normal(key, shape, dtype=jnp.float32):
+    fan_in, _ = _fans(shape)
+    return _normal(key, shape, dtype, math.sqrt(2 / fan_in))
+
+
+def lecun_normal(key, shape, dtype=jnp.float32):
+    fan_in, _ = _fans(shape)
+    return _normal(key, shape, dtype, math.sqrt(1 / fan_in))
+
+
+def zeros(key, shape, dtype=jnp.float32):
+    del key
+    return jnp.zeros(shape, dtype)
+
+
+xavier_uniform = glorot_uniform
+xavier_normal = glorot_normal
+kaiming_uniform = he_uniform
+kaiming_normal = he_normal
+
+INITIALIZERS = {
+    "glorot_uniform": glorot_uniform,
+    "glorot_normal": glorot_normal,
+    "xavier_uniform": glorot_uniform,
+    "xavier_normal": glorot_normal,
+    "he_uniform": he_uniform,
+    "he_normal": he_normal,
+    "kaiming_uniform": he_uniform,
+    "kaiming_normal": he_normal,
+    "lecun_normal": lecun_normal,
+    "zeros": zeros,
+}
+
+
+def get_initializer(init):
+    """An initializer from a name in INITIALIZERS or a callable (key, shape, dtype)."""
+    if callable(init):
+        return init
+    if isinstance(init, str) and init in INITIALIZERS:
+        return INITIALIZERS[init]
+    raise ValueError(
+        f"unknown initializer {init!r}; expected one of {', '.join(sorted(INITIALIZERS))} "
+        "or a callable (key, shape, dtype) -> array")

@@ -1,0 +1,177 @@
+"""Losses over a batch, each beside its hand-written gradient w.r.t. the network output.
+
+A `Loss` bundles
+
+    fn(out, target)   -> scalar L
+    grad(out, target) -> dL/d out, same shape as out
+
+`out` is the network's raw output: predictions for the regression losses,
+logits for the cross-entropies (never probabilities: the fused forms are the
+stable ones). Regression targets of shape (batch,) are accepted for outputs
+of shape (batch, 1).
+"""
+from typing import Callable, NamedTuple
+
+import jax.numpy as jnp
+
+from fnn import numerics
+from fnn.activations import _sigmoid, softplus as _softplus_activation
+
+__all__ = [
+    "Loss", "mse", "half_squared_error", "binary_cross_entropy",
+    "softmax_cross_entropy", "l1", "huber", "get_loss", "LOSSES",
+]
+
+
+class Loss(NamedTuple):
+    """A named loss with its hand-written gradient w.r.t. the network output."""
+    name: str
+    fn: Callable
+    grad: Callable
+
+
+def _like_output(out, target, loss_name):
+    """target reshaped to out's shape, or a ValueError naming both shapes."""
+    target = jnp.asarray(target)
+    if target.shape == out.shape:
+        return target.astype(out.dtype)
+    if out.ndim == target.ndim + 1 and out.shape[-1] == 1 and out.shape[:-1] == target.shape:
+        return target.reshape(out.shape).astype(out.dtype)
+    raise ValueError(
+        f"{loss_name}: target shape {target.shape} does not match output shape "
+        f"{out.shape}; expected {out.shape}" + (
+            f" or {out.shape[:-1]}" if out.shape and out.shape[-1] == 1 else ""))
+
+
+def _mse(out, target):
+    """L = (1/n) Σ (ŷ − y)²  over all n elements."""
+    r = out - _like_output(out, target, "mse")
+    return jnp.mean(r * r)
+
+
+def _mse_grad(out, target):
+    """dL/dŷ = 2 (ŷ − y) / n."""
+    return 2 * (out - _like_output(out, target, "mse")) / out.size
+
+
+mse = Loss("mse", _mse, _mse_grad)
+
+
+def _half_se(out, target):
+    """L = ½ (1/n) Σ (ŷ − y)²: seed 002's ½(ŷ − y)², averaged over the n elements."""
+    r = out - _like_output(out, target, "half_squared_error")
+    return 0.5 * jnp.mean(r * r)
+
+
+def _half_se_grad(out, target):
+    """dL/dŷ = (ŷ − y) / n."""
+    return (out - _like_output(out, target, "half_squared_error")) / out.size
+
+
+half_squared_error = Loss("half_squared_error", _half_se, _half_se_grad)
+
+
+def _bce(logits, target):
+    """L = (1/n) Σ softplus(z) − y·z  =  −(1/n) Σ [y log σ(z) + (1 − y) log(1 − σ(z))]."""
+    y = _like_output(logits, target, "binary_cross_entropy")
+    return jnp.mean(_softplus_activation.fn(logits) - y * logits)
+
+
+def _bce_grad(logits, target):
+    """dL/dz = (σ(z) − y) / n."""
+    y = _like_output(logits, target, "binary_cross_entropy")
+    return (_sigmoid(logits) - y) / logits.size
+
+
+binary_cross_entropy = Loss("binary_cross_entropy", _bce, _bce_grad)
+
+
+def _targets(logits, target):
+    """(batch, classes) target distribution from integer labels or one-hot/soft targets."""
+    target = jnp.asarray(target)
+    if jnp.issubdtype(target.dtype, jnp.integer) and target.shape == logits.shape[:-1]:
+        classes = jnp.arange(logits.shape[-1], dtype=target.dtype)
+        return (target[..., None] == classes.reshape((1,) * target.ndim + (-1,))).astype(logits.dtype)
+    if target.shape == logits.shape and jnp.issubdtype(target.dtype, jnp.floating):
+        return target.astype(logits.dtype)
+    raise ValueError(
+        f"softmax_cross_entropy: target of shape {target.shape} and dtype {target.dtype} "
+        f"does not fit logits of shape {logits.shape}; expected integer labels of shape "
+        f"{logits.shape[:-1]} or float targets of shape {logits.shape}")
+
+
+def _batch_size(logits):
+    return logits.size // logits.shape[-1]
+
+
+def _softmax_ce(logits, target):
+    """L = −(1/B) Σ_b Σ_c y_bc log softmax(z_b)_c, with 0·log 0 = 0 for masked classes."""
+    y = _targets(logits, target)
+    logp = numerics.log_softmax(logits, axis=-1)
+    terms = jnp.where(y > 0, y * logp, jnp.zeros_like(logp))
+    return -jnp.sum(terms) / _batch_size(logits)
+
+
+def _softmax_ce_grad(logits, target):
+    """dL/dz = (softmax(z) − y) / B: the fused gradient."""
+    y = _targets(logits, target)
+    return (numerics.softmax(logits, axis=-1) - y) / _batch_size(logits)
+
+
+softmax_cross_entropy = Loss("softmax_cross_entropy", _softmax_ce, _softmax_ce_grad)
+
+
+def _l1(out, target):
+    """L = (1/n) Σ |ŷ − y|."""
+    return jnp.mean(jnp.abs(out - _like_output(out, target, "l1")))
+
+
+def _l1_grad(out, target):
+    """dL/dŷ = sign(ŷ − y) / n  (0 where ŷ = y, as jax.grad of |·|)."""
+    return jnp.sign(out - _like_output(out, target, "l1")) / out.size
+
+
+l1 = Loss("l1", _l1, _l1_grad)
+
+
+def huber(delta=1.0):
+    """Huber loss: quadratic within ±delta of the target, linear beyond.
+
+    L = (1/n) Σ h(r),  r = ŷ − y,  h(r) = ½ r² if |r| ≤ δ else δ(|r| − ½δ)
+    dL/dŷ = clip(r, −δ, δ) / n
+    """
+    if not delta > 0:
+        raise ValueError(f"huber delta must be > 0, got {delta!r}")
+
+    def fn(out, target):
+        r = out - _like_output(out, target, "huber")
+        a = jnp.abs(r)
+        return jnp.mean(jnp.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)))
+
+    def grad(out, target):
+        r = out - _like_output(out, target, "huber")
+        return jnp.clip(r, -delta, delta) / out.size
+
+    return Loss("huber" if delta == 1.0 else f"huber({delta})", fn, grad)
+
+
+LOSSES = {
+    "mse": mse,
+    "half_squared_error": half_squared_error,
+    "binary_cross_entropy": binary_cross_entropy,
+    "bce": binary_cross_entropy,
+    "softmax_cross_entropy": softmax_cross_entropy,
+    "cross_entropy": softmax_cross_entropy,
+    "l1": l1,
+    "huber": huber(1.0),
+}
+
+
+def get_loss(loss):
+    """A Loss from a name in LOSSES or a Loss itself."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str) and loss in LOSSES:
+        return LOSSES[loss]
+    raise ValueError(
+        f"unknown loss {loss!r}; expected one of {', '.join(sorted(LOSSES))} or an fnn.Loss")
