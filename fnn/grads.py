@@ -34,10 +34,18 @@ def _manual(model, loss, params, x, y, key):
     value = loss.fn(out, y)
     dout = loss.grad(out, y)
     grads, _ = model.backward(params, saved, dout)
-    return value, grads
+    return (value, out), grads
 
 
-def value_and_grad(model, loss, params, x, y, *, key=None, method="manual"):
+def _autodiff(model, loss, params, x, y, key):
+    """jax.value_and_grad of the same forward and loss."""
+    def f(p):
+        out, _ = model.forward(p, x, key=key, train=True)
+        return loss.fn(out, y), out
+    return jax.value_and_grad(f, has_aux=True)(params)
+
+
+def value_and_grad(model, loss, params, x, y, *, key=None, method="manual", with_output=False):
     """(L, dL/dparams) for one batch, by hand-written backprop or by jax.grad.
 
     Args:
@@ -47,14 +55,14 @@ def value_and_grad(model, loss, params, x, y, *, key=None, method="manual"):
       x, y: inputs and targets.
       key: PRNG key for stochastic layers (dropout); None if there are none.
       method: "manual" (hand-written backward) or "autodiff" (jax.grad).
+      with_output: also return the model's output, as ((L, out), grads).
     Returns:
       (loss value, grads with the structure of params).
     """
     _check_method(method)
     loss = get_loss(loss)
-    if method == "manual":
-        return _manual(model, loss, params, x, y, key)
-    return jax.value_and_grad(lambda p: loss_value(model, loss, p, x, y, key=key))(params)
+    (value, out), grads = (_manual if method == "manual" else _autodiff)(model, loss, params, x, y, key)
+    return ((value, out), grads) if with_output else (value, grads)
 
 
 def grad(model, loss, params, x, y, *, key=None, method="manual"):
@@ -62,13 +70,14 @@ def grad(model, loss, params, x, y, *, key=None, method="manual"):
     return value_and_grad(model, loss, params, x, y, key=key, method=method)[1]
 
 
-def make_value_and_grad(model, loss, method="manual"):
+def make_value_and_grad(model, loss, method="manual", with_output=False):
     """A function (params, x, y, key=None) -> (L, grads), ready for jax.jit."""
     _check_method(method)
     loss = get_loss(loss)
 
     def fn(params, x, y, key=None):
-        return value_and_grad(model, loss, params, x, y, key=key, method=method)
+        return value_and_grad(model, loss, params, x, y, key=key, method=method,
+                              with_output=with_output)
 
     return fn
 

@@ -1,0 +1,61 @@
+"""What fnn's scripts share: a one-line error for a user's mistake, the device line."""
+import argparse
+import sys
+
+import jax
+
+from fnn.checkpoint import CheckpointError
+
+__all__ = ["ArgumentParser", "USER_ERRORS", "run", "device_description", "positive_int", "positive_float"]
+
+# A user's mistake: reported as one line on stderr, exit code 2, no traceback.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, IsADirectoryError, CheckpointError)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (exit 2) instead of usage + error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def run(main, argv=None):
+    """Call main(argv); a user error becomes one stderr line and exit code 2."""
+    prog = (sys.argv[0].rsplit("/", 1)[-1]) if sys.argv else "fnn"
+    try:
+        return main(argv)
+    except USER_ERRORS as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def device_description():
+    """e.g. 'cpu (TFRT_CPU_0)' or 'gpu (NVIDIA H100 80GB HBM3) x1'."""
+    devices = jax.devices()
+    d = devices[0]
+    return f"{d.platform} ({d.device_kind}) x{len(devices)}"
+
+
+def positive_int(text):
+    """argparse type: an int > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text):
+    """argparse type: a finite float > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value

@@ -1,0 +1,519 @@
+"""Optimizers as (init, update) pairs of pure functions over parameter pytrees.
+
+    opt = fnn.optim.adam(1e-3)
+    state = opt.init(params)
+    updates, state = opt.update(grads, state, params)
+    params = fnn.optim.apply_updates(params, updates)        # params + updates
+
+An optimizer is a `GradientTransformation(init, update)`. Its state is a pytree
+of NamedTuples, each with the step count `count` (an int32 array), so the
+state goes through jit, vmap and numpy.savez like the parameters do. `update`
+turns gradients into the steps to add to the parameters; it only reads
+`params` where a transform needs them (weight decay, L1/L2 penalties).
+
+Named optimizers are chains of small transforms, e.g.
+
+    adam(lr)  = chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
+    adamw(lr) = chain(scale_by_adam(...), add_decayed_weights(wd), scale_by_learning_rate(lr))
+
+and plain gradient descent, seed 002's  w ← w − α · dL/dw,  is
+chain(scale_by_learning_rate(α)). The learning-rate transform comes last and
+flips the sign. Add clipping or penalties by chaining more transforms in
+front: chain(clip_by_global_norm(1.0), add_l2_penalty(1e-4), sgd(0.1)).
+
+Every learning rate is a positive float or a schedule (fnn.schedules) that
+maps the step count to the rate; `current_lr(state)` reads the rate of the
+latest update from any optimizer state.
+"""
+import numbers
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+__all__ = [
+    "GradientTransformation", "apply_updates", "global_norm", "current_lr",
+    "chain", "scale_by_learning_rate", "trace", "ema", "scale_by_adagrad", "scale_by_rms",
+    "scale_by_adam", "clip_by_global_norm", "add_decayed_weights", "add_l2_penalty",
+    "add_l1_penalty",
+    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
+    "OPTIMIZERS", "get_optimizer",
+    "CountState", "ScaleByLearningRateState", "TraceState", "EmaState", "ScaleByAdagradState",
+    "ScaleByRmsState", "ScaleByAdamState",
+]
+
+TREE_MISMATCH = ("{transform}: the gradient tree does not match the {what} tree the optimizer "
+                 "state was initialized with:\n  gradients: {got}\n  expected:  {expected}")
+NEEDS_PARAMS = ("{transform} reads the parameters: call update(grads, state, params) "
+                "with params, not update(grads, state)")
+
+_INT32_MAX = jnp.iinfo(jnp.int32).max
+
+
+class GradientTransformation(NamedTuple):
+    """A pair of pure functions.
+
+    init(params) -> state
+    update(grads, state, params=None) -> (updates, new_state)
+    """
+    init: Callable[[Any], Any]
+    update: Callable[..., Any]
+
+
+class CountState(NamedTuple):
+    """State of a transform that keeps nothing but the step count."""
+    count: jax.Array
+
+
+class ScaleByLearningRateState(NamedTuple):
+    """Step count and the learning rate of the latest update (before any: of the first)."""
+    count: jax.Array
+    learning_rate: jax.Array
+
+
+class TraceState(NamedTuple):
+    count: jax.Array
+    trace: Any          # velocity v, same tree as params
+
+
+class EmaState(NamedTuple):
+    count: jax.Array
+    ema: Any            # moving average, same tree as params
+
+
+class ScaleByAdagradState(NamedTuple):
+    count: jax.Array
+    sum_of_squares: Any
+
+
+class ScaleByRmsState(NamedTuple):
+    count: jax.Array
+    nu: Any             # moving average of g²
+
+
+class ScaleByAdamState(NamedTuple):
+    count: jax.Array
+    mu: Any             # first moment, moving average of g
+    nu: Any             # second moment, moving average of g²
+
+
+# ---------------------------------------------------------------- utilities
+
+def apply_updates(params, updates):
+    """params + updates, leaf by leaf, each result in its parameter's dtype."""
+    return jax.tree.map(lambda p, u: (p + u).astype(p.dtype), params, updates)
+
+
+def global_norm(tree):
+    """‖tree‖ = sqrt(Σ_leaves Σ x²), the L2 norm of all leaves as one vector."""
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.zeros([], jnp.result_type(float))
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in leaves))
+
+
+def current_lr(state):
+    """The learning rate of the latest update, read from an optimizer's state.
+
+    Finds the first ScaleByLearningRateState in `state` (a chain's tuple of
+    states, nested chains included). Before any update it is the rate the
+    first update will apply. Under vmap it has one value per model.
+    """
+    found = [s for s in jax.tree.leaves(state, is_leaf=_is_lr_state) if _is_lr_state(s)]
+    if not found:
+        raise ValueError(
+            f"no learning rate in this optimizer state (no ScaleByLearningRateState): {state!r}")
+    return found[0].learning_rate
+
+
+def _is_lr_state(x):
+    return isinstance(x, ScaleByLearningRateState)
+
+
+def _zero_count():
+    return jnp.zeros([], jnp.int32)
+
+
+def _increment(count):
+    """count + 1, saturating at the int32 maximum instead of wrapping around."""
+    return jnp.where(count < _INT32_MAX, count + 1, count)
+
+
+def _check_tree(transform, what, grads, reference):
+    got, expected = jax.tree.structure(grads), jax.tree.structure(reference)
+    if got != expected:
+        raise ValueError(TREE_MISMATCH.format(
+            transform=transform, what=what, got=got, expected=expected))
+
+
+def _needs_params(transform, grads, params):
+    if params is None:
+        raise ValueError(NEEDS_PARAMS.format(transform=transform))
+    _check_tree(transform, "parameter", grads, params)
+
+
+def _concrete(value):
+    """value as a Python float, or None when it is traced (e.g. vmapped over)."""
+    try:
+        return float(value)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return None
+
+
+def _check_hyper(transform, name, value, ok, expected):
+    """TypeError unless value is a real scalar; ValueError unless ok(value). Tracers pass."""
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) or jnp.ndim(value) == 0
+                                       and hasattr(value, "dtype")):
+        raise TypeError(f"{transform}: {name} must be a real scalar {expected}, got {value!r}")
+    v = _concrete(value)
+    if v is not None and not ok(v):
+        raise ValueError(f"{transform}: {name} must be {expected}, got {value!r}")
+
+
+def _unit_interval(transform, name, value):
+    _check_hyper(transform, name, value, lambda v: 0 <= v < 1, "in [0, 1)")
+
+
+def _non_negative(transform, name, value):
+    _check_hyper(transform, name, value, lambda v: v >= 0, ">= 0")
+
+
+def _as_schedule(learning_rate):
+    """A schedule count -> rate from a positive float (or 0-d array) or a schedule."""
+    if callable(learning_rate):
+        return learning_rate
+    _check_hyper("scale_by_learning_rate", "learning_rate", learning_rate, lambda v: v > 0,
+                 "> 0 (or a schedule from fnn.schedules)")
+    return lambda count: learning_rate
+
+
+def _cast(x, like):
+    """A scalar hyper-parameter or coefficient in the dtype of the leaf it multiplies."""
+    return jnp.asarray(x).astype(like.dtype)
+
+
+# ---------------------------------------------------------------- transforms
+
+def chain(*transforms):
+    """Apply transforms in sequence; the state is the tuple of their states.
+
+    updates = t_n(... t_2(t_1(grads)))
+    """
+    for i, t in enumerate(transforms):
+        if not isinstance(t, GradientTransformation):
+            raise TypeError(
+                f"chain: argument {i} must be a GradientTransformation, got {t!r}")
+
+    def init(params):
+        return tuple(t.init(params) for t in transforms)
+
+    def update(grads, state, params=None):
+        if not isinstance(state, tuple) or len(state) != len(transforms):
+            raise ValueError(
+                f"chain of {len(transforms)} transforms: expected a tuple of "
+                f"{len(transforms)} states (from its init), got {type(state).__name__}")
+        new_state = []
+        for t, s in zip(transforms, state):
+            grads, s = t.update(grads, s, params)
+            new_state.append(s)
+        return grads, tuple(new_state)
+
+    return GradientTransformation(init, update)
+
+
+def scale_by_learning_rate(learning_rate):
+    """u = −α_t · g,  α_t = schedule(count): the descent step, sign included.
+
+    The state records the rate just applied, for current_lr(state).
+
+    Args:
+      learning_rate: a float > 0 or a schedule count -> rate (fnn.schedules).
+    """
+    schedule = _as_schedule(learning_rate)
+
+    def init(params):
+        del params
+        count = _zero_count()
+        lr = jnp.asarray(schedule(count)).astype(jnp.result_type(float))
+        return ScaleByLearningRateState(count, lr)
+
+    def update(grads, state, params=None):
+        del params
+        lr = schedule(state.count)
+        updates = jax.tree.map(lambda g: -_cast(lr, g) * g, grads)
+        return updates, ScaleByLearningRateState(
+            _increment(state.count), _cast(lr, state.learning_rate))
+
+    return GradientTransformation(init, update)
+
+
+def trace(decay=0.9, nesterov=False):
+    """Heavy-ball momentum:  v ← β v + g;  u = v,  or  u = β v + g  with Nesterov.
+
+    Followed by scale_by_learning_rate(α) this is  w ← w − α v  (momentum) or
+    w ← w − α (β v + g)  (Nesterov, in the form of Sutskever et al. 2013 and
+    jax.example_libraries.optimizers.nesterov).
+    """
+    _unit_interval("trace", "decay", decay)
+
+    def init(params):
+        return TraceState(_zero_count(), jax.tree.map(jnp.zeros_like, params))
+
+    def update(grads, state, params=None):
+        del params
+        _check_tree("trace", "parameter", grads, state.trace)
+        v = jax.tree.map(lambda g, v: _cast(decay, v) * v + g, grads, state.trace)
+        if nesterov:
+            updates = jax.tree.map(lambda g, v: _cast(decay, v) * v + g, grads, v)
+        else:
+            updates = v
+        return updates, TraceState(_increment(state.count), v)
+
+    return GradientTransformation(init, update)
+
+
+def ema(decay):
+    """Exponential moving average of the updates, without bias correction.
+
+    m ← β m + (1 − β) u;  u ← m.  (Adagrad's optional momentum.)
+    """
+    _unit_interval("ema", "decay", decay)
+
+    def init(params):
+        return EmaState(_zero_count(), jax.tree.map(jnp.zeros_like, params))
+
+    def update(grads, state, params=None):
+        del params
+        _check_tree("ema", "parameter", grads, state.ema)
+        m = jax.tree.map(lambda g, m: (1 - _cast(decay, m)) * g + _cast(decay, m) * m,
+                         grads, state.ema)
+        return m, EmaState(_increment(state.count), m)
+
+    return GradientTransformation(init, update)
+
+
+def scale_by_adagrad(initial_accumulator=0.1, eps=1e-7):
+    """Adagrad (Duchi et al. 2011):  s ← s + g²;  u = g / sqrt(s + ε)  (0 where s = 0).
+
+    Args:
+      initial_accumulator: starting value of s (≥ 0); 0.1 as in Keras/optax.
+        With 0 and eps=0 this is jax.example_libraries.optimizers.adagrad.
+      eps: added to s under the square root (≥ 0).
+    """
+    _non_negative("scale_by_adagrad", "initial_accumulator", initial_accumulator)
+    _non_negative("scale_by_adagrad", "eps", eps)
+
+    def init(params):
+        return ScaleByAdagradState(
+            _zero_count(), jax.tree.map(lambda p: jnp.full_like(p, initial_accumulator), params))
+
+    def update(grads, state, params=None):
+        del params
+        _check_tree("scale_by_adagrad", "parameter", grads, state.sum_of_squares)
+        s = jax.tree.map(lambda g, s: s + jnp.square(g), grads, state.sum_of_squares)
+        updates = jax.tree.map(
+            lambda g, s: jnp.where(s > 0, g / jnp.sqrt(s + _cast(eps, s)), jnp.zeros_like(g)),
+            grads, s)
+        return updates, ScaleByAdagradState(_increment(state.count), s)
+
+    return GradientTransformation(init, update)
+
+
+def scale_by_rms(decay=0.9, eps=1e-8):
+    """RMSprop (Tieleman & Hinton 2012):  ν ← ρ ν + (1 − ρ) g²;  u = g / sqrt(ν + ε).
+
+    ε sits under the square root, as in jax.example_libraries.optimizers.rmsprop
+    (Adam's sits outside); ν starts at 0.
+    """
+    _unit_interval("scale_by_rms", "decay", decay)
+    _non_negative("scale_by_rms", "eps", eps)
+
+    def init(params):
+        return ScaleByRmsState(_zero_count(), jax.tree.map(jnp.zeros_like, params))
+
+    def update(grads, state, params=None):
+        del params
+        _check_tree("scale_by_rms", "parameter", grads, state.nu)
+        nu = jax.tree.map(lambda g, n: n * _cast(decay, n) + jnp.square(g) * (1 - _cast(decay, n)),
+                          grads, state.nu)
+        updates = jax.tree.map(lambda g, n: g / jnp.sqrt(n + _cast(eps, n)), grads, nu)
+        return updates, ScaleByRmsState(_increment(state.count), nu)
+
+    return GradientTransformation(init, update)
+
+
+def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8):
+    """Adam's preconditioned step (Kingma & Ba 2015), t = count + 1:
+
+    m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²
+    m̂ = m / (1 − β₁ᵗ),       v̂ = v / (1 − β₂ᵗ)
+    u = m̂ / (sqrt(v̂) + ε)
+    """
+    _unit_interval("scale_by_adam", "b1", b1)
+    _unit_interval("scale_by_adam", "b2", b2)
+    _non_negative("scale_by_adam", "eps", eps)
+
+    def init(params):
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return ScaleByAdamState(_zero_count(), zeros, jax.tree.map(jnp.zeros_like, params))
+
+    def update(grads, state, params=None):
+        del params
+        _check_tree("scale_by_adam", "parameter", grads, state.mu)
+        t = _increment(state.count)
+        mu = jax.tree.map(lambda g, m: (1 - _cast(b1, m)) * g + _cast(b1, m) * m, grads, state.mu)
+        nu = jax.tree.map(lambda g, v: (1 - _cast(b2, v)) * jnp.square(g) + _cast(b2, v) * v,
+                          grads, state.nu)
+
+        def step(m, v):
+            m_hat = m / (1 - _cast(b1, m) ** _cast(t, m))
+            v_hat = v / (1 - _cast(b2, v) ** _cast(t, v))
+            return m_hat / (jnp.sqrt(v_hat) + _cast(eps, v))
+
+        return jax.tree.map(step, mu, nu), ScaleByAdamState(t, mu, nu)
+
+    return GradientTransformation(init, update)
+
+
+def clip_by_global_norm(max_norm):
+    """Rescale the whole gradient tree so that its global norm is at most max_norm.
+
+    u = g                        if ‖g‖ < max_norm
+    u = g · max_norm / ‖g‖       otherwise       (‖·‖: global_norm over all leaves)
+    """
+    _check_hyper("clip_by_global_norm", "max_norm", max_norm, lambda v: v > 0, "> 0")
+
+    def init(params):
+        del params
+        return CountState(_zero_count())
+
+    def update(grads, state, params=None):
+        del params
+        norm = global_norm(grads)
+        clip = lambda g: jnp.where(norm < max_norm, g, g * _cast(max_norm / norm, g))
+        return jax.tree.map(clip, grads), CountState(_increment(state.count))
+
+    return GradientTransformation(init, update)
+
+
+def _add_scaled(transform, coefficient, term):
+    """u = g + coefficient · term(w): the shared body of weight decay and the penalties."""
+    _non_negative(transform, "coefficient", coefficient)
+
+    def init(params):
+        del params
+        return CountState(_zero_count())
+
+    def update(grads, state, params=None):
+        _needs_params(transform, grads, params)
+        updates = jax.tree.map(lambda g, w: g + _cast(coefficient, g) * term(w).astype(g.dtype),
+                               grads, params)
+        return updates, CountState(_increment(state.count))
+
+    return GradientTransformation(init, update)
+
+
+def add_decayed_weights(weight_decay):
+    """Decoupled weight decay (Loshchilov & Hutter 2019):  u = u + λ w.
+
+    Put it after the preconditioner (scale_by_adam, ...) and before the
+    learning rate, so the decay step is −α λ w whatever Adam's scaling: that is
+    AdamW. (Placed before the preconditioner it would be add_l2_penalty.)
+    """
+    return _add_scaled("add_decayed_weights", weight_decay, lambda w: w)
+
+
+def add_l2_penalty(l2):
+    """L2 penalty as a gradient term:  g ← g + λ w,  the gradient of (λ/2) ‖w‖².
+
+    Convention: `l2` is λ in the loss term (λ/2) Σ w², so the gradient gains
+    λ w (for the penalty λ Σ w², pass 2λ). Put it first in the chain so the
+    preconditioner sees it, as if it were part of the loss. With plain SGD it is
+    the same as add_decayed_weights; with Adam it is not (see adamw).
+    """
+    return _add_scaled("add_l2_penalty", l2, lambda w: w)
+
+
+def add_l1_penalty(l1):
+    """L1 penalty as a gradient term:  g ← g + λ sign(w),  a subgradient of λ ‖w‖₁.
+
+    sign(0) = 0: a weight at exactly zero gets no push.
+    """
+    return _add_scaled("add_l1_penalty", l1, jnp.sign)
+
+
+# ---------------------------------------------------------------- optimizers
+
+def sgd(learning_rate):
+    """Gradient descent, w ← w − α g  (seed 002's w_new = w_old − α · dL/dw)."""
+    return chain(scale_by_learning_rate(learning_rate))
+
+
+def momentum(learning_rate, beta=0.9):
+    """SGD with momentum: v ← β v + g;  w ← w − α v."""
+    return chain(trace(beta), scale_by_learning_rate(learning_rate))
+
+
+def nesterov(learning_rate, beta=0.9):
+    """SGD with Nesterov momentum: v ← β v + g;  w ← w − α (β v + g)."""
+    return chain(trace(beta, nesterov=True), scale_by_learning_rate(learning_rate))
+
+
+def adagrad(learning_rate, initial_accumulator=0.1, eps=1e-7, momentum=0.0):
+    """Adagrad: s ← s + g²;  u = g / sqrt(s + ε);  (m ← β m + (1 − β) u;  u ← m);  w ← w − α u.
+
+    momentum=β > 0 adds the moving average of jax.example_libraries.optimizers.adagrad,
+    which is this optimizer with initial_accumulator=0, eps=0, momentum=0.9.
+    """
+    _unit_interval("adagrad", "momentum", momentum)
+    transforms = [scale_by_adagrad(initial_accumulator, eps)]
+    if _concrete(momentum) != 0:
+        transforms.append(ema(momentum))
+    return chain(*transforms, scale_by_learning_rate(learning_rate))
+
+
+def rmsprop(learning_rate, decay=0.9, eps=1e-8):
+    """RMSprop: ν ← ρ ν + (1 − ρ) g²;  w ← w − α g / sqrt(ν + ε)."""
+    return chain(scale_by_rms(decay, eps), scale_by_learning_rate(learning_rate))
+
+
+def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8):
+    """Adam: w ← w − α m̂ / (sqrt(v̂) + ε), with m̂, v̂ as in scale_by_adam."""
+    return chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(learning_rate))
+
+
+def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4):
+    """AdamW: w ← w − α (m̂ / (sqrt(v̂) + ε) + λ w), the decay outside Adam's scaling.
+
+    As in optax and PyTorch, the decay step is multiplied by the (scheduled)
+    learning rate α: each update shrinks w by the factor (1 − α λ).
+    """
+    return chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay),
+                 scale_by_learning_rate(learning_rate))
+
+
+OPTIMIZERS = {
+    "sgd": sgd,
+    "momentum": momentum,
+    "nesterov": nesterov,
+    "adagrad": adagrad,
+    "rmsprop": rmsprop,
+    "adam": adam,
+    "adamw": adamw,
+}
+
+
+def get_optimizer(optimizer, **kwargs):
+    """An optimizer from a name in OPTIMIZERS and its arguments, or a GradientTransformation.
+
+    get_optimizer("adam", learning_rate=1e-3) is adam(learning_rate=1e-3).
+    """
+    if isinstance(optimizer, GradientTransformation):
+        if kwargs:
+            raise TypeError(f"get_optimizer: arguments {sorted(kwargs)} given with an "
+                            f"already built GradientTransformation")
+        return optimizer
+    if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
+        return OPTIMIZERS[optimizer](**kwargs)
+    raise ValueError(f"unknown optimizer {optimizer!r}; expected one of "
+                     f"{', '.join(sorted(OPTIMIZERS))} or an fnn.optim.GradientTransformation")

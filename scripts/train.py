@@ -1,0 +1,175 @@
+"""Train an MLP with fnn's hand-written backprop (default: MNIST-1D) and report test accuracy."""
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import fnn  # noqa: E402
+from fnn import checkpoint, cli, data, optim  # noqa: E402
+from fnn.gradcheck import relative_error  # noqa: E402
+from fnn.train import fit, evaluate, init_state, TrainState  # noqa: E402
+
+# Defaults: MNIST-1D, MLP 40-100-100-10 ReLU, Adam, batch 100 (the dataset's published MLP setup).
+DEFAULTS = dict(dataset="mnist1d", hidden="100,100", activation="relu", optimizer="adam",
+                lr=1e-2, batch_size=100, steps=6000, grad="manual", seed=0, out="runs/latest")
+CHECKPOINT = "checkpoint.npz"
+CONFIG_KEYS = ("dataset", "hidden", "activation", "optimizer", "lr", "batch_size", "epochs",
+               "steps", "grad", "seed")
+
+
+def parse_args(argv):
+    p = cli.ArgumentParser(description=__doc__)
+    p.add_argument("--dataset", default=DEFAULTS["dataset"],
+                   help=f"one of {', '.join(data.DATASETS)}, or a .npz/.csv file")
+    p.add_argument("--hidden", default=DEFAULTS["hidden"], help="hidden widths, e.g. 100,100 ('' for none)")
+    p.add_argument("--activation", default=DEFAULTS["activation"], help=f"one of {', '.join(fnn.ACTIVATIONS)}")
+    p.add_argument("--optimizer", default=DEFAULTS["optimizer"], help=f"one of {', '.join(optim.OPTIMIZERS)}")
+    p.add_argument("--lr", type=cli.positive_float, default=DEFAULTS["lr"], help="learning rate")
+    p.add_argument("--batch-size", type=cli.positive_int, default=DEFAULTS["batch_size"])
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=cli.positive_int, help="train this many epochs")
+    length.add_argument("--steps", type=cli.positive_int, help=f"train this many steps (default {DEFAULTS['steps']})")
+    p.add_argument("--grad", choices=fnn.grads.METHODS, default=DEFAULTS["grad"],
+                   help="manual: hand-written backprop; autodiff: jax.grad")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="PRNG seed for init, shuffling and dropout")
+    p.add_argument("--out", default=None, help=f"output folder (default {DEFAULTS['out']}, or --resume's)")
+    p.add_argument("--resume", metavar="DIR", help=f"continue the run whose {CHECKPOINT} is in DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def run_config(args):
+    """The run's configuration: from the flags, or from the checkpoint being resumed."""
+    given = {k: getattr(args, k) for k in CONFIG_KEYS}
+    if args.resume:
+        saved, _ = checkpoint.read_config(os.path.join(args.resume, CHECKPOINT))
+        config = dict(saved["run"])
+        if args.epochs or args.steps:                       # a new target length is allowed
+            config.update(epochs=args.epochs, steps=args.steps)
+        return config
+    if not (given["epochs"] or given["steps"]):
+        given["steps"] = DEFAULTS["steps"]
+    return given
+
+
+def hidden_sizes(text):
+    try:
+        sizes = [int(s) for s in str(text).split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--hidden must be comma-separated positive ints such as 100,100, got {text!r}") from None
+    if any(s <= 0 for s in sizes):
+        raise ValueError(f"--hidden must be comma-separated positive ints such as 100,100, got {text!r}")
+    return sizes
+
+
+def build(config):
+    """(dataset, model, loss, optimizer) for a configuration."""
+    ds = data.get_dataset(config["dataset"], config["seed"])
+    ds, _ = data.standardize_dataset(ds)
+    sizes = [ds.in_features] + hidden_sizes(config["hidden"]) + [ds.out_features]
+    model = fnn.mlp(sizes, activation=config["activation"])
+    loss = fnn.get_loss(data.TASK_LOSS[ds.task])
+    optimizer = optim.get_optimizer(config["optimizer"], learning_rate=config["lr"])
+    return ds, sizes, model, loss, optimizer
+
+
+def grad_check(model, loss, params, x, y):
+    """Max relative error over leaves between the hand-written gradient and jax.grad on one batch."""
+    _, manual = fnn.value_and_grad(model, loss, params, x, y, method="manual")
+    _, auto = fnn.value_and_grad(model, loss, params, x, y, method="autodiff")
+    return max(relative_error(a, b) for a, b in zip(jax.tree.leaves(manual), jax.tree.leaves(auto)))
+
+
+def save_plot(history, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(history["step"], history["train_loss"], label="train loss")
+    if any(v is not None for v in history["val_loss"]):
+        ax.plot(history["step"], history["val_loss"], label="test loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    t_start = time.perf_counter()
+    config = run_config(args)
+    out = args.out or args.resume or DEFAULTS["out"]
+    os.makedirs(out, exist_ok=True)
+    ds, sizes, model, loss, optimizer = build(config)
+    if config["batch_size"] > ds.x_train.shape[0]:
+        raise ValueError(f"--batch-size {config['batch_size']} is larger than the "
+                         f"{ds.x_train.shape[0]} training examples of {config['dataset']}")
+    print(f"device: {cli.device_description()}")
+    print(f"data: {ds!r}")
+    print(f"model: {'-'.join(map(str, sizes))} {config['activation']}, loss {loss.name}, "
+          f"{config['optimizer']} lr {config['lr']}, gradients: {config['grad']}")
+
+    key = jax.random.key(config["seed"])
+    init_key, train_key = jax.random.split(key)
+    _, params = model.init(init_key, (-1, ds.in_features))
+    state, history = None, None
+    if args.resume:
+        template = init_state(params, optimizer, train_key)
+        trees, meta = checkpoint.load(os.path.join(args.resume, CHECKPOINT), {"state": template})
+        state, history = trees["state"], meta["config"]["history"]
+        print(f"resumed from {args.resume} at step {int(state.step)}")
+
+    batch = config["batch_size"]
+    rel = grad_check(model, loss, params if state is None else state.params,
+                     jnp.asarray(ds.x_train[:batch]), jnp.asarray(ds.y_train[:batch]))
+    print(f"gradient check (one batch, float32): hand-written vs jax.grad max relative error {rel:.2e}")
+
+    def save(state, history):
+        checkpoint.save(os.path.join(out, CHECKPOINT), {"state": state}, step=int(state.step),
+                        config={"run": config, "history": history})
+
+    result = fit(model, loss, optimizer, params, ds.x_train, ds.y_train, key=train_key,
+                 epochs=config["epochs"], steps=config["steps"], batch_size=batch,
+                 method=config["grad"], validation_data=(ds.x_test, ds.y_test),
+                 progress=not args.no_progress, state=state, history=history, callback=save)
+    test = evaluate(model, loss, result.params, ds.x_test, ds.y_test)
+    train = evaluate(model, loss, result.params, ds.x_train, ds.y_train)
+    wall = time.perf_counter() - t_start
+    metrics = {
+        "dataset": config["dataset"], "device": cli.device_description(), "grad": config["grad"],
+        "model": "-".join(map(str, sizes)), "activation": config["activation"],
+        "optimizer": config["optimizer"], "lr": config["lr"], "batch_size": batch,
+        "seed": config["seed"], "steps": result.steps, "epochs": len(result.history["epoch"]),
+        "wall_seconds": wall, "train_seconds": result.wall_seconds,
+        "steps_per_second": result.steps_per_second,
+        "train_loss": train["loss"], "train_accuracy": train["accuracy"],
+        "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+        "grad_check_rel_err": rel, "nonfinite_step": result.nonfinite_step,
+    }
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    save_plot(result.history, os.path.join(out, "loss.png"),
+              f"{config['dataset']} {metrics['model']} ({config['grad']} gradients)")
+    if result.nonfinite_step is not None:
+        print(f"stopped: non-finite loss or gradient at step {result.nonfinite_step}; "
+              "kept the last finite parameters")
+    acc = "" if test["accuracy"] is None else f", test accuracy {test['accuracy']:.4f}"
+    print(f"trained {result.steps} steps in {result.wall_seconds:.1f} s "
+          f"({result.steps_per_second:,.0f} steps/s); train loss {train['loss']:.4f}, "
+          f"test loss {test['loss']:.4f}{acc}")
+    print(f"wrote {out}/metrics.json, {out}/{CHECKPOINT}, {out}/loss.png  (total {wall:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -1,0 +1,355 @@
+"""Datasets: shapes, dtypes, determinism, balance, train-only standardization, file loading, batches."""
+import random
+import socket
+
+import jax
+import numpy as np
+import pytest
+
+from fnn import data
+
+TOY = ("spirals", "moons", "circles", "blobs")
+
+
+def _assert_same(a, b):
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+# ---------------------------------------------------------------- fixed sets
+
+def test_xor_points_and_labels():
+    ds = data.xor()
+    np.testing.assert_array_equal(ds.x_train, [[0, 0], [0, 1], [1, 0], [1, 1]])
+    np.testing.assert_array_equal(ds.y_train[:, 0], [0, 1, 1, 0])
+    assert (ds.task, ds.n_classes, ds.in_features, ds.out_features) == ("binary", 2, 2, 1)
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.float32
+    _assert_same(ds, ds._replace(x_train=ds.x_test, y_train=ds.y_test))
+
+
+def test_house_prices_are_seed_000():
+    ds = data.house_prices()
+    np.testing.assert_array_equal(ds.x_train[:, 0], [1000, 1500, 2000])
+    np.testing.assert_array_equal(ds.y_train[:, 0], [200_000, 300_000, 400_000])
+    np.testing.assert_array_equal(ds.y_test / ds.x_test, [[200.0]])  # $200 per sq ft at 2500
+    assert ds.task == "regression" and ds.n_classes is None
+
+
+# ---------------------------------------------------------------- generated sets
+
+@pytest.mark.parametrize("name", TOY)
+def test_toy_sets_shapes_dtypes_labels_balance(name):
+    ds = data.get_dataset(name, 0, n=200, n_test=60)
+    assert ds.x_train.shape == (200, 2) and ds.x_test.shape == (60, 2)
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
+    assert ds.y_train.shape == (200,) and ds.task == "classification"
+    counts = np.bincount(ds.y_train, minlength=ds.n_classes)
+    assert len(counts) == ds.n_classes and counts.max() - counts.min() <= 1
+    assert set(np.unique(ds.y_test)) == set(range(ds.n_classes))
+    assert np.all(np.isfinite(ds.x_train))
+    assert ds.y_train[:20].min() != ds.y_train[:20].max()  # shuffled, not sorted by class
+
+
+@pytest.mark.parametrize("name", TOY + ("sine",))
+def test_generators_deterministic_per_key(name):
+    a = data.get_dataset(name, jax.random.key(3), n=50)
+    b = data.get_dataset(name, 3, n=50)
+    c = data.get_dataset(name, 4, n=50)
+    _assert_same(a, b)
+    assert not np.array_equal(a.x_train, c.x_train)
+    assert not np.array_equal(a.x_train, a.x_test[:50])  # train and test are drawn independently
+
+
+def test_spirals_classes_and_radius():
+    ds = data.spirals(0, n=300, noise=0.0, n_classes=3)
+    assert ds.n_classes == 3 and set(np.unique(ds.y_train)) == {0, 1, 2}
+    r = np.linalg.norm(ds.x_train, axis=1)
+    assert r.max() <= 1.0 + 1e-6 and r.max() > 0.9
+
+
+def test_circles_radii_follow_factor():
+    ds = data.circles(0, n=100, noise=0.0, factor=0.3)
+    r = np.linalg.norm(ds.x_train, axis=1)
+    np.testing.assert_allclose(r[ds.y_train == 0], 1.0, atol=1e-5)
+    np.testing.assert_allclose(r[ds.y_train == 1], 0.3, atol=1e-5)
+
+
+def test_moons_without_noise_lie_on_half_circles():
+    ds = data.moons(0, n=100, noise=0.0)
+    upper, lower = ds.x_train[ds.y_train == 0], ds.x_train[ds.y_train == 1]
+    np.testing.assert_allclose(np.linalg.norm(upper, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(lower - [1.0, 0.5], axis=1), 1.0, atol=1e-5)
+    assert upper[:, 1].min() >= -1e-6 and lower[:, 1].max() <= 0.5 + 1e-6
+
+
+def test_blobs_given_centers_and_shared_test_centers():
+    centers = np.array([[-5.0, 0.0], [5.0, 0.0], [0.0, 8.0], [0.0, -8.0]])
+    ds = data.blobs(0, n=400, centers=centers, std=0.5)
+    assert ds.n_classes == 4
+    for k in range(4):
+        np.testing.assert_allclose(ds.x_train[ds.y_train == k].mean(0), centers[k], atol=0.2)
+        np.testing.assert_allclose(ds.x_test[ds.y_test == k].mean(0), centers[k], atol=0.2)
+    random_centers = data.blobs(1, n=300, centers=3, std=0.1)
+    for k in range(3):
+        np.testing.assert_allclose(random_centers.x_train[random_centers.y_train == k].mean(0),
+                                   random_centers.x_test[random_centers.y_test == k].mean(0), atol=0.05)
+
+
+def test_sine_range_and_test_grid():
+    ds = data.sine(0, n=128, noise=0.0, n_test=50)
+    assert ds.x_train.shape == (128, 1) and ds.y_train.shape == (128, 1)
+    assert ds.x_train.min() >= -np.pi and ds.x_train.max() <= np.pi
+    np.testing.assert_allclose(ds.y_train, np.sin(ds.x_train), atol=1e-6)
+    np.testing.assert_allclose(ds.x_test[[0, -1], 0], [-np.pi, np.pi], rtol=1e-6)
+    assert np.all(np.diff(ds.x_test[:, 0]) > 0)
+    noisy = data.sine(0, n=128, noise=0.1)
+    assert 0.05 < np.std(noisy.y_train - np.sin(noisy.x_train)) < 0.15
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: data.spirals(0, n=0), "n must be an int >= 1"),
+    (lambda: data.moons(0, noise=-1.0), "noise must be a number >= 0"),
+    (lambda: data.circles(0, factor=1.5), r"factor .* \(0, 1\)"),
+    (lambda: data.blobs(0, centers=np.zeros(3)), "centers must be"),
+    (lambda: data.spirals(0, n_classes=1), "n_classes must be an int >= 2"),
+])
+def test_generator_bad_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_generator_needs_key():
+    with pytest.raises(TypeError, match="PRNG key"):
+        data.moons(None)
+
+
+def test_get_dataset_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'.*spirals.*mnist1d"):
+        data.get_dataset("mnist")
+
+
+def test_binary_and_classification_views():
+    ds = data.moons(0, n=20)
+    b = data.as_binary(ds)
+    assert b.task == "binary" and b.y_train.shape == (20, 1) and b.y_train.dtype == np.float32
+    np.testing.assert_array_equal(data.as_classification(b).y_train, ds.y_train)
+    with pytest.raises(ValueError, match="2-class"):
+        data.as_binary(data.blobs(0, n=30, centers=3))
+
+
+# ---------------------------------------------------------------- MNIST-1D
+
+@pytest.fixture(scope="module")
+def mnist():
+    return data.mnist1d()
+
+
+def test_mnist1d_default_sizes(mnist):
+    assert mnist.x_train.shape == (4000, 40) and mnist.x_test.shape == (1000, 40)
+    assert mnist.y_train.shape == (4000,) and mnist.y_test.shape == (1000,)
+    assert mnist.x_train.dtype == np.float32 and mnist.y_train.dtype == np.int32
+    assert mnist.n_classes == 10 and mnist.out_features == 10
+    counts = np.bincount(mnist.y_train, minlength=10)
+    assert len(counts) == 10 and counts.min() > 300
+
+
+def test_mnist1d_matches_make_dataset_and_is_cached(mnist):
+    from mnist1d.data import get_dataset_args, make_dataset
+    ref = make_dataset(get_dataset_args())
+    np.testing.assert_array_equal(mnist.x_test, ref["x_test"].astype(np.float32))
+    np.testing.assert_array_equal(mnist.y_train, ref["y"])
+    again = data.mnist1d()
+    again.x_train[0] = 99.0  # a copy: the cache is not modified
+    assert data.mnist1d().x_train[0, 0] != 99.0
+
+
+def test_mnist1d_offline_and_leaves_global_rng_alone(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("mnist1d tried to use the network")
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(data, "_MNIST1D_CACHE", {})
+    np.random.seed(7)
+    random.seed(7)
+    expected = (np.random.rand(), random.random())
+    np.random.seed(7)
+    random.seed(7)
+    small = data.mnist1d(seed=1, num_samples=200)
+    assert (np.random.rand(), random.random()) == expected
+    assert small.x_train.shape == (160, 40) and small.x_test.shape == (40, 40)
+    assert not np.array_equal(small.x_train, data.mnist1d(seed=2, num_samples=200).x_train)
+    with pytest.raises(ValueError, match="unknown argument.*num_sample.*expected"):
+        data.mnist1d(num_sample=10)
+
+
+# ---------------------------------------------------------------- standardization
+
+def test_standardize_uses_train_stats_only():
+    rng = np.random.default_rng(0)
+    train = rng.normal(5.0, 2.0, (500, 3)).astype(np.float32)
+    test = rng.normal(8.0, 2.0, (100, 3)).astype(np.float32)
+    stats, z_train, z_test = data.standardize(train, test)
+    np.testing.assert_allclose(z_train.mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(z_train.std(0), 1.0, atol=1e-5)
+    assert np.all(z_test.mean(0) > 1.0)  # the test shift survives: not refitted on test
+    np.testing.assert_allclose(stats.mean, train.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(stats.inverse(z_test), test, rtol=1e-5, atol=1e-5)
+    restored = data.Standardizer(**stats._asdict())
+    np.testing.assert_array_equal(restored(test), z_test)
+
+
+def test_standardize_constant_feature_is_zero_not_nan():
+    train = np.array([[0.1, 1.0], [0.1, 2.0], [0.1, 3.0]] * 100, np.float32)
+    stats, z = data.standardize(train)
+    assert stats.std[0] == 1.0
+    np.testing.assert_allclose(z[:, 0], 0.0, atol=1e-6)
+    assert np.all(np.isfinite(z))
+
+
+def test_standardize_dataset_targets_for_regression():
+    ds, stats = data.standardize_dataset(data.house_prices(), targets=True)
+    np.testing.assert_allclose(ds.x_train[:, 0], [-1.2247449, 0.0, 1.2247449], rtol=1e-5)
+    np.testing.assert_allclose(stats["y"].inverse(ds.y_test), [[500_000]], rtol=1e-5)
+    assert ds.x_test[0, 0] > 2.0  # 2500 sq ft is far outside the training range
+    with pytest.raises(ValueError, match="regression"):
+        data.standardize_dataset(data.moons(0, n=10), targets=True)
+
+
+# ---------------------------------------------------------------- user files
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_load_npz_with_split(tmp_path):
+    x = np.arange(40, dtype=np.float64).reshape(20, 2)
+    y = np.arange(20) % 3
+    np.savez(tmp_path / "mine.npz", x=x, y=y)
+    ds = data.load_file(tmp_path / "mine.npz", test_fraction=0.25, key=1)
+    assert ds.x_train.shape == (15, 2) and ds.x_test.shape == (5, 2)
+    assert ds.n_classes == 3 and ds.name == "mine" and ds.y_train.dtype == np.int32
+    both = np.concatenate([ds.x_train, ds.x_test])
+    np.testing.assert_array_equal(np.sort(both[:, 0]), x[:, 0])       # every row once
+    np.testing.assert_array_equal(both[:, 0] // 2 % 3, np.concatenate([ds.y_train, ds.y_test]))
+    _assert_same(ds, data.get_dataset(str(tmp_path / "mine.npz"), key=1, test_fraction=0.25))
+
+
+def test_load_npz_own_test_split_and_regression(tmp_path):
+    path = tmp_path / "reg.npz"
+    np.savez(path, x=np.ones((6, 2, 2)), y=np.linspace(0, 1, 6),
+             x_test=np.zeros((3, 2, 2)), y_test=np.ones(3))
+    ds = data.load_file(path, task="regression")
+    assert ds.x_train.shape == (6, 4) and ds.x_test.shape == (3, 4)
+    assert ds.y_train.shape == (6, 1) and ds.y_train.dtype == np.float32 and ds.n_classes is None
+
+
+def test_load_csv_with_and_without_header(tmp_path):
+    rows = "".join(f"{i}.5,{-i},{i % 2}\n" for i in range(10))
+    plain = data.load_file(_write(tmp_path / "a.csv", rows), test_fraction=0.0)
+    named = data.load_file(_write(tmp_path / "b.csv", "f1,f2,label\n" + rows), test_fraction=0.0)
+    _assert_same(plain, named)
+    np.testing.assert_array_equal(plain.x_train[:, 0], np.arange(10) + 0.5)
+    np.testing.assert_array_equal(plain.y_train, np.arange(10) % 2)
+    assert plain.x_test.shape == (0, 2) and plain.n_classes == 2
+    first = data.load_file(tmp_path / "b.csv", label_column="f1", task="regression", test_fraction=0.0)
+    np.testing.assert_array_equal(first.y_train[:, 0], np.arange(10) + 0.5)
+    binary = data.load_file(tmp_path / "a.csv", task="binary", test_fraction=0.2)
+    assert binary.y_train.shape == (8, 1) and binary.task == "binary"
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.csv: no such file"):
+        data.load_file(tmp_path / "nope.csv")
+    with pytest.raises(data.DataFileError):
+        data.load_file(tmp_path / "nope.npz")
+
+
+@pytest.mark.parametrize("name, text, match", [
+    ("empty.csv", "", "empty"),
+    ("blank.csv", "\n\n", "empty"),
+    ("header_only.csv", "a,b,label\n", "header but no data rows"),
+    ("ragged.csv", "1,2,0\n3,4\n", "line 2 has 2 columns, expected 3"),
+    ("text.csv", "1,2,0\n3,abc,1\n", "line 2, column 2: 'abc' is not a number"),
+    ("text_named.csv", "a,b,y\n1,2,0\n3,,1\n", r"line 3, column 2 \('b'\): '' is not a number"),
+    ("nan_label.csv", "1,2,0\n3,4,nan\n", "line 2: label nan is not finite"),
+    ("inf_feature.csv", "1,inf,0\n", "line 1, feature 1: value inf is not finite"),
+    ("negative.csv", "1,2,0\n3,4,-1\n", "label -1.0 is negative"),
+    ("fraction.csv", "1,2,0\n3,4,1.5\n", "label 1.5 is not an integer"),
+    ("one_column.csv", "1\n2\n", "at least 2"),
+    ("data.txt", "1,2,0\n", "unsupported file type '.txt'"),
+])
+def test_load_csv_errors_name_the_problem(tmp_path, name, text, match):
+    path = _write(tmp_path / name, text)
+    with pytest.raises(data.DataFileError, match=match) as info:
+        data.load_file(path, test_fraction=0.0)
+    assert name in str(info.value)
+
+
+def test_load_binary_rejects_other_labels(tmp_path):
+    path = _write(tmp_path / "b.csv", "1,2,0\n3,4,2\n")
+    with pytest.raises(data.DataFileError, match="label 2.0 is not 0 or 1"):
+        data.load_file(path, task="binary", test_fraction=0.0)
+
+
+@pytest.mark.parametrize("arrays, match", [
+    (dict(x=np.ones((5, 2)), y=np.zeros(4)), "'x' has 5 rows but 'y' has 4"),
+    (dict(features=np.ones((5, 2)), y=np.zeros(5)), "no array named 'x'; arrays in the file: features, y"),
+    (dict(x=np.array([["a", "b"]] * 2), y=np.zeros(2)), "non-numeric dtype"),
+    (dict(x=np.ones((2, 2)), y=np.array([0.0, np.inf])), "row 1: label inf is not finite"),
+    (dict(x=np.ones((2, 2)), y=np.array([0, -3])), "label -3.0 is negative"),
+    (dict(x=np.ones((2, 2)), y=np.zeros(2), x_test=np.ones((1, 2))), "'x_test' but not 'y_test'"),
+    (dict(x=np.ones((0, 2)), y=np.zeros(0)), r"shape \(0, 2\): no examples"),
+])
+def test_load_npz_errors_name_the_problem(tmp_path, arrays, match):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(data.DataFileError, match=match) as info:
+        data.load_file(path, test_fraction=0.0)
+    assert "bad.npz" in str(info.value)
+
+
+def test_load_npz_never_unpickles(tmp_path):
+    path = tmp_path / "obj.npz"
+    np.savez(path, x=np.array([{"a": 1}, None], dtype=object), y=np.zeros(2))
+    with pytest.raises(data.DataFileError, match="without pickle"):
+        data.load_file(path)
+    corrupt = _write(tmp_path / "corrupt.npz", "not a zip")
+    with pytest.raises(data.DataFileError, match="corrupt.npz: not a readable .npz"):
+        data.load_file(corrupt)
+
+
+def test_load_split_too_small(tmp_path):
+    path = _write(tmp_path / "one.csv", "1,2,0\n")
+    with pytest.raises(data.DataFileError, match="too few for test_fraction"):
+        data.load_file(path, test_fraction=0.9)
+
+
+# ---------------------------------------------------------------- minibatches
+
+def test_batch_indices_cover_a_permutation():
+    idx = np.asarray(data.batch_indices(jax.random.key(0), 10, 3))
+    assert idx.shape == (3, 3) and idx.dtype == np.int32
+    assert len(set(idx.ravel())) == 9 and idx.max() < 10
+    full = np.asarray(data.batch_indices(jax.random.key(0), 10, 3, drop_remainder=False))
+    assert full.shape == (4, 3) and set(full.ravel()) == set(range(10))
+    other = np.asarray(data.batch_indices(jax.random.key(1), 10, 3))
+    assert not np.array_equal(idx, other)
+    with pytest.raises(ValueError, match="batch_size 11 is larger than the 10 examples"):
+        data.batch_indices(0, 10, 11)
+
+
+def test_batches_pair_rows_and_work_under_jit():
+    x = np.arange(24, dtype=np.float32).reshape(12, 2)
+    y = np.arange(12, dtype=np.int32)
+
+    @jax.jit
+    def epoch_sum(key):
+        xb, yb = data.batches(key, x, y, 4)
+        return xb, yb
+
+    xb, yb = epoch_sum(jax.random.key(2))
+    assert xb.shape == (3, 4, 2) and yb.shape == (3, 4)
+    np.testing.assert_array_equal(np.asarray(xb)[..., 0], 2 * np.asarray(yb))
+    assert sorted(np.asarray(yb).ravel()) == list(range(12))
+    with pytest.raises(ValueError, match="x has 12 rows but y has 11"):
+        data.batches(0, x, y[:11], 4)
