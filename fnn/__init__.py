@@ -1,11 +1,23 @@
 """fnn: neural networks as pure JAX functions with hand-written backpropagation."""
 from fnn import activations
+from fnn import checkpoint
+from fnn import data
+from fnn import gradcheck
+from fnn import graph
 from fnn import initializers
 from fnn import losses
 from fnn import numerics
+from fnn import optim
+from fnn import schedules
+from fnn import seeds
+from fnn import train
 from fnn.activations import ACTIVATIONS
 from fnn.activations import ActivationFn
 from fnn.activations import get_activation
+from fnn.data import DATASETS
+from fnn.data import get_dataset
+from fnn.gradcheck import check_gradients
+from fnn.gradcheck import check_layer
 from fnn.grads import differentiable
 from fnn.grads import differentiable_loss
 from fnn.grads import grad
@@ -25,6 +37,12 @@ from fnn.losses import get_loss
 from fnn.numerics import log_softmax
 from fnn.numerics import logsumexp
 from fnn.numerics import softmax
+from fnn.optim import OPTIMIZERS
+from fnn.optim import get_optimizer
+from fnn.train import TrainState
+from fnn.train import evaluate
+from fnn.train import fit
+from fnn.train import predict
 
 __version__ = "0.1.0"
 
@@ -32,18 +50,31 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "ActivationFn",
+    "DATASETS",
     "Dense",
     "Dropout",
     "LOSSES",
     "Layer",
     "Loss",
+    "OPTIMIZERS",
+    "TrainState",
     "activations",
+    "check_gradients",
+    "check_layer",
+    "checkpoint",
+    "data",
     "differentiable",
     "differentiable_loss",
+    "evaluate",
+    "fit",
     "get_activation",
+    "get_dataset",
     "get_initializer",
     "get_loss",
+    "get_optimizer",
     "grad",
+    "gradcheck",
+    "graph",
     "initializers",
     "log_softmax",
     "logsumexp",
@@ -52,7 +83,12 @@ __all__ = [
     "make_value_and_grad",
     "mlp",
     "numerics",
+    "optim",
+    "predict",
+    "schedules",
+    "seeds",
     "serial",
     "softmax",
+    "train",
     "value_and_grad",
 ]

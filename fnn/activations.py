@@ -121,9 +121,11 @@ swish = _elementwise("swish", lambda z: z * _sigmoid(z), _swish_derivative)
 silu = swish
 
 # log(1 + e^z) = max(z, 0) + log1p(e^−|z|);  f'(z) = σ(z)
+# jnp.logaddexp(z, 0) computes exactly that; written out with maximum and abs,
+# jax.grad at z = 0 would give ½ − ½ = 0 instead of σ(0) = ½.
 softplus = _elementwise(
     "softplus",
-    lambda z: jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z))),
+    lambda z: jnp.logaddexp(z, 0),
     lambda z, y: _sigmoid(z))
 
 

@@ -31,7 +31,7 @@ from jax.flatten_util import ravel_pytree
 from fnn.activations import ACTIVATIONS
 from fnn.grads import loss_value, value_and_grad
 from fnn.layers import Activation, Dense, Dropout, Layer, mlp, serial
-from fnn.losses import get_loss
+from fnn.losses import Loss, get_loss
 
 __all__ = [
     "TOL_AUTODIFF", "TOL_FD", "FD_EPS", "relative_error",
@@ -46,7 +46,8 @@ TOL_FD = 1e-6          # float64, manual (and jax.grad) vs central differences
 FD_EPS = 1e-6          # central-difference step h
 
 _TINY = np.finfo(np.float64).tiny
-_FD_CHUNK_ELEMENTS = 1 << 22   # rows × params of one vmapped batch of perturbed vectors
+_FD_CHUNK = 64                 # perturbed parameter vectors per vmapped batch
+_FD_CHUNK_ELEMENTS = 1 << 22   # at most this many elements (chunk × params) at once
 
 
 def relative_error(a, b):
@@ -125,16 +126,25 @@ def _fd_indices(sizes, max_fd_per_leaf, fd_key):
 def _central_differences(f, flat, indices, eps):
     """(f(p + h eᵢ) − f(p − h eᵢ)) / (pᵢ⁺ − pᵢ⁻) for each i in indices, vmapped in chunks.
 
-    The divisor is the step actually taken in floating point, not 2h.
+    The divisor is the step actually taken in floating point, not 2h. Chunks
+    have one fixed length (the last is padded), so models of different sizes
+    share the compiled batched operations.
     """
     def one(i):
         plus, minus = flat[i] + eps, flat[i] - eps
         return (f(flat.at[i].set(plus)) - f(flat.at[i].set(minus))) / (plus - minus)
 
-    chunk = max(1, _FD_CHUNK_ELEMENTS // max(1, flat.size))
-    parts = [jax.vmap(one)(jnp.asarray(indices[s:s + chunk]))
-             for s in range(0, len(indices), chunk)]
-    return np.concatenate([np.asarray(p) for p in parts]) if parts else np.zeros(0)
+    n = len(indices)
+    if n == 0:
+        return np.zeros(0)
+    chunk = _FD_CHUNK
+    while chunk > 1 and chunk * flat.size > _FD_CHUNK_ELEMENTS:
+        chunk //= 2
+    padded = np.zeros(-(-n // chunk) * chunk, dtype=np.int64)
+    padded[:n] = indices
+    parts = [np.asarray(jax.vmap(one)(jnp.asarray(padded[s:s + chunk])))
+             for s in range(0, len(padded), chunk)]
+    return np.concatenate(parts)[:n]
 
 
 def check_gradients(model, loss, params, x, y, *, key=None, eps=FD_EPS,
@@ -380,8 +390,40 @@ def default_cases(quick=False):
     return cases
 
 
+_SHARED_LAYERS = {}
+_SHARED_LOSSES = {}
+
+
+def _shared_jit(layer):
+    """The layer with each leaf's forward and backward under jax.jit, one jitted pair per name.
+
+    Cases then share compiled code: a leaf layer is compiled once per input
+    shape, not once per model. Forward and backward are the layer's own.
+    """
+    if layer.layers:
+        return serial(*(_shared_jit(sub) for sub in layer.layers))
+    if layer.name not in _SHARED_LAYERS:
+        _SHARED_LAYERS[layer.name] = Layer(
+            layer.name, layer.init,
+            jax.jit(layer.forward, static_argnames=("train",)), jax.jit(layer.backward))
+    shared = _SHARED_LAYERS[layer.name]
+    return Layer(layer.name, layer.init, shared.forward, shared.backward)
+
+
+def _shared_loss(name):
+    """The named loss with fn and grad under jax.jit, shared by every case."""
+    if name not in _SHARED_LOSSES:
+        loss = get_loss(name)
+        _SHARED_LOSSES[name] = Loss(loss.name, jax.jit(loss.fn), jax.jit(loss.grad))
+    return _SHARED_LOSSES[name]
+
+
 def build_model(case):
     """The case's model as an fnn Layer (every layer type appears across the variants)."""
+    return _shared_jit(_build_model(case))
+
+
+def _build_model(case):
     d_in, hidden, out = case.sizes
     act = case.activation
     if case.layers == "dense":
@@ -469,7 +511,7 @@ def run_case(case, *, key=None, eps=FD_EPS, tol_autodiff=TOL_AUTODIFF, tol_fd=TO
     """Draw the case's problem and check its gradients; a CaseResult."""
     key = jax.random.key(0) if key is None else key
     model, params, x, y, k_drop = make_problem(case, _case_key(key, case))
-    result = check_gradients(model, case.loss, params, x, y, key=k_drop, eps=eps)
+    result = check_gradients(model, _shared_loss(case.loss), params, x, y, key=k_drop, eps=eps)
     return CaseResult(case, result, result.ok(tol_autodiff, tol_fd))
 
 

@@ -127,7 +127,7 @@ def _l1(out, target):
 
 
 def _l1_grad(out, target):
-    """dL/dŷ = sign(ŷ − y) / n  (0 where ŷ = y, as jax.grad of |·|)."""
+    """dL/dŷ = sign(ŷ − y) / n  (0 where ŷ = y; jax.grad of jnp.abs takes 1 there)."""
     return jnp.sign(out - _like_output(out, target, "l1")) / out.size
 
 

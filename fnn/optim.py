@@ -162,8 +162,8 @@ def _concrete(value):
 
 def _check_hyper(transform, name, value, ok, expected):
     """TypeError unless value is a real scalar; ValueError unless ok(value). Tracers pass."""
-    if isinstance(value, bool) or not (isinstance(value, numbers.Real) or jnp.ndim(value) == 0
-                                       and hasattr(value, "dtype")):
+    is_scalar_array = hasattr(value, "dtype") and jnp.ndim(value) == 0
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) or is_scalar_array):
         raise TypeError(f"{transform}: {name} must be a real scalar {expected}, got {value!r}")
     v = _concrete(value)
     if v is not None and not ok(v):
@@ -296,7 +296,7 @@ def scale_by_adagrad(initial_accumulator=0.1, eps=1e-7):
     """Adagrad (Duchi et al. 2011):  s ← s + g²;  u = g / sqrt(s + ε)  (0 where s = 0).
 
     Args:
-      initial_accumulator: starting value of s (≥ 0); 0.1 as in Keras/optax.
+      initial_accumulator: starting value of s (≥ 0); 0.1 as in Keras.
         With 0 and eps=0 this is jax.example_libraries.optimizers.adagrad.
       eps: added to s under the square root (≥ 0).
     """
@@ -451,19 +451,22 @@ def sgd(learning_rate):
 
 def momentum(learning_rate, beta=0.9):
     """SGD with momentum: v ← β v + g;  w ← w − α v."""
+    _unit_interval("momentum", "beta", beta)
     return chain(trace(beta), scale_by_learning_rate(learning_rate))
 
 
 def nesterov(learning_rate, beta=0.9):
     """SGD with Nesterov momentum: v ← β v + g;  w ← w − α (β v + g)."""
+    _unit_interval("nesterov", "beta", beta)
     return chain(trace(beta, nesterov=True), scale_by_learning_rate(learning_rate))
 
 
 def adagrad(learning_rate, initial_accumulator=0.1, eps=1e-7, momentum=0.0):
-    """Adagrad: s ← s + g²;  u = g / sqrt(s + ε);  (m ← β m + (1 − β) u;  u ← m);  w ← w − α u.
+    """Adagrad: s ← s + g²;  u = g / sqrt(s + ε);  w ← w − α u.
 
-    momentum=β > 0 adds the moving average of jax.example_libraries.optimizers.adagrad,
-    which is this optimizer with initial_accumulator=0, eps=0, momentum=0.9.
+    momentum=β > 0 adds a moving average of u before the step (m ← β m + (1 − β) u;
+    u ← m), as jax.example_libraries.optimizers.adagrad does: that optimizer is
+    this one with initial_accumulator=0, eps=0, momentum=0.9.
     """
     _unit_interval("adagrad", "momentum", momentum)
     transforms = [scale_by_adagrad(initial_accumulator, eps)]
@@ -485,7 +488,7 @@ def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8):
 def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4):
     """AdamW: w ← w − α (m̂ / (sqrt(v̂) + ε) + λ w), the decay outside Adam's scaling.
 
-    As in optax and PyTorch, the decay step is multiplied by the (scheduled)
+    As in PyTorch's AdamW, the decay step is multiplied by the (scheduled)
     learning rate α: each update shrinks w by the factor (1 − α λ).
     """
     return chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay),

@@ -39,7 +39,8 @@ def _check_steps(fn, name, value):
 
 def _check_schedule(fn, name, value):
     if not callable(value):
-        raise TypeError(f"{fn}: {name} must be a schedule (a function count -> value), got {value!r}")
+        raise TypeError(
+            f"{fn}: {name} must be a schedule (a function count -> value), got {value!r}")
 
 
 def constant(value):

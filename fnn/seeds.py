@@ -23,7 +23,7 @@ import fnn
 from fnn.graph import backprop
 
 __all__ = [
-    "gradient_descent_step", "fit", "accuracy", "house_prices", "single_neuron",
+    "gradient_descent_step", "gradient_descent", "accuracy", "house_prices", "single_neuron",
     "two_layer_linear", "computational_graph", "xor", "linear_xor_grid_search", "all_examples",
     "XOR_INPUTS", "XOR_TARGETS",
 ]
@@ -38,7 +38,7 @@ def gradient_descent_step(params, grads, lr):
 
 
 @functools.partial(jax.jit, static_argnames=("model", "loss", "steps"))
-def fit(model, loss, params, x, y, lr, steps):
+def gradient_descent(model, loss, params, x, y, lr, steps):
     """`steps` gradient-descent steps on one full batch, by hand-written backprop.
 
     Returns:
@@ -57,6 +57,11 @@ def accuracy(logits, targets):
     """Fraction of points where [logit > 0] (i.e. σ(logit) > ½) equals the 0/1 target."""
     predicted = (logits.reshape(-1) > 0).astype(jnp.float32)
     return jnp.mean(predicted == jnp.asarray(targets, jnp.float32).reshape(-1))
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def _f(x):
@@ -89,6 +94,7 @@ def house_prices(key, *, lr=0.1, steps=200):
       dict with the fitted price_per_sqft and intercept (dollars), the prediction
       at 2,500 sq ft, the training predictions and the first/last loss.
     """
+    _check_positive_int("steps", steps)
     sizes, prices = jnp.asarray(HOUSE_SIZES), jnp.asarray(HOUSE_PRICES)
     x_mean, x_std = jnp.mean(sizes), jnp.std(sizes)
     y_mean, y_std = jnp.mean(prices), jnp.std(prices)
@@ -96,7 +102,7 @@ def house_prices(key, *, lr=0.1, steps=200):
     y = (prices - y_mean) / y_std                          # (3,)
     model = fnn.Dense(1)
     _, params = model.init(key, (-1, 1))
-    params, losses = fit(model, fnn.get_loss("mse"), params, x, y, lr, steps)
+    params, losses = gradient_descent(model, fnn.get_loss("mse"), params, x, y, lr, steps)
 
     def predict(size):
         z = (jnp.asarray(size).reshape(-1, 1) - x_mean) / x_std
@@ -162,6 +168,7 @@ def two_layer_linear(*, x=1.0, y=5.0, w1=2.0, b1=0.0, w2=3.0, b2=1.0, lr=0.1, mo
         ∂J/∂w1 = ∂J/∂a1 · x,    ∂J/∂b1 = ∂J/∂a1
     Then one step w ← w − α·∂J/∂w, and the loss after `more_steps` steps.
     """
+    _check_positive_int("more_steps", more_steps)
     model = fnn.serial(fnn.Dense(1), fnn.Dense(1))
     layer1, layer2 = model.layers
     loss = fnn.get_loss("half_squared_error")
@@ -174,7 +181,7 @@ def two_layer_linear(*, x=1.0, y=5.0, w1=2.0, b1=0.0, w2=3.0, b2=1.0, lr=0.1, mo
     grads2, dJ_da1 = layer2.backward(params[1], saved2, dJ_da2)
     grads1, _ = layer1.backward(params[0], saved1, dJ_da1)
     new = gradient_descent_step(params, (grads1, grads2), lr)
-    _, losses = fit(model, loss, params, xs, ys, lr, more_steps + 1)
+    _, losses = gradient_descent(model, loss, params, xs, ys, lr, more_steps + 1)
     return {
         "x": x, "y": y, "w1": w1, "b1": b1, "w2": w2, "b2": b2, "lr": lr,
         "a1": _f(a1[0, 0]), "a2": _f(a2[0, 0]), "loss": _f(loss.fn(a2, ys)),
@@ -216,24 +223,24 @@ def computational_graph(*, a=2.0, b=3.0, c=1.0):
 def linear_xor_grid_search(*, limit=3.0, points=61):
     """Best XOR accuracy of any linear classifier [w1·x1 + w2·x2 + b > 0] on a (w1, w2, b) grid.
 
-    No training involved. The grid can only confirm what algebra shows: 4/4
-    needs b ≤ 0, w2 + b > 0, w1 + b > 0 and w1 + w2 + b ≤ 0; the middle two
-    sum to w1 + w2 + 2b > 0, so w1 + w2 + b > −b ≥ 0, a contradiction.
+    No training, plain NumPy. The grid confirms what algebra shows: 4/4 needs
+    b ≤ 0, w2 + b > 0, w1 + b > 0 and w1 + w2 + b ≤ 0; the middle two sum to
+    w1 + w2 + 2b > 0, so w1 + w2 + b > −b ≥ 0, a contradiction.
 
     Returns:
       dict: the number of classifiers tried, the best accuracy, and how many
       reach 3/4 and 4/4.
     """
-    v = jnp.linspace(-limit, limit, points)
-    w1, w2, b = (a.reshape(-1) for a in jnp.meshgrid(v, v, v, indexing="ij"))
-    W = jnp.stack([w1, w2])                                # (2, k)
-    logits = jnp.asarray(XOR_INPUTS) @ W + b.reshape(1, -1)  # (4, k)
-    correct = (logits > 0) == (jnp.asarray(XOR_TARGETS).reshape(-1, 1) > 0.5)
-    acc = jnp.mean(correct.astype(jnp.float32), axis=0)    # (k,)
+    v = np.linspace(-limit, limit, points)
+    w1, w2, b = (a.reshape(-1) for a in np.meshgrid(v, v, v, indexing="ij"))
+    W = np.stack([w1, w2])                                   # (2, k)
+    logits = np.asarray(XOR_INPUTS) @ W + b.reshape(1, -1)   # (4, k)
+    correct = (logits > 0) == (np.asarray(XOR_TARGETS).reshape(-1, 1) > 0.5)
+    acc = np.mean(correct, axis=0)                           # (k,)
     return {
         "classifiers": int(acc.size), "grid_limit": limit, "grid_points": points,
-        "best_accuracy": _f(jnp.max(acc)),
-        "count_3_of_4": int(jnp.sum(acc == 0.75)), "count_4_of_4": int(jnp.sum(acc == 1.0)),
+        "best_accuracy": _f(np.max(acc)),
+        "count_3_of_4": int(np.sum(acc == 0.75)), "count_4_of_4": int(np.sum(acc == 1.0)),
     }
 
 
@@ -243,10 +250,10 @@ def _fit_many(model, in_width, keys, x, y, lr, steps):
 
     def one(key):
         _, params = model.init(key, (-1, in_width))
-        params, losses = fit(model, loss, params, x, y, lr, steps)
+        params, losses = gradient_descent(model, loss, params, x, y, lr, steps)
         return accuracy(model.apply(params, x), y), loss.fn(model.apply(params, x), y), params
 
-    return jax.vmap(one)(keys)
+    return jax.jit(jax.vmap(one))(keys)
 
 
 def xor(key, *, inits=8, lr=1.0, steps=2000, hidden=4):
@@ -259,6 +266,8 @@ def xor(key, *, inits=8, lr=1.0, steps=2000, hidden=4):
       with the hand-made feature:  one neuron on (x1, x2, x1·x2)
     Also a grid search over linear classifiers, independent of training.
     """
+    for name, value in (("inits", inits), ("steps", steps), ("hidden", hidden)):
+        _check_positive_int(name, value)
     x = jnp.asarray(XOR_INPUTS, jnp.float32)                   # (4, 2)
     y = jnp.asarray(XOR_TARGETS, jnp.float32)                  # (4,)
     x_phi = jnp.concatenate([x, x[:, :1] * x[:, 1:]], axis=1)  # (4, 3): x1, x2, x1·x2
@@ -271,8 +280,9 @@ def xor(key, *, inits=8, lr=1.0, steps=2000, hidden=4):
     acc_phi, loss_phi, p_phi = _fit_many(neuron, 3, jax.random.split(k_phi, inits), x_phi, y, lr, steps)
 
     first = lambda tree: jax.tree.map(lambda a: a[0], tree)
-    probs_mlp = jax.nn.sigmoid(mlp.apply(first(p_mlp), x)).reshape(-1)
-    probs_phi = jax.nn.sigmoid(neuron.apply(first(p_phi), x_phi)).reshape(-1)
+    sigmoid = fnn.get_activation("sigmoid").fn
+    probs_mlp = sigmoid(mlp.apply(first(p_mlp), x)).reshape(-1)
+    probs_phi = sigmoid(neuron.apply(first(p_phi), x_phi)).reshape(-1)
     return {
         "inputs": [list(p) for p in XOR_INPUTS], "targets": list(XOR_TARGETS),
         "lr": lr, "steps": steps, "inits": inits, "hidden": hidden,

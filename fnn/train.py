@@ -118,6 +118,7 @@ def make_epoch(model, loss, optimizer, batch_size, method="manual", on_nonfinite
     return jax.jit(epoch, donate_argnums=0)
 
 
+@functools.lru_cache(maxsize=32)
 def make_chunk(model, loss, optimizer, batch_size, epochs_per_chunk, method="manual",
                on_nonfinite="stop", patience=None):
     """A jitted chunk of `epochs_per_chunk` epochs, with per-epoch metrics, as one program.
@@ -128,7 +129,8 @@ def make_chunk(model, loss, optimizer, batch_size, epochs_per_chunk, method="man
     with `patience`, stops early and keeps the best parameters inside the
     program. metrics is a dict of (epochs_per_chunk,) arrays: train_loss and
     train_accuracy (averaged over the epoch's batches), val_loss, val_accuracy,
-    steps (run in that epoch).
+    steps (run in that epoch). Cached: fit() calls with the same model, loss,
+    optimizer and settings reuse one compiled program.
     """
     step = make_step(model, loss, optimizer, method, on_nonfinite)
     loss = get_loss(loss)

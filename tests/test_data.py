@@ -1,4 +1,5 @@
 """Datasets: shapes, dtypes, determinism, balance, train-only standardization, file loading, batches."""
+import pickle
 import random
 import socket
 
@@ -118,9 +119,10 @@ def test_generator_bad_arguments(call, match):
         call()
 
 
-def test_generator_needs_key():
+@pytest.mark.parametrize("key", [None, "0", True])
+def test_generator_needs_key(key):
     with pytest.raises(TypeError, match="PRNG key"):
-        data.moons(None)
+        data.moons(key)
 
 
 def test_get_dataset_unknown_name_lists_valid_names():
@@ -260,8 +262,10 @@ def test_load_csv_with_and_without_header(tmp_path):
 def test_load_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.csv: no such file"):
         data.load_file(tmp_path / "nope.csv")
-    with pytest.raises(data.DataFileError):
+    with pytest.raises(data.DataFileError) as info:
         data.load_file(tmp_path / "nope.npz")
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert str(copy) == str(info.value) and isinstance(copy, FileNotFoundError)
 
 
 @pytest.mark.parametrize("name, text, match", [
@@ -273,7 +277,7 @@ def test_load_missing_file(tmp_path):
     ("text_named.csv", "a,b,y\n1,2,0\n3,,1\n", r"line 3, column 2 \('b'\): '' is not a number"),
     ("nan_label.csv", "1,2,0\n3,4,nan\n", "line 2: label nan is not finite"),
     ("inf_feature.csv", "1,inf,0\n", "line 1, feature 1: value inf is not finite"),
-    ("negative.csv", "1,2,0\n3,4,-1\n", "label -1.0 is negative"),
+    ("negative.csv", "1,2,0\n3,4,-1\n", "label -1 is negative"),
     ("fraction.csv", "1,2,0\n3,4,1.5\n", "label 1.5 is not an integer"),
     ("one_column.csv", "1\n2\n", "at least 2"),
     ("data.txt", "1,2,0\n", "unsupported file type '.txt'"),
@@ -287,7 +291,7 @@ def test_load_csv_errors_name_the_problem(tmp_path, name, text, match):
 
 def test_load_binary_rejects_other_labels(tmp_path):
     path = _write(tmp_path / "b.csv", "1,2,0\n3,4,2\n")
-    with pytest.raises(data.DataFileError, match="label 2.0 is not 0 or 1"):
+    with pytest.raises(data.DataFileError, match="label 2 is not 0 or 1"):
         data.load_file(path, task="binary", test_fraction=0.0)
 
 
@@ -296,7 +300,7 @@ def test_load_binary_rejects_other_labels(tmp_path):
     (dict(features=np.ones((5, 2)), y=np.zeros(5)), "no array named 'x'; arrays in the file: features, y"),
     (dict(x=np.array([["a", "b"]] * 2), y=np.zeros(2)), "non-numeric dtype"),
     (dict(x=np.ones((2, 2)), y=np.array([0.0, np.inf])), "row 1: label inf is not finite"),
-    (dict(x=np.ones((2, 2)), y=np.array([0, -3])), "label -3.0 is negative"),
+    (dict(x=np.ones((2, 2)), y=np.array([0, -3])), "label -3 is negative"),
     (dict(x=np.ones((2, 2)), y=np.zeros(2), x_test=np.ones((1, 2))), "'x_test' but not 'y_test'"),
     (dict(x=np.ones((0, 2)), y=np.zeros(0)), r"shape \(0, 2\): no examples"),
 ])

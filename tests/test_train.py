@@ -1,0 +1,202 @@
+"""Training: compiled steps and epochs, fit(), and the targets the training issue sets."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fnn
+from fnn import data, optim
+from fnn.train import fit, evaluate, init_state, make_epoch, make_step, predict
+
+XOR = data.xor()
+
+
+def _xor_arrays():
+    return jnp.asarray(XOR.x_train), jnp.asarray(XOR.y_train)
+
+
+def test_jitted_step_compiles_once():
+    model = fnn.mlp([2, 4, 1], "tanh")
+    opt = optim.sgd(0.5)
+    traces = []
+
+    def counted(state, x, y):
+        traces.append(1)
+        return make_step(model, "binary_cross_entropy", opt)(state, x, y)
+
+    step = jax.jit(counted, donate_argnums=0)
+    _, params = model.init(jax.random.key(0), (-1, 2))
+    state = init_state(params, opt, jax.random.key(1))
+    x, y = _xor_arrays()
+    for _ in range(3):
+        state, (loss, acc) = step(state, x, y)
+    assert len(traces) == 1
+    assert step._cache_size() == 1
+    assert int(state.step) == 3
+
+
+def test_epoch_scans_every_minibatch_once():
+    model = fnn.mlp([2, 3, 2], "relu")
+    opt = optim.sgd(0.1)
+    x = jax.random.normal(jax.random.key(0), (10, 2))
+    y = jnp.arange(10, dtype=jnp.int32) % 2
+    _, params = model.init(jax.random.key(1), (-1, 2))
+    epoch = make_epoch(model, "softmax_cross_entropy", opt, batch_size=3)
+    state, (losses, accs) = epoch(init_state(params, opt, jax.random.key(2)), x, y)
+    assert losses.shape == (3,) and accs.shape == (3,)       # 10 // 3 batches, remainder dropped
+    assert int(state.step) == 3
+    assert epoch._cache_size() == 1
+
+
+def _xor_train(method="manual", steps=2000):
+    """2-4-1 tanh on XOR, full-batch gradient descent at lr 1: returns a function of a PRNG key."""
+    model = fnn.mlp([2, 4, 1], "tanh")
+    opt = optim.sgd(1.0)
+    step = make_step(model, "binary_cross_entropy", opt, method)
+    x, y = _xor_arrays()
+
+    def train(key):
+        init_key, train_key = jax.random.split(key)
+        _, params = model.init(init_key, (-1, 2))
+        state, _ = jax.lax.scan(lambda s, _: step(s, x, y), init_state(params, opt, train_key),
+                                None, length=steps)
+        return jnp.sum((model.apply(state.params, x) > 0) == (y > 0.5))
+
+    return train
+
+
+def test_xor_default_seed_with_fit():
+    model = fnn.mlp([2, 4, 1], "tanh")
+    _, params = model.init(jax.random.key(0), (-1, 2))
+    x, y = _xor_arrays()
+    result = fit(model, "binary_cross_entropy", optim.sgd(1.0), params, x, y,
+                 key=jax.random.key(1), steps=2000, batch_size=4, progress=False)
+    assert evaluate(model, "binary_cross_entropy", result.params, x, y)["accuracy"] == 1.0
+    assert result.steps == 2000 and result.history["step"][-1] == 2000
+
+
+def test_xor_converges_from_at_least_95_of_100_seeds():
+    correct = jax.jit(jax.vmap(_xor_train()))(jax.random.split(jax.random.key(0), 100))
+    solved = int(jnp.sum(correct == 4))
+    assert solved >= 95, f"only {solved}/100 XOR networks classify all 4 points"
+
+
+@pytest.fixture(scope="module")
+def mnist1d():
+    ds, _ = data.standardize_dataset(data.mnist1d())
+    return ds
+
+
+@pytest.mark.parametrize("method", ["manual", "autodiff"])
+def test_mnist1d_mlp_reaches_065(mnist1d, method):
+    model = fnn.mlp([40, 100, 100, 10], "relu")
+    _, params = model.init(jax.random.key(0), (-1, 40))
+    result = fit(model, "softmax_cross_entropy", optim.adam(1e-2), params,
+                 mnist1d.x_train, mnist1d.y_train, key=jax.random.key(1), steps=6000,
+                 batch_size=100, method=method, progress=False)
+    acc = evaluate(model, "softmax_cross_entropy", result.params, mnist1d.x_test, mnist1d.y_test)["accuracy"]
+    assert acc >= 0.65, f"{method}: test accuracy {acc:.3f} < 0.65"
+
+
+def test_two_spirals_train_accuracy():
+    ds = data.spirals(jax.random.key(0), n=400)
+    model = fnn.mlp([2, 128, 128, ds.out_features], "relu")
+    _, params = model.init(jax.random.key(1), (-1, 2))
+    loss = data.TASK_LOSS[ds.task]
+    result = fit(model, loss, optim.adam(3e-3), params, ds.x_train, ds.y_train,
+                 key=jax.random.key(2), steps=5000, batch_size=50, progress=False)
+    acc = evaluate(model, loss, result.params, ds.x_train, ds.y_train)["accuracy"]
+    assert acc >= 0.98, f"spirals training accuracy {acc:.3f} < 0.98"
+
+
+def test_sine_one_hidden_layer_max_error():
+    ds = data.sine(jax.random.key(0))
+    model = fnn.mlp([1, 32, 1], "tanh")
+    _, params = model.init(jax.random.key(1), (-1, 1))
+    result = fit(model, "mse", optim.adam(1e-2), params, ds.x_train, ds.y_train,
+                 key=jax.random.key(2), steps=4000, batch_size=32, progress=False)
+    err = float(jnp.max(jnp.abs(predict(model, result.params, ds.x_test) - ds.y_test)))
+    assert err < 0.05, f"max |sin(x) − f(x)| = {err:.4f} on the test grid"
+
+
+def _regression_problem(n=64):
+    kx, ky, kv = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(kx, (n, 3))
+    return x, jax.random.normal(ky, (n, 1)), jax.random.normal(kv, (n, 3)), jax.random.normal(kv, (n, 1))
+
+
+def test_fit_history_and_validation_split():
+    x, y, _, _ = _regression_problem()
+    model = fnn.mlp([3, 8, 1], "tanh")
+    _, params = model.init(jax.random.key(1), (-1, 3))
+    result = fit(model, "mse", optim.sgd(0.05), params, x, y, key=jax.random.key(2),
+                 epochs=5, batch_size=8, validation_split=0.25, progress=False)
+    h = result.history
+    assert h["epoch"] == [1, 2, 3, 4, 5]
+    assert h["step"] == [6, 12, 18, 24, 30]                  # 48 training rows // 8
+    assert all(v is not None for v in h["val_loss"]) and len(h["val_loss"]) == 5
+    assert h["train_accuracy"] == [None] * 5                 # regression: no accuracy
+    assert h["train_loss"][-1] < h["train_loss"][0]
+
+
+def test_fit_does_not_invalidate_callers_params():
+    x, y, _, _ = _regression_problem()
+    model = fnn.mlp([3, 4, 1])
+    _, params = model.init(jax.random.key(1), (-1, 3))
+    fit(model, "mse", optim.sgd(0.1), params, x, y, key=jax.random.key(0), epochs=2,
+        batch_size=16, progress=False)
+    assert np.isfinite(np.asarray(params[0]["W"])).all()    # still readable (not donated)
+
+
+def test_early_stopping_returns_best_params():
+    # Noise targets: the validation loss can only get worse as the net memorises.
+    x, y, xv, yv = _regression_problem(32)
+    model = fnn.mlp([3, 64, 64, 1], "relu")
+    _, params = model.init(jax.random.key(1), (-1, 3))
+    result = fit(model, "mse", optim.adam(1e-2), params, x, y, key=jax.random.key(2),
+                 epochs=200, batch_size=8, validation_data=(xv, yv), patience=3, progress=False)
+    assert result.stopped_early
+    assert len(result.history["epoch"]) < 200
+    best = min(result.history["val_loss"])
+    assert evaluate(model, "mse", result.params, xv, yv)["loss"] == pytest.approx(best, rel=1e-5)
+    assert result.history["val_loss"][-4] == pytest.approx(best)  # 3 epochs without improvement
+
+
+@pytest.mark.parametrize("mode", ["stop", "skip"])
+def test_nonfinite_loss_keeps_last_finite_params(mode):
+    x, y, _, _ = _regression_problem()
+    model = fnn.mlp([3, 4, 1], "tanh")
+    _, params = model.init(jax.random.key(1), (-1, 3))
+    result = fit(model, "mse", optim.sgd(1e30), params, x, y, key=jax.random.key(0),
+                 epochs=3, batch_size=16, on_nonfinite=mode, progress=False)
+    assert result.nonfinite_step is not None and result.nonfinite_step < 12
+    assert all(np.isfinite(np.asarray(l)).all() for l in jax.tree.leaves(result.params))
+    if mode == "stop":
+        assert result.steps < 12                                 # the run ended early
+
+
+def test_fit_rejects_bad_arguments():
+    x, y, _, _ = _regression_problem()
+    model = fnn.mlp([3, 4, 1])
+    _, params = model.init(jax.random.key(1), (-1, 3))
+    with pytest.raises(ValueError, match="exactly one of epochs or steps"):
+        fit(model, "mse", optim.sgd(0.1), params, x, y, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="batch_size=100"):
+        fit(model, "mse", optim.sgd(0.1), params, x, y, key=jax.random.key(0), epochs=1, batch_size=100)
+    with pytest.raises(ValueError, match="patience"):
+        fit(model, "mse", optim.sgd(0.1), params, x, y, key=jax.random.key(0), epochs=1, patience=2)
+
+
+def test_dropout_model_trains_with_keys():
+    x, y, _, _ = _regression_problem()
+    model = fnn.mlp([3, 16, 1], "relu", dropout=0.5)
+    _, params = model.init(jax.random.key(1), (-1, 3))
+    a = fit(model, "mse", optim.sgd(0.05), params, x, y, key=jax.random.key(0), epochs=3,
+            batch_size=16, progress=False)
+    b = fit(model, "mse", optim.sgd(0.05), params, x, y, key=jax.random.key(0), epochs=3,
+            batch_size=16, progress=False)
+    c = fit(model, "mse", optim.sgd(0.05), params, x, y, key=jax.random.key(7), epochs=3,
+            batch_size=16, progress=False)
+    same = jax.tree.map(lambda u, v: bool(jnp.array_equal(u, v)), a.params, b.params)
+    assert all(jax.tree.leaves(same))                         # same key: bit-identical
+    assert not jnp.array_equal(a.params[0]["W"], c.params[0]["W"])
