@@ -1,0 +1,25 @@
+"""The README's Python examples run as written, and its Quickstart is the two promised commands."""
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+
+
+def test_python_examples_run_as_written():
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert len(blocks) >= 4
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)   # noqa: S102 - our own README
+    assert namespace["result"].steps == 6000
+
+
+def test_quickstart_is_two_commands_and_ci_runs_the_test_one():
+    quickstart = README.split("## Quickstart", 1)[1].split("##", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)```", quickstart, flags=re.S)[0].strip().splitlines()
+    assert len(commands) == 2
+    assert commands[0].endswith("python scripts/train.py")
+    assert "pytest" in commands[1]
+    ci = open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8").read()
+    assert commands[1] in ci
