@@ -8,6 +8,8 @@ from fnn import initializers
 from fnn import losses
 from fnn import numerics
 from fnn import optim
+from fnn import plotting
+from fnn import report
 from fnn import schedules
 from fnn import seeds
 from fnn import train
@@ -84,7 +86,9 @@ __all__ = [
     "mlp",
     "numerics",
     "optim",
+    "plotting",
     "predict",
+    "report",
     "schedules",
     "seeds",
     "serial",

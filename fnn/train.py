@@ -261,6 +261,7 @@ def fit(model, loss, optimizer, params, x, y, *, key, epochs=None, steps=None, b
       state, history: a TrainState and history to resume from (see fnn.checkpoint).
       chunk_steps: about how many steps one compiled chunk (and one host sync) covers.
       callback: called as callback(state, history) after every chunk (e.g. to checkpoint).
+        The state is donated to the next chunk: copy (e.g. jax.device_get) what you keep.
     Returns:
       FitResult; history has per-epoch lists epoch, step, train_loss,
       train_accuracy (batch averages), val_loss and val_accuracy.

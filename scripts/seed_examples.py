@@ -1,4 +1,4 @@
-"""Print the worked examples of seeds 000, 002, 003 and 004, computed by fnn; --json writes the numbers."""
+"""Print the seeds' worked examples computed by fnn; --json writes the numbers, --plots DIR the pictures."""
 import json
 import sys
 from pathlib import Path
@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jax  # noqa: E402
 
-from fnn import cli, seeds  # noqa: E402
+from fnn import cli, plotting, seeds  # noqa: E402
 
 SEED = 0  # PRNG seed for the examples that start from random weights
 
@@ -16,7 +16,10 @@ def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--json", metavar="PATH", help="write every number to this JSON file")
     p.add_argument("--seed", type=int, default=SEED, help=f"PRNG seed (default {SEED})")
+    p.add_argument("--plots", metavar="DIR", help="write the seeds' pictures as PNG files into DIR")
     args = p.parse_args(argv)
+    if args.plots is not None and Path(args.plots).exists() and not Path(args.plots).is_dir():
+        p.error(f"--plots {args.plots} is not a directory; expected a folder for the PNG files")
     if args.json is not None:
         path = Path(args.json).resolve()
         if path.is_dir():
@@ -115,6 +118,9 @@ def main(argv=None):
         except OSError as e:
             raise ValueError(f"cannot write --json {args.json}: {e.strerror}") from None
         print(f"wrote {args.json}")
+    if args.plots is not None:
+        for path in plotting.save_seed_figures(args.plots, jax.random.key(args.seed)):
+            print(f"wrote {path}")
     return 0
 
 

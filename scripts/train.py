@@ -13,6 +13,7 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import fnn  # noqa: E402
 from fnn import checkpoint, cli, data, optim  # noqa: E402
+from fnn import report  # noqa: E402
 from fnn.gradcheck import relative_error  # noqa: E402
 from fnn.train import fit, evaluate, init_state, TrainState  # noqa: E402
 
@@ -43,6 +44,8 @@ def parse_args(argv):
     p.add_argument("--out", default=None, help=f"output folder (default {DEFAULTS['out']}, or --resume's)")
     p.add_argument("--resume", metavar="DIR", help=f"continue the run whose {CHECKPOINT} is in DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--report", action="store_true",
+                   help="also write OUT/report.html: the training as frames with a slider")
     return p.parse_args(argv)
 
 
@@ -146,10 +149,15 @@ def main(argv=None):
         checkpoint.save(os.path.join(out, CHECKPOINT), {"state": state}, step=int(state.step),
                         config={"run": config, "history": history})
 
+    snapshots, fit_kwargs = None, dict(callback=save)
+    if args.report:   # the parameters every few epochs: the report's frames
+        snapshots = report.Snapshots(params if state is None else state, history=history, then=save)
+        fit_kwargs = dict(callback=snapshots, chunk_steps=report.chunk_steps(
+            len(ds.x_train), batch, epochs=config["epochs"], steps=config["steps"]))
     result = fit(model, loss, optimizer, params, ds.x_train, ds.y_train, key=train_key,
                  epochs=config["epochs"], steps=config["steps"], batch_size=batch,
                  method=config["grad"], validation_data=(ds.x_test, ds.y_test),
-                 progress=not args.no_progress, state=state, history=history, callback=save)
+                 progress=not args.no_progress, state=state, history=history, **fit_kwargs)
     test = evaluate(model, loss, result.params, ds.x_test, ds.y_test)
     train = evaluate(model, loss, result.params, ds.x_train, ds.y_train)
     wall = time.perf_counter() - t_start
@@ -176,6 +184,10 @@ def main(argv=None):
           f"({result.steps_per_second:,.0f} steps/s); train loss {train['loss']:.4f}, "
           f"test loss {test['loss']:.4f}{acc}")
     print(f"wrote {out}/metrics.json, {out}/{CHECKPOINT}, {out}/loss.png  (total {wall:.1f} s)")
+    if snapshots is not None:
+        path = report.write_report(os.path.join(out, "report.html"), model, loss, ds, snapshots,
+                                   result.history, summary=metrics)
+        print(f"wrote {path} ({len(snapshots)} frames)")
     return 0
 
 
