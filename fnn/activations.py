@@ -55,23 +55,32 @@ sigmoid = _elementwise("sigmoid", _sigmoid, lambda z, y: y * (1 - y))
 tanh = _elementwise("tanh", jnp.tanh, lambda z, y: 1 - y * y)
 
 # max(0, z);  f'(z) = 1 if z > 0 else 0  (0 at the kink, as jax.nn.relu)
+# Read from the output: y > 0 exactly where z > 0. The backward then needs y,
+# which the next layer reads anyway, and not z: one activation fewer kept per layer.
 relu = _elementwise(
     "relu",
     lambda z: jnp.where(z > 0, z, jnp.zeros_like(z)),
-    lambda z, y: (z > 0).astype(z.dtype))
+    lambda z, y: (y > 0).astype(y.dtype))
 
 
 def leaky_relu(slope=0.1):
     """max(slope·z, z) for 0 ≤ slope < 1;  f'(z) = 1 if z ≥ 0 else slope.
 
-    Seed 004 draws it with slope 0.1, the default here.
+    Seed 004 draws it with slope 0.1, the default here. For slope > 0 the
+    derivative is read from the output, y ≥ 0 exactly where z ≥ 0, so the
+    backward keeps y (the next layer's input) and not z; slope 0 needs z,
+    since y = 0 on both sides of the kink.
     """
     if not 0 <= slope < 1:
         raise ValueError(f"leaky_relu slope must be in [0, 1), got {slope!r}")
+    if slope > 0:
+        derivative = lambda z, y: jnp.where(y >= 0, jnp.ones_like(y), jnp.full_like(y, slope))
+    else:
+        derivative = lambda z, y: jnp.where(z >= 0, jnp.ones_like(z), jnp.full_like(z, slope))
     return _elementwise(
         "leaky_relu" if slope == 0.1 else f"leaky_relu({slope})",
         lambda z: jnp.where(z >= 0, z, slope * z),
-        lambda z, y: jnp.where(z >= 0, jnp.ones_like(z), jnp.full_like(z, slope)))
+        derivative)
 
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
@@ -120,13 +129,16 @@ def _swish_derivative(z, y):
 swish = _elementwise("swish", lambda z: z * _sigmoid(z), _swish_derivative)
 silu = swish
 
-# log(1 + e^z) = max(z, 0) + log1p(e^−|z|);  f'(z) = σ(z)
+# log(1 + e^z) = max(z, 0) + log1p(e^−|z|);  f'(z) = σ(z) = 1 − e^−y = −expm1(−y)
 # jnp.logaddexp(z, 0) computes exactly that; written out with maximum and abs,
 # jax.grad at z = 0 would give ½ − ½ = 0 instead of σ(0) = ½.
+# The derivative is read from the output y (e^−y = 1 / (1 + e^z) = 1 − σ(z)):
+# the backward keeps y, the next layer's input, instead of z and e^−|z| as well;
+# expm1 keeps σ(z) ≈ y accurate in the far left tail.
 softplus = _elementwise(
     "softplus",
     lambda z: jnp.logaddexp(z, 0),
-    lambda z, y: _sigmoid(z))
+    lambda z, y: -jnp.expm1(-y))
 
 
 def _softmax_vjp(z, y, dy):

@@ -24,7 +24,7 @@ CE_SHAPES = [(1, 4), (5, 3), (2, 3, 4)]
 
 
 def residuals(seed, shape, delta=1.0):
-    """Residuals ŷ − y with |r| in [0.1, 0.9δ] or [1.1δ, 3δ]: away from the l1 and huber kinks."""
+    """Residuals ŷ − y, |r| in [0.1, 0.9δ] or [1.1δ, 3δ]: away from the l1 and huber kinks."""
     rng = np.random.default_rng(seed)
     small = rng.uniform(0.1, 0.9 * delta, shape)
     large = rng.uniform(1.1 * delta, 3 * delta, shape)
@@ -117,7 +117,8 @@ def test_l1_pinned():
     assert float(l1.fn(jnp.array([[1.0, -2.0]]), jnp.zeros((1, 2)))) == pytest.approx(1.5)
     np.testing.assert_allclose(l1.grad(jnp.array([[1.0, -2.0]]), jnp.zeros((1, 2))), [[0.5, -0.5]])
     # At a zero residual the hand-written gradient takes the subgradient 0.
-    np.testing.assert_allclose(l1.grad(jnp.array([[1.0, 2.0]]), jnp.array([[1.0, 3.0]])), [[0.0, -0.5]])
+    out, target = jnp.array([[1.0, 2.0]]), jnp.array([[1.0, 3.0]])
+    np.testing.assert_allclose(l1.grad(out, target), [[0.0, -0.5]])
 
 
 @pytest.mark.parametrize("delta,expected", [(1.0, (0.125 + 2.5) / 2), (2.0, (0.125 + 4.0) / 2)])
@@ -149,7 +150,8 @@ def test_huber_is_quadratic_inside_and_linear_outside():
     small = jnp.array([0.3])
     big = jnp.array([5.0])
     mse_half = fnn.get_loss("half_squared_error")
-    assert float(h.fn(small, jnp.zeros(1))) == pytest.approx(float(mse_half.fn(small, jnp.zeros(1))))
+    zero = jnp.zeros(1)
+    assert float(h.fn(small, zero)) == pytest.approx(float(mse_half.fn(small, zero)))
     assert float(h.fn(big, jnp.zeros(1))) == pytest.approx(4.5)
 
 

@@ -102,33 +102,42 @@ def test_masked_classes_get_exactly_zero_probability():
 
 
 def test_all_masked_row_follows_fnn_convention():
-    """logsumexp = −inf, softmax = 0, log_softmax = −inf; other rows are untouched."""
+    """logsumexp = −inf, softmax = 0, log_softmax = −inf; other rows are untouched.
+
+    (On jax 0.10.2, jax.nn.softmax and jax.nn.log_softmax give nan for such a row;
+    this only tests fnn's convention.)
+    """
     x = jnp.asarray(EDGE_CASES["all_masked"], jnp.float32)
     lse, s, logp = numerics.logsumexp(x), numerics.softmax(x), numerics.log_softmax(x)
     assert np.isneginf(lse[0])
     assert np.all(np.asarray(s[0]) == 0.0)
     assert np.all(np.isneginf(logp[0]))
     assert not np.any(np.isnan(lse)) and not np.any(np.isnan(s)) and not np.any(np.isnan(logp))
-    keep = np.isfinite(EDGE_CASES["all_masked"][1])
-    np.testing.assert_allclose(s[1, keep], np.exp(np_log_softmax(EDGE_CASES["all_masked"][1, keep])),
-                               rtol=1e-6)
+    row = EDGE_CASES["all_masked"][1]
+    keep = np.isfinite(row)
+    np.testing.assert_allclose(s[1, keep], np.exp(np_log_softmax(row[keep])), rtol=1e-6)
     assert float(jnp.sum(s[1])) == pytest.approx(1.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
 @pytest.mark.parametrize("case", ["ordinary", "large", "masked", "all_masked"])
 def test_half_precision_keeps_dtype_and_matches_float32(dtype, case):
-    x = rand(1, (3, 6)) if case == "ordinary" else EDGE_CASES[case]
+    """Computed in float32 and rounded once: within an ulp of the float32 result."""
+    x = rand(1, (2, 3000)) if case == "ordinary" else EDGE_CASES[case]  # many classes to sum
     x_half = jnp.asarray(x, dtype)
-    x_ref = x_half.astype(jnp.float32)  # the same (rounded) logits, computed in float32
-    tol = {jnp.float16: 2e-3, jnp.bfloat16: 2e-2}[dtype]
+    x_ref = x_half.astype(jnp.float32)  # the same (rounded) logits
+    info = jnp.finfo(dtype)
     for name, f in FNS.items():
         out = f(x_half)
-        ref = f(x_ref)
         assert out.dtype == dtype, name
-        assert not np.any(np.isnan(np.asarray(out, np.float32))), name
-        np.testing.assert_allclose(np.asarray(out, np.float32), np.asarray(ref),
-                                   rtol=tol, atol=tol, err_msg=name)
+        out = np.asarray(out, np.float32)
+        ref = np.asarray(f(x_ref).astype(dtype), np.float32)  # float32 result, rounded once
+        assert not np.any(np.isnan(out)), name
+        finite = np.isfinite(ref)
+        np.testing.assert_array_equal(out[~finite], ref[~finite], err_msg=name)
+        err = np.abs(out[finite] - ref[finite])
+        one_ulp = float(info.eps) * np.abs(ref[finite]) + float(info.tiny)
+        assert np.all(err <= one_ulp), (name, err.max())
 
 
 # --------------------------------------------------------------------------- gradients
