@@ -10,6 +10,7 @@ function) uses fnn's own backpropagation.
 import jax
 
 from fnn.losses import get_loss
+from fnn.validate import check_params, check_targets
 
 __all__ = ["METHODS", "loss_value", "value_and_grad", "grad", "make_value_and_grad",
            "differentiable", "differentiable_loss"]
@@ -61,6 +62,9 @@ def value_and_grad(model, loss, params, x, y, *, key=None, method="manual", with
     """
     _check_method(method)
     loss = get_loss(loss)
+    x = jax.numpy.asarray(x)
+    check_params(model, params, x.shape)
+    check_targets(loss.name, jax.eval_shape(lambda: model.apply(params, x)).shape, y)
     (value, out), grads = (_manual if method == "manual" else _autodiff)(model, loss, params, x, y, key)
     return ((value, out), grads) if with_output else (value, grads)
 

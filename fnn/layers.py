@@ -14,6 +14,7 @@ from typing import Callable, NamedTuple, Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnn.activations import get_activation
 from fnn.initializers import get_initializer
@@ -52,11 +53,16 @@ def Dense(out_features, W_init="glorot_uniform", b_init="zeros", in_features=Non
       W_init, b_init: initializer names or callables (key, shape, dtype).
       in_features: if given, init checks the input width against it.
     """
+    if isinstance(out_features, bool) or not isinstance(out_features, (int, np.integer)) or out_features < 1:
+        raise ValueError(f"Dense needs a positive integer number of output units, got {out_features!r}")
     W_init, b_init = get_initializer(W_init), get_initializer(b_init)
     name = f"Dense({out_features})"
 
     def init(key, input_shape, dtype=jnp.float32):
-        fan_in = input_shape[-1]
+        fan_in = input_shape[-1] if len(input_shape) else None
+        if isinstance(fan_in, bool) or not isinstance(fan_in, (int, np.integer)) or fan_in < 1:
+            raise ValueError(f"{name}: input shape {tuple(input_shape)} has width {fan_in!r}; "
+                             "expected a positive last dimension, e.g. (-1, 784)")
         if in_features is not None and fan_in != in_features:
             raise ValueError(
                 f"{name}: input shape {tuple(input_shape)} has width {fan_in}, "
@@ -116,9 +122,10 @@ def Dropout(rate):
         y = m ⊙ x / (1 − rate),   m ~ Bernoulli(1 − rate)
         dx = m ⊙ dy / (1 − rate)
     """
-    if not (isinstance(rate, (int, float)) and 0 <= rate < 1):
+    if isinstance(rate, bool) or not (isinstance(rate, (int, float, np.integer, np.floating)) and 0 <= rate < 1):
         raise ValueError(f"Dropout rate is the drop probability and must be in [0, 1), got {rate!r}")
-    name = f"Dropout({rate})"
+    rate = float(rate)
+    name = f"Dropout({rate:g})"
     scale = 1.0 / (1.0 - rate)
 
     def init(key, input_shape, dtype=jnp.float32):
@@ -207,7 +214,8 @@ def mlp(sizes, activation="relu", output="identity", W_init=None, b_init="zeros"
       dropout: drop probability after each hidden activation (0 for none).
     """
     sizes = tuple(sizes)
-    if len(sizes) < 2 or not all(isinstance(s, int) and s > 0 for s in sizes):
+    if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                                 and s > 0 for s in sizes):
         raise ValueError(f"mlp sizes must be two or more positive ints (input to output), got {sizes!r}")
     act = get_activation(activation)
     if W_init is None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from fnn.grads import make_value_and_grad
 from fnn.losses import get_loss
+from fnn.validate import check_data, check_params, check_positive_int, check_targets
 
 __all__ = ["TrainState", "FitResult", "init_state", "make_step", "make_epoch", "make_chunk", "fit",
            "evaluate", "predict", "accuracy", "ON_NONFINITE"]
@@ -198,9 +199,19 @@ def _evaluator(model, loss):
     return jax.jit(functools.partial(_evaluate, model, loss))
 
 
+def _check_inputs(model, loss, params, x, y, where):
+    """Arrays (x, y) after the checks every public entry makes: lengths, finiteness, params, targets."""
+    x, y = check_data(x, y, where)
+    check_params(model, params, x.shape)
+    check_targets(loss.name, jax.eval_shape(lambda: model.apply(params, x)).shape, y)
+    return x, y
+
+
 def evaluate(model, loss, params, x, y):
     """{"loss": L, "accuracy": a or None} on (x, y), in inference mode (dropout off)."""
-    value, acc = _evaluator(model, get_loss(loss))(params, jnp.asarray(x), jnp.asarray(y))
+    loss = get_loss(loss)
+    x, y = _check_inputs(model, loss, params, x, y, "evaluate")
+    value, acc = _evaluator(model, loss)(params, x, y)
     return {"loss": float(value), "accuracy": None if np.isnan(acc) else float(acc)}
 
 
@@ -211,7 +222,9 @@ def _predictor(model):
 
 def predict(model, params, x):
     """The model's output on x in inference mode (dropout off)."""
-    return _predictor(model)(params, jnp.asarray(x))
+    x = jnp.asarray(x)
+    check_params(model, params, x.shape)
+    return _predictor(model)(params, x)
 
 
 class FitResult(NamedTuple):
@@ -267,9 +280,14 @@ def fit(model, loss, optimizer, params, x, y, *, key, epochs=None, steps=None, b
       train_accuracy (batch averages), val_loss and val_accuracy.
     """
     loss = get_loss(loss)
-    x, y = jnp.asarray(x), jnp.asarray(y)
     if (epochs is None) == (steps is None):
         raise ValueError(f"fit needs exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
+    check_positive_int("epochs" if steps is None else "steps", epochs if steps is None else steps)
+    check_positive_int("batch_size", batch_size)
+    x, y = _check_inputs(model, loss, params if state is None else state.params, x, y, "fit")
+    if validation_data is not None:
+        validation_data = _check_inputs(model, loss, params if state is None else state.params,
+                                        *validation_data, "fit: validation_data")
     if validation_split:
         key, split_key = jax.random.split(key)
         (x, y), validation_data = _split_validation(split_key, x, y, validation_split)
