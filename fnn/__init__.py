@@ -20,6 +20,7 @@ from fnn.data import DATASETS
 from fnn.data import get_dataset
 from fnn.gradcheck import check_gradients
 from fnn.gradcheck import check_layer
+from fnn.gradcheck import relative_error
 from fnn.grads import differentiable
 from fnn.grads import differentiable_loss
 from fnn.grads import grad
@@ -88,6 +89,7 @@ __all__ = [
     "optim",
     "plotting",
     "predict",
+    "relative_error",
     "report",
     "schedules",
     "seeds",

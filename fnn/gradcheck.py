@@ -11,22 +11,28 @@ between three gradients of L(params) = loss(model(params, x), y):
     autodiff  jax.grad of the same forward and loss (method="autodiff")
     fd        central differences  (L(p + h eᵢ) − L(p − h eᵢ)) / 2h,  one i per element
 
-The manual gradient must match jax.grad to round-off (TOL_AUTODIFF = 1e-10)
-and finite differences to their truncation and round-off error
-(TOL_FD = 1e-6 for h = 1e-6: O(h²) truncation, O(ε·|L| / h) round-off).
+The manual gradient must match jax.grad to round-off, TOL_AUTODIFF = 1e-10,
+and finite differences to their own error, TOL_FD = 1e-6. A central
+difference errs by O(h²·|∂³L|) (truncation) plus O(ε·|L| / h) (round-off,
+ε = 2.2e-16); the default h = 1e-5 sits near the optimum ε^(1/3) ≈ 6e-6.
+With h = 1e-6 the round-off term alone reaches 8e-7 on the default grid's
+deep softmax networks, whose first-layer gradients are ~1e-4·|L|.
+
+A finite difference is only a gradient where L is differentiable: a step
+across a kink (relu at 0, l1 at ŷ = y, huber at |ŷ − y| = δ) measures a
+one-sided slope. The default grid draws its problems away from kinks.
 
 `check_layer` compares a single layer's backward with jax.vjp of its forward.
 `default_cases` and `run_cases` build and run the grid of layer × activation ×
-loss × shape combinations that `scripts/gradcheck.py` prints.
+loss × shape combinations that scripts/gradcheck.py prints.
 """
 import math
 import zlib
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from fnn.activations import ACTIVATIONS
 from fnn.grads import loss_value, value_and_grad
@@ -43,10 +49,10 @@ __all__ = [
 
 TOL_AUTODIFF = 1e-10   # float64, manual vs jax.grad
 TOL_FD = 1e-6          # float64, manual (and jax.grad) vs central differences
-FD_EPS = 1e-6          # central-difference step h
+FD_EPS = 1e-5          # central-difference step h (≈ ε^(1/3) for float64)
 
 _TINY = np.finfo(np.float64).tiny
-_FD_CHUNK = 64                 # perturbed parameter vectors per vmapped batch
+_FD_CHUNK = 256                # parameter elements per vmapped batch (× 2 signs)
 _FD_CHUNK_ELEMENTS = 1 << 22   # at most this many elements (chunk × params) at once
 
 
@@ -99,8 +105,14 @@ class GradCheckResult(NamedTuple):
 def _to_float64(tree):
     """Floating leaves cast to float64; integer leaves (labels) unchanged."""
     def cast(a):
-        a = jnp.asarray(a)
-        return a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a
+        if not isinstance(a, jax.Array):
+            a = np.asarray(a)
+            if jnp.issubdtype(a.dtype, jnp.floating):
+                a = a.astype(np.float64)
+            return jax.device_put(a)
+        if jnp.issubdtype(a.dtype, jnp.floating) and a.dtype != jnp.float64:
+            return a.astype(jnp.float64)
+        return a
     return jax.tree_util.tree_map(cast, tree)
 
 
@@ -123,27 +135,40 @@ def _fd_indices(sizes, max_fd_per_leaf, fd_key):
     return picks
 
 
-def _central_differences(f, flat, indices, eps):
-    """(f(p + h eᵢ) − f(p − h eᵢ)) / (pᵢ⁺ − pᵢ⁻) for each i in indices, vmapped in chunks.
+def _central_differences(f, leaves, treedef, picks, eps):
+    """(f(p + h eᵢ) − f(p − h eᵢ)) / (pᵢ⁺ − pᵢ⁻) for the picked elements of each leaf.
 
-    The divisor is the step actually taken in floating point, not 2h. Chunks
-    have one fixed length (the last is padded), so models of different sizes
-    share the compiled batched operations.
+    The divisor is the step actually taken in floating point, not 2h. The
+    perturbed parameter vectors are built on the host, a chunk at a time with
+    both signs, and f is vmapped over them; chunks have one fixed length (the
+    last is padded), so models of different sizes share compiled code.
     """
-    def one(i):
-        plus, minus = flat[i] + eps, flat[i] - eps
-        return (f(flat.at[i].set(plus)) - f(flat.at[i].set(minus))) / (plus - minus)
-
+    leaves = [np.asarray(leaf, np.float64) for leaf in leaves]
+    sizes = [leaf.size for leaf in leaves]
+    offsets = np.cumsum([0] + sizes)
+    indices = np.concatenate([o + p for o, p in zip(offsets, picks)] + [np.zeros(0, np.int64)])
     n = len(indices)
     if n == 0:
         return np.zeros(0)
+    flat = np.concatenate([leaf.ravel() for leaf in leaves])
     chunk = _FD_CHUNK
-    while chunk > 1 and chunk * flat.size > _FD_CHUNK_ELEMENTS:
+    while chunk > 1 and 2 * chunk * flat.size > _FD_CHUNK_ELEMENTS:
         chunk //= 2
     padded = np.zeros(-(-n // chunk) * chunk, dtype=np.int64)
     padded[:n] = indices
-    parts = [np.asarray(jax.vmap(one)(jnp.asarray(padded[s:s + chunk])))
-             for s in range(0, len(padded), chunk)]
+    rows = np.arange(chunk)
+    parts = []
+    for s in range(0, len(padded), chunk):
+        i = padded[s:s + chunk]
+        plus, minus = flat[i] + eps, flat[i] - eps
+        batch = np.tile(flat, (2 * chunk, 1))              # (2·chunk, n_params)
+        batch[rows, i] = plus
+        batch[chunk + rows, i] = minus
+        columns = np.split(batch, offsets[1:-1], axis=1)
+        batched = jax.tree_util.tree_unflatten(
+            treedef, [c.reshape((2 * chunk,) + leaf.shape) for c, leaf in zip(columns, leaves)])
+        values = np.asarray(jax.vmap(f)(batched))
+        parts.append((values[:chunk] - values[chunk:]) / (plus - minus))
     return np.concatenate(parts)[:n]
 
 
@@ -161,6 +186,10 @@ def check_gradients(model, loss, params, x, y, *, key=None, eps=FD_EPS,
     elements is differenced on that many elements drawn with `fd_key`, and its
     fd errors are over those elements only. The forward runs with train=True,
     as in training, with the same `key` for every evaluation (one dropout mask).
+    Where a step of ±h crosses a kink (a relu pre-activation within h·|input|
+    of 0, say), the difference is not a derivative and manual vs fd fails
+    although the backward is right: draw inputs away from kinks, or cap the
+    elements with max_fd_per_leaf on large relu networks.
 
     Args:
       model: an fnn Layer.
@@ -169,12 +198,14 @@ def check_gradients(model, loss, params, x, y, *, key=None, eps=FD_EPS,
       x: inputs (cast to float64).
       y: targets (floats cast to float64, integer labels kept).
       key: PRNG key for stochastic layers (dropout); None if there are none.
-      eps: the finite-difference step h > 0.
+      eps: the finite-difference step h > 0 (FD_EPS = 1e-5; see the module docstring).
       max_fd_per_leaf: cap on differenced elements per leaf; None for all.
       fd_key: PRNG key for that sample (default jax.random.key(0)).
     Returns:
       a GradCheckResult; `.ok()` applies TOL_AUTODIFF and TOL_FD.
     """
+    if not isinstance(model, Layer):
+        raise TypeError(f"model must be an fnn.Layer, got {type(model).__name__}")
     if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a finite float > 0, got {eps!r}")
     if max_fd_per_leaf is not None and not (isinstance(max_fd_per_leaf, int) and max_fd_per_leaf > 0):
@@ -183,7 +214,7 @@ def check_gradients(model, loss, params, x, y, *, key=None, eps=FD_EPS,
     fd_key = jax.random.key(0) if fd_key is None else fd_key
     with jax.enable_x64(True):
         params, x, y = _to_float64(params), _to_float64(x), _to_float64(y)
-        path_leaves, _ = jax.tree_util.tree_flatten_with_path(params)
+        path_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
         for path, leaf in path_leaves:
             if not jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating):
                 raise TypeError(f"parameter {jax.tree_util.keystr(path)} has dtype "
@@ -194,14 +225,10 @@ def check_gradients(model, loss, params, x, y, *, key=None, eps=FD_EPS,
         manual_leaves = [np.asarray(g, np.float64).ravel() for g in jax.tree_util.tree_leaves(manual)]
         autodiff_leaves = [np.asarray(g, np.float64).ravel() for g in jax.tree_util.tree_leaves(autodiff)]
 
-        flat, unravel = ravel_pytree(params)
-        sizes = [int(np.size(leaf)) for _, leaf in path_leaves]
-        offsets = np.cumsum([0] + sizes)
-        picks = _fd_indices(sizes, max_fd_per_leaf, fd_key)
-        all_indices = np.concatenate([o + p for o, p in zip(offsets, picks)]) if picks else np.zeros(0, int)
+        picks = _fd_indices([int(np.size(leaf)) for _, leaf in path_leaves], max_fd_per_leaf, fd_key)
         fd = _central_differences(
-            lambda q: loss_value(model, loss, unravel(q), x, y, key=key, train=True),
-            flat, all_indices, eps)
+            lambda p: loss_value(model, loss, p, x, y, key=key, train=True),
+            [leaf for _, leaf in path_leaves], treedef, picks, eps)
 
     leaves = []
     start = 0
@@ -285,12 +312,21 @@ LOSS_TARGETS = (
     ("l1", "float"),
     ("huber", "float"),
 )
+# dense        serial(Dense(out))
+# dense+act    mlp([in, hidden, out], activation)
+# dropout      the same with Dropout(0.25) after the activation, in train mode, one fixed key
+# deep         serial(serial(Dense, act), serial(Dense, act, Dropout), Dense, act, Dense)
+# output_act   mlp with an output activation: softmax before mse/half_squared_error/l1/huber
+#              (sigmoid where out is 1), sigmoid before the cross-entropies
 LAYER_VARIANTS = ("dense", "dense+act", "dropout", "deep", "output_act")
 _SHAPES = ((1, 3, 4, 2), (3, 2, 5, 3), (8, 4, 6, 1))   # (batch, in, hidden, out)
 _DROPOUT_RATE = 0.25
+_WITH_DROPOUT = ("dropout", "deep")
 _KINKED_ACTIVATIONS = ("relu", "leaky_relu")
 _KINK_MARGIN = 1e-3     # ≫ eps·|x|: no finite-difference step crosses a kink
-_KINK_TRIES = 20
+_GRAD_FLOOR = 1e-4      # smallest leaf gradient, relative to |L|, in a drawn problem
+_DRAWS = 20
+_POOL = 512            # normals per draw: one compiled shape for every case
 
 
 def _hidden_activations():
@@ -365,28 +401,37 @@ def _case_sizes(loss, shape):
 
 
 def default_cases(quick=False):
-    """The grid: every layer variant × hidden activation × loss (with target kind) × shape.
+    """The grid of cases: every layer variant × hidden activation × loss (and targets) × shape.
 
-    The "dense" variant has no hidden activation, so it appears once per loss
-    and shape. quick=True keeps every layer variant × loss once, taking the
-    activations and shapes in turn, so each still appears (batch 1 included).
+    Shapes are (batch, in, hidden, out) = (1, 3, 4, 2), (3, 2, 5, 3) and
+    (8, 4, 6, 1); a softmax cross-entropy gets 3 classes where out is 1. The
+    "dense" variant has no hidden activation, so it appears once per loss and
+    shape. quick=True keeps one case per hidden activation, taking the losses,
+    the other layer variants and the first two shapes (batch 1 and 3) in turn,
+    plus the plain Dense layer at batch 8 with two losses: every layer type,
+    activation and loss still appears.
     """
     activations = _hidden_activations()
+    if quick:
+        return _quick_cases(activations)
     cases = []
-    turn = 0
     for layers in LAYER_VARIANTS:
-        acts = ("-",) if layers == "dense" else activations
         for loss, targets in LOSS_TARGETS:
-            if quick:
-                act = acts[turn % len(acts)]
-                batch, sizes = _case_sizes(loss, _SHAPES[turn % len(_SHAPES)])
-                cases.append(Case(layers, act, loss, targets, batch, sizes))
-                turn += 1
-                continue
-            for act in acts:
+            for act in ("-",) if layers == "dense" else activations:
                 for shape in _SHAPES:
-                    batch, sizes = _case_sizes(loss, shape)
-                    cases.append(Case(layers, act, loss, targets, batch, sizes))
+                    cases.append(Case(layers, act, loss, targets, *_case_sizes(loss, shape)))
+    return cases
+
+
+def _quick_cases(activations):
+    variants = [v for v in LAYER_VARIANTS if v != "dense"]
+    cases = []
+    for i, act in enumerate(activations):
+        loss, targets = LOSS_TARGETS[i % len(LOSS_TARGETS)]
+        shape = _SHAPES[i % 2]
+        cases.append(Case(variants[i % len(variants)], act, loss, targets, *_case_sizes(loss, shape)))
+    for loss, targets in (LOSS_TARGETS[0], LOSS_TARGETS[3]):
+        cases.append(Case("dense", "-", loss, targets, *_case_sizes(loss, _SHAPES[2])))
     return cases
 
 
@@ -398,16 +443,23 @@ def _shared_jit(layer):
     """The layer with each leaf's forward and backward under jax.jit, one jitted pair per name.
 
     Cases then share compiled code: a leaf layer is compiled once per input
-    shape, not once per model. Forward and backward are the layer's own.
+    shape, not once per model. Forward and backward are the layer's own; the
+    key reaches only Dropout (Dense and Activation ignore it), so it does not
+    split their compiled code in two.
     """
     if layer.layers:
         return serial(*(_shared_jit(sub) for sub in layer.layers))
     if layer.name not in _SHARED_LAYERS:
-        _SHARED_LAYERS[layer.name] = Layer(
-            layer.name, layer.init,
-            jax.jit(layer.forward, static_argnames=("train",)), jax.jit(layer.backward))
-    shared = _SHARED_LAYERS[layer.name]
-    return Layer(layer.name, layer.init, shared.forward, shared.backward)
+        forward = jax.jit(layer.forward, static_argnames=("train",))
+        if not layer.name.startswith("Dropout"):
+            keyless = forward
+
+            def forward(params, x, *, key=None, train=False):
+                del key
+                return keyless(params, x, train=train)
+        _SHARED_LAYERS[layer.name] = (forward, jax.jit(layer.backward))
+    forward, backward = _SHARED_LAYERS[layer.name]
+    return Layer(layer.name, layer.init, forward, backward)
 
 
 def _shared_loss(name):
@@ -419,7 +471,11 @@ def _shared_loss(name):
 
 
 def build_model(case):
-    """The case's model as an fnn Layer (every layer type appears across the variants)."""
+    """The case's model as an fnn Layer; every layer type appears across the variants.
+
+    The leaf layers' own forward and backward run under jax.jit, shared by all
+    cases, so the grid compiles each once per shape rather than once per case.
+    """
     return _shared_jit(_build_model(case))
 
 
@@ -443,17 +499,41 @@ def _build_model(case):
     raise ValueError(f"unknown layer variant {case.layers!r}; expected one of {', '.join(LAYER_VARIANTS)}")
 
 
-def _targets(case, key, out_shape):
-    """Random targets of the case's kind for outputs of shape (batch, out)."""
-    batch, out = out_shape
+def _normals(key, n):
+    """n standard normals (float64, on the host) from one fixed-size draw, compiled once."""
+    size = max(_POOL, 1 << max(0, n - 1).bit_length())
+    with jax.enable_x64(True):
+        return np.asarray(jax.random.normal(key, (size,), jnp.float64))[:n]
+
+
+def _draw_params(model, key, d_in):
+    """Params of the model's structure: N(0, 1/fan_in) matrices, N(0, 0.2²) vectors (no exact zeros)."""
+    with jax.enable_x64(True):
+        shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), (-1, d_in), jnp.float64)[1])
+    leaves, treedef = jax.tree_util.tree_flatten(shapes)
+    z = _normals(key, sum(math.prod(leaf.shape) for leaf in leaves))
+    drawn, start = [], 0
+    for leaf in leaves:
+        n = math.prod(leaf.shape)
+        scale = 1 / math.sqrt(leaf.shape[0]) if len(leaf.shape) >= 2 else 0.2
+        drawn.append(scale * z[start:start + n].reshape(leaf.shape))
+        start += n
+    return jax.tree_util.tree_unflatten(treedef, drawn)
+
+
+def _draw_data(case, key):
+    """(x, y) on the host: x ~ N(0, 1), targets of the case's kind for outputs (batch, out)."""
+    batch, (d_in, _, out) = case.batch, case.sizes
+    z = _normals(key, batch * (d_in + out))
+    x = z[:batch * d_in].reshape(batch, d_in)
+    t = z[batch * d_in:].reshape(batch, out)
     if case.targets == "labels":
-        return jax.random.randint(key, (batch,), 0, out)
+        return x, np.argmax(t, axis=-1).astype(np.int32)      # uniform over the classes
     if case.targets == "soft":
-        return jax.nn.softmax(2 * jax.random.normal(key, out_shape, jnp.float64), axis=-1)
-    shape = (batch,) if out == 1 else out_shape     # (batch,) targets for a single output
-    if case.targets == "binary":
-        return jax.random.bernoulli(key, 0.5, shape).astype(jnp.float64)
-    return jax.random.normal(key, shape, jnp.float64)
+        e = np.exp(2 * (t - t.max(axis=-1, keepdims=True)))
+        return x, e / e.sum(axis=-1, keepdims=True)
+    t = t.reshape(batch) if out == 1 else t                  # (batch,) targets for one output
+    return x, (t > 0).astype(np.float64) if case.targets == "binary" else t
 
 
 def _activation_inputs(layer, saved):
@@ -465,39 +545,50 @@ def _activation_inputs(layer, saved):
         yield saved[0]
 
 
-def _kink_distance(model, loss, params, x, y, key):
-    """How far the problem is from every kink: relu-like z = 0, l1 r = 0, huber |r| = δ."""
+def _well_posed(model, loss, params, x, y, key):
+    """Whether finite differences can measure every gradient of this problem.
+
+    False if a relu-like pre-activation, or an l1/huber residual, lies within
+    _KINK_MARGIN of a kink, or if a parameter leaf's (manual) gradient is below
+    _GRAD_FLOOR·|L|.
+    """
     out, saved = model.forward(params, x, key=key, train=True)
-    dists = [jnp.min(jnp.abs(z)) for z in _activation_inputs(model, saved)]
-    r = out - jnp.reshape(y, out.shape) if loss in ("l1", "huber") else None
-    if loss == "l1":
-        dists.append(jnp.min(jnp.abs(r)))
-    if loss == "huber":
-        dists.append(jnp.min(jnp.abs(jnp.abs(r) - 1.0)))
-    return min((float(d) for d in dists), default=math.inf)
+    value = loss.fn(out, y)
+    grads, _ = model.backward(params, saved, loss.grad(out, y))
+    gaps = [np.min(np.abs(z)) for z in _activation_inputs(model, saved)]
+    if loss.name in ("l1", "huber"):
+        r = np.abs(np.asarray(out) - np.reshape(y, out.shape))
+        gaps.append(np.min(r if loss.name == "l1" else np.abs(r - 1.0)))
+    if min(gaps, default=math.inf) < _KINK_MARGIN:
+        return False
+    floor = _GRAD_FLOOR * abs(float(value))
+    return all(np.max(np.abs(g)) >= floor for g in jax.tree_util.tree_leaves(grads) if g.size)
 
 
 def make_problem(case, key):
     """(model, params, x, y, dropout_key) for a case, in float64, drawn from `key`.
 
-    Every parameter gets N(0, 0.1²) noise on top of its initializer (so no bias
-    is exactly 0), and x, y are redrawn until no pre-activation of a relu-like
-    layer, and no l1/huber residual, lies within 1e-3 of a kink: a finite
-    difference across a kink measures a one-sided slope, not the gradient.
+    dropout_key is None for the variants without a Dropout layer.
+    Weights are N(0, 1/fan_in) and biases N(0, 0.2²), so no bias is exactly 0.
+    x and y are redrawn (up to 20 times) until the problem is well posed for
+    finite differences:
+
+    - no pre-activation of a relu-like layer, and no l1/huber residual, lies
+      within 1e-3 of a kink (a difference across a kink measures a one-sided
+      slope, not the gradient);
+    - no parameter leaf has a gradient below 1e-4·|L| (an l1 loss whose
+      residual signs cancel, or a layer of dead relus, has an exactly zero
+      gradient that finite differences only see as round-off, relative error 1).
     """
     model = build_model(case)
-    k_init, k_noise, k_drop, k_data = jax.random.split(key, 4)
+    loss = _shared_loss(case.loss)
+    k_params, k_drop, k_data = jax.random.split(key, 3)
+    k_drop = k_drop if case.layers in _WITH_DROPOUT else None
+    params = _draw_params(model, k_params, case.sizes[0])
     with jax.enable_x64(True):
-        _, params = model.init(k_init, (-1, case.sizes[0]), dtype=jnp.float64)
-        leaves, treedef = jax.tree_util.tree_flatten(params)
-        noise_keys = jax.random.split(k_noise, max(1, len(leaves)))
-        params = jax.tree_util.tree_unflatten(treedef, [
-            p + 0.1 * jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, noise_keys)])
-        for attempt in range(_KINK_TRIES):
-            k_x, k_y = jax.random.split(jax.random.fold_in(k_data, attempt))
-            x = jax.random.normal(k_x, (case.batch, case.sizes[0]), jnp.float64)
-            y = _targets(case, k_y, (case.batch, case.sizes[2]))
-            if _kink_distance(model, case.loss, params, x, y, k_drop) >= _KINK_MARGIN:
+        for attempt in range(_DRAWS):
+            x, y = _draw_data(case, jax.random.fold_in(k_data, attempt))
+            if _well_posed(model, loss, params, x, y, k_drop):
                 break
     return model, params, x, y, k_drop
 

@@ -1,0 +1,294 @@
+"""Gradient checking: agreement on correct models, detection of wrong backwards, the grid and script."""
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fnn
+from fnn import gradcheck
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "scripts", "gradcheck.py")
+
+
+def problem(sizes, batch, seed=0):
+    """A float32 tanh mlp with its params, inputs and integer labels."""
+    k_init, k_x, k_y = jax.random.split(jax.random.key(seed), 3)
+    model = fnn.mlp(sizes, activation="tanh")
+    _, params = model.init(k_init, (-1, sizes[0]))
+    x = jax.random.normal(k_x, (batch, sizes[0]))
+    y = jax.random.randint(k_y, (batch,), 0, sizes[-1])
+    return model, params, x, y
+
+
+def with_scaled_dW(layer, factor):
+    """A Dense layer whose backward returns factor · dW (a wrong gradient)."""
+    def backward(params, saved, dz):
+        grads, dx = layer.backward(params, saved, dz)
+        return {"W": factor * grads["W"], "b": grads["b"]}, dx
+    return layer._replace(backward=backward)
+
+
+# tanh with a term missing from its derivative: 1 − y instead of 1 − y².
+BAD_TANH = fnn.ActivationFn("bad_tanh", jnp.tanh, lambda z, y, dy: dy * (1 - y))
+
+
+@jax.custom_jvp
+def _tanh_with_twice_its_jvp(z):
+    return jnp.tanh(z)
+
+
+@_tanh_with_twice_its_jvp.defjvp
+def _twice_jvp(primals, tangents):
+    (z,), (t,) = primals, tangents
+    y = jnp.tanh(z)
+    return y, 2 * (1 - y * y) * t
+
+
+# tanh whose backward and whose jax.grad rule are wrong in the same way: only
+# finite differences can tell.
+TWICE_TANH = fnn.ActivationFn("twice_tanh", _tanh_with_twice_its_jvp,
+                              lambda z, y, dy: 2 * dy * (1 - y * y))
+
+
+@pytest.fixture(scope="module")
+def script_quick(tmp_path_factory):
+    """`scripts/gradcheck.py --quick --json PATH`, started first so it runs beside the in-process grid."""
+    path = tmp_path_factory.mktemp("gradcheck") / "quick.json"
+    proc = subprocess.Popen([sys.executable, SCRIPT, "--quick", "--json", str(path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    yield proc, path
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def mlp_result(script_quick):
+    """A 3-4-2 tanh mlp at batch 1 (the grid covers batches 3 and 8); the script starts first."""
+    del script_quick
+    model, params, x, y = problem([3, 4, 2], batch=1)
+    return gradcheck.check_gradients(model, "softmax_cross_entropy", params, x, y)
+
+
+@pytest.fixture(scope="module")
+def quick_results(script_quick):
+    del script_quick                          # started, running on the other core
+    return gradcheck.run_cases(gradcheck.default_cases(quick=True))
+
+
+def test_tolerances_match_the_spec():
+    assert gradcheck.TOL_AUTODIFF == 1e-10
+    assert gradcheck.TOL_FD == 1e-6
+
+
+def test_relative_error_definition():
+    assert gradcheck.relative_error([1.0, 2.0], [1.0, 2.5]) == pytest.approx(0.5 / 2.5)
+    assert gradcheck.relative_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert gradcheck.relative_error([0.0, 0.0], [0.0, 1e-300]) == 1.0
+    assert gradcheck.relative_error([1.0, np.nan], [1.0, 1.0]) == math.inf
+    with pytest.raises(ValueError, match=r"\(2,\) vs \(3,\)"):
+        gradcheck.relative_error(np.ones(2), np.ones(3))
+
+
+def test_correct_mlp_agrees_per_leaf(mlp_result):
+    r = mlp_result                     # float32 params and inputs, checked in float64
+    assert [l.path for l in r.leaves] == ["[0]['W']", "[0]['b']", "[2]['W']", "[2]['b']"]
+    assert [l.shape for l in r.leaves] == [(3, 4), (4,), (4, 2), (2,)]
+    assert [l.fd_count for l in r.leaves] == [12, 4, 8, 2]
+    assert r.max_manual_vs_autodiff <= 1e-10
+    assert r.max_manual_vs_fd <= 1e-6
+    assert r.max_autodiff_vs_fd <= 1e-6
+    assert r.max_manual_vs_fd == max(l.manual_vs_fd for l in r.leaves)
+    assert r.ok() and r.ok(1e-10, 1e-6)
+    assert math.isfinite(r.loss) and r.loss > 0
+
+
+def test_float64_stays_inside_the_check(mlp_result):
+    assert mlp_result.leaves                     # a check has run in this process
+    assert jnp.zeros(1).dtype == jnp.float32
+
+
+def test_batch_one_other_data():
+    model, params, x, y = problem([3, 4, 2], batch=1, seed=1)
+    r = gradcheck.check_gradients(model, "softmax_cross_entropy", params, x, y)
+    assert x.shape == (1, 3)
+    assert r.max_manual_vs_autodiff <= 1e-10 and r.max_manual_vs_fd <= 1e-6
+    assert r.ok()
+
+
+def test_detects_scaled_dW():
+    model, params, x, y = problem([3, 4, 2], batch=1)
+    wrong = fnn.serial(model.layers[0], model.layers[1], with_scaled_dW(model.layers[2], 1.01))
+    r = gradcheck.check_gradients(wrong, "softmax_cross_entropy", params, x, y)
+    assert not r.ok()
+    errors = {l.path: l for l in r.leaves}
+    assert errors["[2]['W']"].manual_vs_autodiff == pytest.approx(0.01 / 1.01, rel=1e-6)
+    assert errors["[2]['W']"].manual_vs_fd > 1e-3
+    assert errors["[2]['W']"].autodiff_vs_fd <= 1e-6          # the references still agree
+    assert errors["[0]['W']"].manual_vs_autodiff <= 1e-10     # dW scaling does not reach dx
+
+
+def test_detects_missing_derivative_term():
+    model, params, x, y = problem([3, 4, 2], batch=1)
+    wrong = fnn.serial(model.layers[0], fnn.Activation(BAD_TANH), model.layers[2])
+    r = gradcheck.check_gradients(wrong, "softmax_cross_entropy", params, x, y)
+    assert not r.ok()
+    bad = {l.path for l in r.leaves if l.manual_vs_autodiff > 1e-10 or l.manual_vs_fd > 1e-6}
+    assert bad == {"[0]['W']", "[0]['b']"}                    # only the layers before it
+
+
+def test_finite_differences_catch_what_jax_grad_shares():
+    model, params, x, y = problem([3, 4, 2], batch=1)
+    wrong = fnn.serial(model.layers[0], fnn.Activation(TWICE_TANH), model.layers[2])
+    r = gradcheck.check_gradients(wrong, "softmax_cross_entropy", params, x, y)
+    assert r.max_manual_vs_autodiff <= 1e-10
+    assert r.max_manual_vs_fd > 0.1 and r.max_autodiff_vs_fd > 0.1
+    assert not r.ok()
+
+
+def test_samples_fd_elements_per_leaf():
+    model, params, x, y = problem([3, 4, 2], batch=1)
+    r = gradcheck.check_gradients(model, "softmax_cross_entropy", params, x, y,
+                                  max_fd_per_leaf=5, fd_key=jax.random.key(3))
+    assert [l.fd_count for l in r.leaves] == [5, 4, 5, 2]
+    assert r.ok()
+    full = gradcheck.check_gradients(model, "softmax_cross_entropy", params, x, y)
+    assert r.leaves[1].manual_vs_fd == full.leaves[1].manual_vs_fd    # b: all 4 elements either way
+
+
+def test_bad_arguments_raise():
+    model, params, x, y = problem([3, 4, 2], batch=1)
+    with pytest.raises(ValueError, match="eps"):
+        gradcheck.check_gradients(model, "mse", params, x, y, eps=0.0)
+    with pytest.raises(ValueError, match="max_fd_per_leaf"):
+        gradcheck.check_gradients(model, "mse", params, x, y, max_fd_per_leaf=0)
+    with pytest.raises(TypeError, match="fnn.Layer"):
+        gradcheck.check_gradients(lambda p, x: x, "mse", params, x, y)
+
+
+def test_check_layer_dense_and_dropout():
+    dense = fnn.Dense(4)
+    _, params = dense.init(jax.random.key(0), (-1, 3))
+    x = jax.random.normal(jax.random.key(1), (1, 3))              # batch 1
+    r = gradcheck.check_layer(dense, params, x)
+    assert [path for path, _ in r.leaves] == ["['W']", "['b']"]
+    assert r.max_error <= 1e-10 and r.ok()
+    dropout = fnn.Dropout(0.5)
+    r = gradcheck.check_layer(dropout, (), jnp.ones((1, 4)), key=jax.random.key(2))
+    assert r.leaves == () and r.dx <= 1e-10
+
+
+def test_check_layer_detects_wrong_backward():
+    dense = with_scaled_dW(fnn.Dense(4), 1.01)
+    _, params = dense.init(jax.random.key(0), (-1, 3))
+    r = gradcheck.check_layer(dense, params, jax.random.normal(jax.random.key(1), (1, 3)))
+    assert dict(r.leaves)["['W']"] == pytest.approx(0.01 / 1.01, rel=1e-6)
+    assert r.dx <= 1e-10 and not r.ok()
+    r = gradcheck.check_layer(fnn.Activation(BAD_TANH), (), jnp.linspace(-2.0, 2.0, 4).reshape(1, 4))
+    assert r.dx > 0.1 and not r.ok()
+
+
+def test_default_grid_covers_every_combination():
+    cases = gradcheck.default_cases()
+    activations = {c.activation for c in cases} - {"-"}
+    assert activations == {"identity", "sigmoid", "tanh", "relu", "leaky_relu", "gelu",
+                           "gelu_tanh", "swish", "softplus", "softmax"}   # linear, silu: aliases
+    combos = {(c.layers, c.activation, c.loss_label) for c in cases}
+    assert len(combos) == 7 + 4 * 10 * 7
+    assert {c.batch for c in cases} == {1, 3, 8}
+    assert len(cases) == 3 * len(combos)
+
+
+def test_quick_grid_passes_and_covers_every_layer_activation_loss(quick_results):
+    cases = [r.case for r in quick_results]
+    full = gradcheck.default_cases()
+    assert {c.activation for c in cases} == {c.activation for c in full}
+    assert {c.loss_label for c in cases} == {c.loss_label for c in full}
+    assert {c.layers for c in cases} == set(gradcheck.LAYER_VARIANTS)
+    assert 1 in {c.batch for c in cases}
+    failed = [r.case.label for r in quick_results if not r.passed]
+    assert failed == []
+    assert max(r.result.max_manual_vs_autodiff for r in quick_results) <= 1e-10
+    assert max(r.result.max_manual_vs_fd for r in quick_results) <= 1e-6
+
+
+def test_grid_problems_are_reproducible():
+    case = gradcheck.default_cases(quick=True)[0]
+    a = gradcheck.make_problem(case, jax.random.key(5))
+    b = gradcheck.make_problem(case, jax.random.key(5))
+    np.testing.assert_array_equal(a[2], b[2])
+    np.testing.assert_array_equal(a[1][0]["W"], b[1][0]["W"])
+
+
+def run_script(*args):
+    return subprocess.run([sys.executable, SCRIPT, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_script_quick_json(script_quick):
+    proc, path = script_quick
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "device:" in stdout and "PASS" in stdout and "FAIL" not in stdout
+    report = json.loads(path.read_text())
+    assert report["tolerances"] == {"autodiff": 1e-10, "fd": 1e-6}
+    assert report["failed"] == 0
+    cases = report["cases"]
+    assert len(cases) == len(gradcheck.default_cases(quick=True)) == report["passed"]
+    assert all(c["pass"] for c in cases)
+    assert all(c["max_rel_err_autodiff"] <= 1e-10 and c["max_rel_err_fd"] <= 1e-6 for c in cases)
+    assert any(c["batch"] == 1 for c in cases)
+
+
+@pytest.fixture(scope="module")
+def script():
+    """scripts/gradcheck.py as a module, to call main() in this process."""
+    spec = importlib.util.spec_from_file_location("gradcheck_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_bad_argument_exits_2_without_traceback():
+    proc = run_script("--eps", "0")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["gradcheck.py: error: --eps must be a finite number > 0, got 0.0"]
+
+
+@pytest.mark.parametrize("args", [["--bogus"], ["--eps", "nan"], ["--seed", "x"],
+                                  ["--json", "/no/such/folder/x.json"]])
+def test_script_bad_arguments_exit_2(script, capsys, args):
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("gradcheck.py: error:")
+
+
+def test_script_exits_1_on_a_failure(script, tmp_path, monkeypatch, capsys):
+    case = gradcheck.Case("dense", "-", "mse", "float", 1, (2, 3, 2))
+    result = gradcheck.GradCheckResult(1.0, (), 1e-3, math.inf, 0.0, 1e-5)
+
+    def run_cases(cases, callback, **kwargs):
+        results = [gradcheck.CaseResult(case, result, result.ok())]
+        for r in results:
+            callback(r)
+        return results
+    monkeypatch.setattr(script.gradcheck, "default_cases", lambda quick: [case])
+    monkeypatch.setattr(script.gradcheck, "run_cases", run_cases)
+    path = tmp_path / "fail.json"
+    assert script.main(["--json", str(path)]) == 1
+    out = capsys.readouterr()
+    assert "FAIL" in out.out and "0/1 cases pass" in out.out
+    assert out.err.strip() == "FAIL dense - mse B=1 2-3-2"
+    record = json.loads(path.read_text())["cases"][0]
+    assert record["pass"] is False and record["max_rel_err_fd"] is None   # inf → null
