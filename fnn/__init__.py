@@ -8,8 +8,6 @@ from fnn import initializers
 from fnn import losses
 from fnn import numerics
 from fnn import optim
-from fnn import plotting
-from fnn import report
 from fnn import schedules
 from fnn import seeds
 from fnn import train
@@ -48,6 +46,15 @@ from fnn.train import fit
 from fnn.train import predict
 
 __version__ = "0.1.0"
+
+_LAZY = ("plotting", "report")      # matplotlib-backed: imported on first use, not with fnn
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return importlib.import_module(f"fnn.{name}")
+    raise AttributeError(f"module 'fnn' has no attribute {name!r}")
 
 __all__ = [
     "ACTIVATIONS",
