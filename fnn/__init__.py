@@ -2,12 +2,15 @@
 from fnn import activations
 from fnn import checkpoint
 from fnn import data
+from fnn import ensemble
 from fnn import gradcheck
 from fnn import graph
 from fnn import initializers
 from fnn import losses
 from fnn import numerics
 from fnn import optim
+from fnn import parallel
+from fnn import precision
 from fnn import schedules
 from fnn import seeds
 from fnn import train
@@ -75,6 +78,7 @@ __all__ = [
     "data",
     "differentiable",
     "differentiable_loss",
+    "ensemble",
     "evaluate",
     "fit",
     "get_activation",
@@ -94,7 +98,9 @@ __all__ = [
     "mlp",
     "numerics",
     "optim",
+    "parallel",
     "plotting",
+    "precision",
     "predict",
     "relative_error",
     "report",

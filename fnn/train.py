@@ -17,6 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn.grads import make_value_and_grad
+from fnn.parallel import check_batch_size, data_parallel, replicate
+from fnn.precision import dynamic_loss_scale, get_policy, loss_scale
+from fnn.precision import make_value_and_grad as mixed_value_and_grad
 from fnn.losses import get_loss
 from fnn.validate import check_data, check_params, check_positive_int, check_targets
 
@@ -49,24 +52,39 @@ def _all_finite(value, grads):
     return functools.reduce(jnp.logical_and, leaves, jnp.isfinite(value))
 
 
-def make_step(model, loss, optimizer, method="manual", on_nonfinite="stop"):
+def make_step(model, loss, optimizer, method="manual", on_nonfinite="stop", precision=None, mesh=None):
     """step(state, x, y) -> (state, (loss, accuracy)): one minibatch update, pure and jittable.
 
     A step whose loss or gradients are not finite leaves params and optimizer
     state unchanged; with on_nonfinite="stop" every later step does too, so the
     state holds the last finite parameters. accuracy is NaN for regression losses.
+
+    precision: None (float32), or "bf16"/"fp16"/a fnn.precision.Policy: float32
+      params, forward and backward in the compute dtype. "fp16" reads its loss
+      scale from the optimizer state (fnn.precision.dynamic_loss_scale), which
+      skips steps whose gradients overflow.
+    mesh: a Mesh from fnn.parallel.make_mesh: each batch split over its devices,
+      the gradients all-reduced (fnn.parallel.data_parallel).
     """
     if on_nonfinite not in ON_NONFINITE:
         raise ValueError(f"on_nonfinite must be one of {', '.join(ON_NONFINITE)}, got {on_nonfinite!r}")
     loss = get_loss(loss)
     value_and_grad = make_value_and_grad(model, loss, method, with_output=True)
+    policy = None if precision is None else get_policy(precision)
+    if policy is not None:
+        value_and_grad = mixed_value_and_grad(model, loss, method, policy)
+    if mesh is not None:
+        value_and_grad = data_parallel(value_and_grad, mesh)
+    scaled = policy is not None and policy.loss_scaling
 
     def step(state, x, y):
         key, sub = jax.random.split(state.key)
-        (value, out), grads = value_and_grad(state.params, x, y, sub)
+        scale = (loss_scale(state.opt_state),) if scaled else ()
+        (value, out), grads = value_and_grad(state.params, x, y, sub, *scale)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = jax.tree.map(lambda p, u: (p + u).astype(p.dtype), state.params, updates)
-        finite = _all_finite(value, grads)
+        # float16: overflowing gradients are skipped by the loss scale, not counted as non-finite
+        finite = jnp.isfinite(value) if scaled else _all_finite(value, grads)
         ok = finite if on_nonfinite == "skip" else finite & (state.nonfinite_step < 0)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
         bad = jnp.where((state.nonfinite_step < 0) & ~finite, state.step, state.nonfinite_step)
@@ -103,13 +121,14 @@ def _shuffled_batches(key, n, batch_size):
     return jax.random.permutation(key, n)[: per_epoch * batch_size].reshape(per_epoch, batch_size)
 
 
-def make_epoch(model, loss, optimizer, batch_size, method="manual", on_nonfinite="stop"):
+def make_epoch(model, loss, optimizer, batch_size, method="manual", on_nonfinite="stop",
+               precision=None, mesh=None):
     """A jitted epoch(state, x, y) -> (state, (losses, accuracies)), each (n // batch_size,).
 
     Draws one permutation of the examples from the state's key and scans the
     train step over its minibatches (the last partial batch is dropped).
     """
-    step = make_step(model, loss, optimizer, method, on_nonfinite)
+    step = make_step(model, loss, optimizer, method, on_nonfinite, precision, mesh)
 
     def epoch(state, x, y):
         key, perm_key = jax.random.split(state.key)
@@ -121,7 +140,7 @@ def make_epoch(model, loss, optimizer, batch_size, method="manual", on_nonfinite
 
 @functools.lru_cache(maxsize=32)
 def make_chunk(model, loss, optimizer, batch_size, epochs_per_chunk, method="manual",
-               on_nonfinite="stop", patience=None):
+               on_nonfinite="stop", patience=None, precision=None, mesh=None):
     """A jitted chunk of `epochs_per_chunk` epochs, with per-epoch metrics, as one program.
 
     chunk(state, early, x, y, x_val, y_val, steps_left) -> (state, early, metrics)
@@ -131,9 +150,9 @@ def make_chunk(model, loss, optimizer, batch_size, epochs_per_chunk, method="man
     program. metrics is a dict of (epochs_per_chunk,) arrays: train_loss and
     train_accuracy (averaged over the epoch's batches), val_loss, val_accuracy,
     steps (run in that epoch). Cached: fit() calls with the same model, loss,
-    optimizer and settings reuse one compiled program.
+    optimizer and settings reuse one compiled program. precision and mesh as in make_step.
     """
-    step = make_step(model, loss, optimizer, method, on_nonfinite)
+    step = make_step(model, loss, optimizer, method, on_nonfinite, precision, mesh)
     loss = get_loss(loss)
     nan = jnp.full((), jnp.nan, jnp.float32)
 
@@ -252,7 +271,7 @@ def _split_validation(key, x, y, fraction):
 def fit(model, loss, optimizer, params, x, y, *, key, epochs=None, steps=None, batch_size=32,
         method="manual", validation_data=None, validation_split=0.0, patience=None,
         progress=True, on_nonfinite="stop", state=None, history=None, chunk_steps=2000,
-        callback: Optional[Callable] = None):
+        callback: Optional[Callable] = None, precision=None, mesh=None):
     """Train `model` on (x, y) with minibatch `optimizer` steps, several epochs per compiled program.
 
     Args:
@@ -275,6 +294,10 @@ def fit(model, loss, optimizer, params, x, y, *, key, epochs=None, steps=None, b
       chunk_steps: about how many steps one compiled chunk (and one host sync) covers.
       callback: called as callback(state, history) after every chunk (e.g. to checkpoint).
         The state is donated to the next chunk: copy (e.g. jax.device_get) what you keep.
+      precision: None (float32) or "bf16"/"fp16" (fnn.precision): float32 params, forward and
+        backward in 16 bits; for "fp16" the optimizer is wrapped in dynamic_loss_scale.
+      mesh: a Mesh from fnn.parallel.make_mesh(n): data parallel over its devices
+        (batch_size a multiple of n; params, optimizer state and data replicated).
     Returns:
       FitResult; history has per-epoch lists epoch, step, train_loss,
       train_accuracy (batch averages), val_loss and val_accuracy.
@@ -300,18 +323,25 @@ def fit(model, loss, optimizer, params, x, y, *, key, epochs=None, steps=None, b
     if patience is not None and x_val is None:
         raise ValueError("patience (early stopping) needs validation_data or validation_split")
 
+    if precision is not None and get_policy(precision).loss_scaling:
+        optimizer = dynamic_loss_scale(optimizer)       # float16: the loss scale is optimizer state
+    if mesh is not None:
+        check_batch_size(batch_size, mesh)
+
     # fit donates its state to the compiled chunk: copy so the caller's arrays stay valid.
     state = init_state(params, optimizer, key) if state is None else state
     state = jax.tree.map(jnp.copy, state)
     early = _EarlyStop(jnp.full((), jnp.inf, jnp.float32),
                        jax.tree.map(jnp.copy, state.params) if patience is not None else (),
                        jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    if mesh is not None:                                # every device holds all of them
+        state, early, x, y, x_val, y_val = replicate((state, early, x, y, x_val, y_val), mesh)
     history = {k: list(v) for k, v in (history or {}).items()}
     for name in ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy"):
         history.setdefault(name, [])
     epochs_per_chunk = max(1, min(math.ceil(total / per_epoch), chunk_steps // per_epoch))
     chunk = make_chunk(model, loss, optimizer, batch_size, epochs_per_chunk, method,
-                       on_nonfinite, patience)
+                       on_nonfinite, patience, precision, mesh)
 
     from tqdm.auto import tqdm
     done = int(state.step)

@@ -78,7 +78,8 @@ def check_targets(loss_name, out_shape, y):
         classes = out_shape[-1]
         if jnp.issubdtype(y.dtype, jnp.integer):
             if is_concrete(y) and y.size:
-                lo, hi = int(np.min(y)), int(np.max(y))
+                values = np.asarray(y)
+                lo, hi = int(values.min()), int(values.max())
                 if lo < 0 or hi >= classes:
                     bad = lo if lo < 0 else hi
                     raise ValueError(f"{loss_name}: label {bad} is out of range for {classes} classes; "

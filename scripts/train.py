@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import fnn  # noqa: E402
-from fnn import checkpoint, cli, data, optim  # noqa: E402
+from fnn import checkpoint, cli, data, optim, parallel, precision  # noqa: E402
 from fnn import report  # noqa: E402
 from fnn.gradcheck import relative_error  # noqa: E402
 from fnn.train import fit, evaluate, init_state, TrainState  # noqa: E402
@@ -22,7 +22,7 @@ DEFAULTS = dict(dataset="mnist1d", hidden="100,100", activation="relu", optimize
                 lr=1e-2, batch_size=100, steps=6000, grad="manual", seed=0, out="runs/latest")
 CHECKPOINT = "checkpoint.npz"
 CONFIG_KEYS = ("dataset", "hidden", "activation", "optimizer", "lr", "batch_size", "epochs",
-               "steps", "grad", "seed")
+               "steps", "grad", "seed", "precision")
 
 
 def parse_args(argv):
@@ -41,6 +41,11 @@ def parse_args(argv):
     p.add_argument("--grad", choices=fnn.grads.METHODS, default=DEFAULTS["grad"],
                    help="manual: hand-written backprop; autodiff: jax.grad")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="PRNG seed for init, shuffling and dropout")
+    p.add_argument("--precision", choices=precision.PRECISIONS, default="fp32",
+                   help="fp32; bf16: bfloat16 forward and backward, float32 master params; "
+                        "fp16: float16 with dynamic loss scaling")
+    p.add_argument("--devices", type=cli.positive_int, default=None,
+                   help="data parallel over this many devices: each batch split over them, gradients all-reduced")
     p.add_argument("--out", default=None, help=f"output folder (default {DEFAULTS['out']}, or --resume's)")
     p.add_argument("--resume", metavar="DIR", help=f"continue the run whose {CHECKPOINT} is in DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -55,6 +60,7 @@ def run_config(args):
     if args.resume:
         saved, _ = checkpoint.read_config(os.path.join(args.resume, CHECKPOINT))
         config = dict(saved["run"])
+        config.setdefault("precision", "fp32")              # checkpoints from before --precision
         if args.epochs or args.steps:                       # a new target length is allowed
             config.update(epochs=args.epochs, steps=args.steps)
         return config
@@ -116,7 +122,9 @@ def save_plot(history, path, title):
 def main(argv=None):
     args = parse_args(argv)
     t_start = time.perf_counter()
+    mesh = None if args.devices is None else parallel.make_mesh(args.devices)
     config = run_config(args)
+    policy = precision.get_policy(config["precision"])
     out = args.out or args.resume or DEFAULTS["out"]
     os.makedirs(out, exist_ok=True)
     ds, sizes, model, loss, optimizer = build(config)
@@ -125,7 +133,18 @@ def main(argv=None):
     if config["batch_size"] > ds.x_train.shape[0]:
         raise ValueError(f"--batch-size {config['batch_size']} is larger than the "
                          f"{ds.x_train.shape[0]} training examples of {config['dataset']}")
+    if mesh is not None:
+        parallel.check_batch_size(config["batch_size"], mesh)
+    if policy.loss_scaling:
+        optimizer = precision.dynamic_loss_scale(optimizer)     # its state holds the loss scale
     print(f"device: {cli.device_description()}")
+    if mesh is not None:
+        n = mesh.devices.size
+        print(f"data parallel: each batch of {config['batch_size']} split over {n} devices "
+              f"({config['batch_size'] // n} each), gradients all-reduced")
+    if policy.name != "fp32":
+        print(f"precision: {policy.name}: float32 master parameters, forward and backward in "
+              f"{policy.compute_dtype}" + (", dynamic loss scaling" if policy.loss_scaling else ""))
     print(f"data: {ds!r}")
     print(f"model: {'-'.join(map(str, sizes))} {config['activation']}, loss {loss.name}, "
           f"{config['optimizer']} lr {config['lr']}, gradients: {config['grad']}")
@@ -141,9 +160,17 @@ def main(argv=None):
         print(f"resumed from {args.resume} at step {int(state.step)}")
 
     batch = config["batch_size"]
-    rel = grad_check(model, loss, params if state is None else state.params,
-                     jnp.asarray(ds.x_train[:batch]), jnp.asarray(ds.y_train[:batch]))
-    print(f"gradient check (one batch, float32): hand-written vs jax.grad max relative error {rel:.2e}")
+    check_args = (model, loss, params if state is None else state.params,
+                  jnp.asarray(ds.x_train[:batch]), jnp.asarray(ds.y_train[:batch]))
+    if policy.name == "fp32":
+        rel = grad_check(*check_args)
+        print(f"gradient check (one batch, float32): hand-written vs jax.grad max relative error {rel:.2e}")
+    else:
+        check = precision.gradient_check(*check_args, precision=policy)
+        rel = check["vs_autodiff"]
+        print(f"gradient check (one batch, {policy.compute_dtype}): hand-written vs jax.grad max relative "
+              f"error {rel:.2e} (expected below {check['tolerance']:.0e}); vs float32 jax.grad "
+              f"{check['vs_float32']:.2e} (expected below {check['float32_tolerance']:.0e})")
 
     def save(state, history):
         checkpoint.save(os.path.join(out, CHECKPOINT), {"state": state}, step=int(state.step),
@@ -157,7 +184,8 @@ def main(argv=None):
     result = fit(model, loss, optimizer, params, ds.x_train, ds.y_train, key=train_key,
                  epochs=config["epochs"], steps=config["steps"], batch_size=batch,
                  method=config["grad"], validation_data=(ds.x_test, ds.y_test),
-                 progress=not args.no_progress, state=state, history=history, **fit_kwargs)
+                 progress=not args.no_progress, state=state, history=history,
+                 precision=None if policy.name == "fp32" else policy, mesh=mesh, **fit_kwargs)
     test = evaluate(model, loss, result.params, ds.x_test, ds.y_test)
     train = evaluate(model, loss, result.params, ds.x_train, ds.y_train)
     wall = time.perf_counter() - t_start
@@ -171,6 +199,7 @@ def main(argv=None):
         "train_loss": train["loss"], "train_accuracy": train["accuracy"],
         "test_loss": test["loss"], "test_accuracy": test["accuracy"],
         "grad_check_rel_err": rel, "nonfinite_step": result.nonfinite_step,
+        "precision": policy.name, "devices": 1 if mesh is None else int(mesh.devices.size),
     }
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)

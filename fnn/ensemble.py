@@ -1,0 +1,232 @@
+"""Many independent networks trained in one compiled program: jax.vmap over params and optimizer state.
+
+N networks that differ only in their PRNG keys (initialization, minibatches,
+dropout) or in their hyper-parameters (e.g. the learning rate) are one
+network with a leading axis of size N on every parameter and optimizer-state
+leaf. The train step is fnn.train.make_step (hand-written backward
+included), vmapped over that axis; the training loop is lax.scan of the
+vmapped step:
+
+    train(key, hyper, x, y) = scan(step, init(key, hyper), length=steps)
+    train_many = jit(vmap(train))      # = scan(vmap(step), vmap(init)(keys, hyperparams))
+
+JAX batches a scan by batching its body, so vmap of the one-model loop is
+the loop of the vmapped step: every parameter and optimizer-state leaf gets
+a leading axis N, and the metrics come out (N, steps).
+
+On a CPU, a tiny network's step is a few microseconds of dispatch and loop
+overhead around a few hundred FLOPs; N of them in one step share that
+overhead, which is where benchmarks/many_models.py measures its speedup.
+
+Hyper-parameters: pass `optimizer` as a function of keyword arguments that
+returns a GradientTransformation, and `hyperparams` as a dict of arrays of
+shape (N,):
+
+    train_many(model, loss, lambda learning_rate: optim.sgd(learning_rate), keys, x, y,
+               steps=1000, hyperparams={"learning_rate": jnp.array([0.1, 0.3, 1.0])})
+
+The optimizers of fnn.optim accept traced hyper-parameters, so each model
+gets its own rate inside the one program.
+"""
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fnn.losses import get_loss
+from fnn.optim import GradientTransformation
+from fnn.precision import dynamic_loss_scale, get_policy
+from fnn.train import _shuffled_batches, init_state, make_step
+
+__all__ = ["ManyResult", "init_many", "make_train", "train_many", "converged"]
+
+BAD_HYPERPARAMS = ("hyperparams must be a dict of name -> array of shape (N,) = ({n},) "
+                   "(one value per key), got {got}")
+
+
+class ManyResult(NamedTuple):
+    """N trained networks: every leaf of params and state has a leading axis N.
+
+    losses and accuracies are (N, steps): each model's minibatch loss and
+    accuracy at every step (accuracy NaN for regression losses).
+    """
+    params: Any
+    state: Any
+    losses: jax.Array
+    accuracies: jax.Array
+
+
+def _optimizer(optimizer, hyper):
+    """The GradientTransformation for one model: optimizer itself, or optimizer(**hyper)."""
+    if isinstance(optimizer, GradientTransformation):
+        if hyper:
+            raise TypeError(f"hyperparams {sorted(hyper)} given with an already built optimizer; "
+                            "pass a function of them instead, e.g. lambda learning_rate: optim.sgd(learning_rate)")
+        return optimizer
+    if not callable(optimizer):
+        raise TypeError(f"optimizer must be a GradientTransformation or a function of the "
+                        f"hyperparams that returns one, got {optimizer!r}")
+    opt = optimizer(**hyper)
+    if not isinstance(opt, GradientTransformation):
+        raise TypeError(f"optimizer(**hyperparams) must return a GradientTransformation, got {opt!r}")
+    return opt
+
+
+def _check_keys(keys):
+    keys = jnp.asarray(keys)
+    if not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) or keys.ndim != 1:
+        raise TypeError(f"keys must be a 1-D array of PRNG keys, e.g. jax.random.split(jax.random.key(0), N), "
+                        f"got {getattr(keys, 'dtype', type(keys))} of shape {getattr(keys, 'shape', None)}")
+    return keys
+
+
+def _check_hyperparams(hyperparams, n):
+    if hyperparams is None:
+        return {}
+    if not isinstance(hyperparams, dict):
+        raise TypeError(BAD_HYPERPARAMS.format(n=n, got=type(hyperparams).__name__))
+    hyperparams = {k: jnp.asarray(v) for k, v in hyperparams.items()}
+    for name, v in hyperparams.items():
+        if v.shape != (n,):
+            raise ValueError(BAD_HYPERPARAMS.format(n=n, got=f"{name!r} of shape {v.shape}"))
+    return hyperparams
+
+
+def make_train(model, loss, optimizer, *, steps, input_shape, batch_size=None, method="manual",
+               on_nonfinite="stop", dtype=jnp.float32, precision=None):
+    """The training of ONE network as a pure function train(key, hyper, x, y), ready for vmap.
+
+    train(key, hyper, x, y) -> (state, (losses, accuracies)), losses and
+    accuracies (steps,): params from model.init with the first half of `key`,
+    the second half as the TrainState's key, then `steps` updates of
+    fnn.train.make_step, as lax.scan:
+
+      batch_size None:  full-batch gradient descent, every step on all of (x, y);
+      batch_size B:     epochs as in fnn.train.make_epoch: one permutation of the
+                        examples per epoch (drawn from the state's key), scanned in
+                        minibatches of B (the last partial batch dropped); the last
+                        epoch stops after `steps` in all.
+
+    `hyper` is a dict of scalars handed to optimizer(**hyper) (an empty dict
+    when optimizer is a GradientTransformation). vmap(train) over keys and
+    hyper is lax.scan of the vmapped step: JAX batches a scan by batching its body.
+    precision: None (float32) or "bf16"/"fp16" as in fnn.train.make_step
+    ("fp16" wraps the optimizer in fnn.precision.dynamic_loss_scale).
+    """
+    loss = get_loss(loss)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool)
+                                   or batch_size < 1):
+        raise ValueError(f"batch_size must be None (full batch) or an int >= 1, got {batch_size!r}")
+    scaled = precision is not None and get_policy(precision).loss_scaling
+
+    def build(hyper):                                     # one model's optimizer
+        opt = _optimizer(optimizer, hyper)
+        return dynamic_loss_scale(opt) if scaled else opt
+
+    init = _init_fn(model, build, tuple(input_shape), dtype)
+
+    def train(key, hyper, x, y):
+        update = make_step(model, loss, build(hyper), method, on_nonfinite, precision)
+        state = init(key, hyper)
+        if batch_size is None:
+            return jax.lax.scan(lambda s, _: update(s, x, y), state, None, length=steps)
+        per_epoch = x.shape[0] // batch_size
+        if per_epoch < 1:
+            raise ValueError(f"batch_size={batch_size} is larger than the {x.shape[0]} training examples")
+
+        def epoch(state, n_batches):                      # as make_epoch, the first n_batches only
+            key, perm_key = jax.random.split(state.key)
+            idx = _shuffled_batches(perm_key, x.shape[0], batch_size)[:n_batches]   # (n_batches, B)
+            return jax.lax.scan(lambda s, i: update(s, x[i], y[i]), state._replace(key=key), idx)
+
+        full, rest = divmod(steps, per_epoch)
+        metrics = []
+        if full:
+            state, m = jax.lax.scan(lambda s, _: epoch(s, per_epoch), state, None, length=full)
+            metrics.append(jax.tree.map(lambda a: a.reshape(-1), m))          # (full * per_epoch,)
+        if rest:
+            state, m = epoch(state, rest)
+            metrics.append(m)
+        return state, jax.tree.map(lambda *a: jnp.concatenate(a), *metrics)
+
+    return train
+
+
+def _init_fn(model, build_optimizer, input_shape, dtype):
+    """init(key, hyper) -> TrainState: params from the first half of key, training key the second."""
+    def init(key, hyper):
+        init_key, train_key = jax.random.split(key)
+        _, params = model.init(init_key, input_shape, dtype)
+        return init_state(params, build_optimizer(hyper), train_key)
+    return init
+
+
+def init_many(model, optimizer, keys, input_shape, *, hyperparams=None, dtype=jnp.float32):
+    """N TrainStates stacked on a leading axis: vmap of make_train's init over keys and hyperparams."""
+    keys = _check_keys(keys)
+    hyper = _check_hyperparams(hyperparams, keys.shape[0])
+    build = lambda h: _optimizer(optimizer, h)
+    return jax.vmap(_init_fn(model, build, tuple(input_shape), dtype))(keys, hyper)
+
+
+def train_many(model, loss, optimizer, keys, x, y, *, steps, hyperparams=None, batch_size=None,
+               method="manual", on_nonfinite="stop", input_shape=None, dtype=jnp.float32, precision=None):
+    """Train N = len(keys) independent networks on (x, y) in one compiled program.
+
+    The program is lax.scan over `steps` of the vmapped train step: each
+    model's forward, hand-written (or jax.grad) backward and optimizer update
+    run side by side on arrays with a leading axis N.
+
+    Args:
+      model, loss: an fnn Layer and Loss (or its name).
+      optimizer: a GradientTransformation shared by all models, or a function
+        hyperparams -> GradientTransformation, called with one model's values.
+      keys: (N,) PRNG keys; model i is initialized and trained from keys[i].
+      x, y: the training data, shared by all models.
+      steps: optimizer steps per model.
+      hyperparams: dict name -> (N,) array, or None.
+      batch_size: minibatch size; None for full-batch gradient descent.
+      method: "manual" (hand-written backprop) or "autodiff".
+      on_nonfinite: as in fnn.train.make_step, per model.
+      input_shape: defaults to (-1, x.shape[-1]).
+      precision: None (float32) or "bf16"/"fp16" (fnn.precision), for every model.
+    Returns:
+      ManyResult with params and state stacked over N, losses and accuracies (N, steps).
+    """
+    keys = _check_keys(keys)
+    hyper = _check_hyperparams(hyperparams, keys.shape[0])
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    input_shape = (-1, x.shape[-1]) if input_shape is None else tuple(input_shape)
+    if batch_size is not None and batch_size > x.shape[0]:
+        raise ValueError(f"batch_size={batch_size!r} is larger than the {x.shape[0]} training examples")
+    run = _many_program(model, get_loss(loss), optimizer, steps, input_shape, batch_size, method,
+                        on_nonfinite, jnp.dtype(dtype), precision)
+    state, (losses, accs) = run(keys, hyper, x, y)                  # losses (N, steps)
+    return ManyResult(state.params, state, losses, accs)
+
+
+@functools.lru_cache(maxsize=16)
+def _many_program(model, loss, optimizer, steps, input_shape, batch_size, method, on_nonfinite, dtype,
+                  precision):
+    train = make_train(model, loss, optimizer, steps=steps, input_shape=input_shape,
+                       batch_size=batch_size, method=method, on_nonfinite=on_nonfinite, dtype=dtype,
+                       precision=precision)
+    return jax.jit(jax.vmap(train, in_axes=(0, 0, None, None)))     # x, y shared by all models
+
+
+def converged(model, params, x, y, threshold=0.0):
+    """(N,) bool: model i classifies every example of (x, y) correctly.
+
+    Binary targets (n, 1) in {0, 1}: the logit must be > threshold exactly
+    where y > 0.5. Integer labels (n,): the argmax of the logits must equal the label.
+    """
+    out = jax.vmap(lambda p: model.apply(p, jnp.asarray(x)))(params)   # (N, n, out)
+    y = jnp.asarray(y)
+    if jnp.issubdtype(y.dtype, jnp.integer):
+        correct = jnp.argmax(out, axis=-1) == y.reshape(1, -1)
+    else:
+        correct = (out > threshold) == (y > 0.5).reshape((1,) + y.shape)
+    return jnp.all(correct.reshape(correct.shape[0], -1), axis=1)

@@ -1,0 +1,130 @@
+"""Data parallelism with JAX's own sharding: the batch split over devices, parameters replicated.
+
+A 1-D `jax.sharding.Mesh` names the devices' axis "batch". Inside the jitted
+train step every minibatch is constrained to `NamedSharding(mesh, P("batch"))`
+(each device holds batch / n rows) and the gradients to `NamedSharding(mesh,
+P())` (every device holds all of them). XLA's SPMD partitioner then runs the
+forward and the hand-written backward on each device's rows and turns the
+sums over the batch into all-reduces across devices:
+
+    dW = Xᵀ dZ = Σ_devices X_dᵀ dZ_d         (an all-reduce of the per-device dW_d)
+    L  = (1/B) Σ_rows ℓ  = Σ_devices (1/B) Σ_{rows of d} ℓ
+
+so n devices compute the same parameters as one device, up to the order of
+float32 additions. The parameters, optimizer state and data set are
+replicated (`replicate`): each device applies the same update.
+
+    mesh = fnn.parallel.make_mesh(4)
+    result = fnn.fit(model, loss, opt, params, x, y, key=key, steps=1000, batch_size=128, mesh=mesh)
+
+On several hosts, call jax.distributed.initialize() in every process first:
+jax.devices() then lists every host's devices, make_mesh() spans them all,
+and the same program shards each global batch over all of them (every
+process runs the same script on the same data).
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+__all__ = ["BATCH_AXIS", "make_mesh", "batch_sharding", "replicated_sharding", "replicate",
+           "shard_batch", "check_batch_size", "data_parallel"]
+
+BATCH_AXIS = "batch"
+
+TOO_MANY_DEVICES = ("{n} devices requested, but only {available} {platform} device(s) are available; "
+                    "on CPU, set XLA_FLAGS=--xla_force_host_platform_device_count={n} before starting Python")
+NOT_DIVISIBLE = ("batch size {batch} is not divisible by the {n} devices of the mesh; "
+                 "expected a multiple of {n} (e.g. {suggestion})")
+
+
+def make_mesh(devices=None, axis_name=BATCH_AXIS):
+    """A 1-D Mesh over `devices`: an int n (the first n of jax.devices()), a list of devices, or None (all).
+
+    jax.devices() holds every process's devices after jax.distributed.initialize(),
+    so the mesh spans all hosts.
+    """
+    available = jax.devices()
+    if devices is None:
+        devices = available
+    elif isinstance(devices, int) and not isinstance(devices, bool):
+        if devices < 1:
+            raise ValueError(f"the number of devices must be >= 1, got {devices!r}")
+        if devices > len(available):
+            raise ValueError(TOO_MANY_DEVICES.format(n=devices, available=len(available),
+                                                     platform=available[0].platform))
+        devices = available[:devices]
+    else:
+        devices = list(devices)
+        if not devices or not all(isinstance(d, jax.Device) for d in devices):
+            raise TypeError(f"devices must be an int, a non-empty list of jax devices or None, got {devices!r}")
+    return Mesh(np.array(devices), (axis_name,))
+
+
+def _axis(mesh):
+    if not isinstance(mesh, Mesh) or len(mesh.axis_names) != 1:
+        raise TypeError(f"expected a 1-D jax.sharding.Mesh from fnn.parallel.make_mesh, got {mesh!r}")
+    return mesh.axis_names[0]
+
+
+def batch_sharding(mesh):
+    """NamedSharding that splits the leading (batch) dimension over the mesh's devices."""
+    return NamedSharding(mesh, P(_axis(mesh)))
+
+
+def replicated_sharding(mesh):
+    """NamedSharding that keeps a whole copy on every device of the mesh."""
+    _axis(mesh)
+    return NamedSharding(mesh, P())
+
+
+def replicate(tree, mesh):
+    """Every leaf of `tree` (arrays, PRNG keys) copied onto every device of the mesh.
+
+    Each leaf goes through host memory into jax.make_array_from_callback, which
+    also builds arrays spanning other hosts' devices; every process must then
+    pass the same values.
+    """
+    sharding = replicated_sharding(mesh)
+
+    def put(leaf):
+        if jnp.issubdtype(jnp.result_type(leaf), jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(put(jax.random.key_data(leaf)), impl=jax.random.key_impl(leaf))
+        host = np.asarray(leaf)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(put, tree)
+
+
+def check_batch_size(batch_size, mesh):
+    """ValueError unless the batch splits evenly over the mesh's devices."""
+    n = mesh.devices.size
+    if batch_size % n:
+        suggestion = max(n, batch_size - batch_size % n)
+        raise ValueError(NOT_DIVISIBLE.format(batch=batch_size, n=n, suggestion=suggestion))
+
+
+def shard_batch(tree, mesh):
+    """Every leaf's leading dimension split over the mesh's devices (outside jit)."""
+    for leaf in jax.tree.leaves(tree):
+        check_batch_size(leaf.shape[0], mesh)
+    return jax.device_put(tree, batch_sharding(mesh))
+
+
+def data_parallel(value_and_grad, mesh):
+    """Wrap fn(params, x, y, key, *rest) -> ((L, out), grads) to run data-parallel on `mesh` under jit.
+
+    x and y are split over the devices by their leading dimension, the
+    gradients come back replicated: the partitioner all-reduces each
+    device's Σ over its rows, for the hand-written backward as for jax.grad.
+    """
+    batch, replicated = batch_sharding(mesh), replicated_sharding(mesh)
+
+    def fn(params, x, y, key=None, *rest):
+        check_batch_size(x.shape[0], mesh)
+        x, y = jax.lax.with_sharding_constraint((x, y), batch)           # (B / n, ...) per device
+        (value, out), grads = value_and_grad(params, x, y, key, *rest)
+        grads = jax.lax.with_sharding_constraint(grads, replicated)     # all-reduced over devices
+        return (value, out), grads
+
+    return fn
