@@ -14,6 +14,7 @@ from typing import Callable, NamedTuple, Tuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 import numpy as np
 
 from fnn.activations import get_activation
@@ -43,10 +44,14 @@ class Layer(NamedTuple):
 def Dense(out_features, W_init="glorot_uniform", b_init="zeros", in_features=None):
     """Fully connected layer  Z = X W + b  on inputs of shape (..., in).
 
-    Backward, with X flattened to (n, in) and dZ to (n, out):
+    Backward, summing over every leading (batch) axis of X and dZ:
         dW = Xᵀ dZ        (in, out)
         db = Σ_rows dZ     (out,)
         dX = dZ Wᵀ        (..., in)
+    Both products are dot_general contractions over the shared axes, the
+    same ones jax.grad emits for  X W, with no explicit transpose (x.T, W.T)
+    left for XLA to fold: the optimized programs of the two backwards can be
+    compared op for op (benchmarks/grads.py).
 
     Args:
       out_features: the number of output units.
@@ -84,11 +89,10 @@ def Dense(out_features, W_init="glorot_uniform", b_init="zeros", in_features=Non
 
     def backward(params, saved, dz):
         x, W = saved, params["W"]
-        x2 = x.reshape(-1, x.shape[-1])                      # (n, in)
-        dz2 = dz.reshape(-1, dz.shape[-1])                   # (n, out)
-        dW = x2.T @ dz2                                      # (in, out)
-        db = jnp.sum(dz2, axis=0)                            # (out,)
-        dx = dz @ W.T                                        # (..., in)
+        rows = tuple(range(x.ndim - 1))                      # the batch axes
+        dW = lax.dot_general(x, dz, ((rows, rows), ((), ())))                # (in, out)
+        db = jnp.sum(dz, axis=rows)                                          # (out,)
+        dx = lax.dot_general(dz, W, (((dz.ndim - 1,), (1,)), ((), ())))      # (..., in)
         return {"W": dW.astype(W.dtype), "b": db.astype(params["b"].dtype)}, dx
 
     return Layer(name, init, forward, backward)

@@ -113,9 +113,14 @@ def _softmax_ce(logits, target):
 
 
 def _softmax_ce_grad(logits, target):
-    """dL/dz = (softmax(z) − y) / B: the fused gradient."""
+    """dL/dz = (softmax(z)·Σ_c y_c − y) / B: the fused gradient, (softmax(z) − y)/B for a distribution.
+
+    Integer labels and one-hot targets sum to 1; the factor Σ_c y_c keeps the
+    gradient exact for soft targets that do not.
+    """
     y = _targets(logits, target)
-    return (numerics.softmax(logits, axis=-1) - y) / _batch_size(logits)
+    mass = jnp.sum(y, axis=-1, keepdims=True)                          # (batch, 1)
+    return (numerics.softmax(logits, axis=-1) * mass - y) / _batch_size(logits)
 
 
 softmax_cross_entropy = Loss("softmax_cross_entropy", _softmax_ce, _softmax_ce_grad)

@@ -251,3 +251,12 @@ def test_aliases_and_passthrough():
     assert fnn.get_loss("cross_entropy") is fnn.get_loss("softmax_cross_entropy")
     custom = losses.huber(0.25)
     assert fnn.get_loss(custom) is custom and custom.name == "huber(0.25)"
+
+
+def test_softmax_cross_entropy_gradient_for_targets_that_do_not_sum_to_one(x64):
+    import jax
+    logits = jnp.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]])
+    target = jnp.array([[0.2, 0.3, 0.1], [0.0, 0.5, 0.0]])
+    loss = fnn.get_loss("softmax_cross_entropy")
+    np.testing.assert_allclose(loss.grad(logits, target), jax.grad(loss.fn)(logits, target),
+                               rtol=1e-12, atol=1e-15)

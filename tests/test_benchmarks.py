@@ -1,0 +1,258 @@
+"""benchmarks/: the manual-vs-autodiff suite and the peers comparison, run on tiny problems.
+
+PyTorch and scikit-learn are optional (the `peers` extra): the tests hide them
+to check that each peer is skipped with a message, and use them only if present.
+"""
+import json
+import math
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fnn
+from fnn import cli
+from benchmarks import common, grads, peers
+
+TINY_TIMING = dict(seconds=0.005, min_repeats=2, max_repeats=3, warmup_seconds=0.0)
+
+
+@pytest.fixture(scope="module")
+def results():
+    """Two tiny configurations through the whole suite (compiled once for the module)."""
+    grid = grads.product_grid([1], [8], [4], ["relu"], ["softmax_cross_entropy", "mse"], ["float32"])
+    return grads.run(grid, quick=True, timing=TINY_TIMING, matmul_n=64, log=None)
+
+
+# ------------------------------------------------------------------ grids
+
+def test_flops_per_step_counts_six_b_in_out_less_the_first_input_gradient():
+    c = grads.Config(2, 10, 3, "relu", "mse", "float32")          # 10-10-10-10: three dense layers
+    assert c.sizes == [10, 10, 10, 10]
+    assert grads.flops_per_step(c) == 3 * 6 * 3 * 10 * 10 - 2 * 3 * 10 * 10
+
+
+def test_default_grid_covers_every_axis_without_the_full_product():
+    grid = grads.default_grid(quick=False, dtypes=("float32", "bfloat16", "float64"))
+    configs = [c for c, _ in grid]
+    assert len(configs) == len(set(configs))
+    assert {c.depth for c in configs} == {1, 2, 3, 4}
+    assert {32, 2048} <= {c.width for c in configs} and {1, 4096} <= {c.batch for c in configs}
+    assert set(grads.ACTIVATIONS) <= {c.activation for c in configs}
+    assert set(grads.LOSSES) <= {c.loss for c in configs}
+    assert {c.dtype for c in configs} == {"float32", "bfloat16", "float64"}
+    assert all(groups for _, groups in grid)
+    core = [c for c, g in grid if "core" in g]
+    assert len(core) == 2 * 3 * 3
+    product = 4 * 7 * 7 * len(grads.ACTIVATIONS) * len(grads.LOSSES) * 3
+    assert len(configs) < 80 < product
+    quick = grads.default_grid(quick=True, dtypes=("float32",))
+    assert len(quick) < len(grid) and len(quick) <= 16
+    assert {c.dtype for c, _ in quick} == {"float32"}
+
+
+def test_product_grid_rejects_unknown_values():
+    with pytest.raises(ValueError, match="activations.*'nope'"):
+        grads.product_grid([1], [8], [4], ["nope"], ["mse"], ["float32"])
+    with pytest.raises(ValueError, match="widths.*0"):
+        grads.product_grid([1], [0], [4], ["relu"], ["mse"], ["float32"])
+    with pytest.raises(ValueError, match="dtypes.*'float16'"):
+        grads.default_grid(dtypes=("float16",))
+
+
+def test_dtype_support_detection():
+    assert common.dtype_supported("float32")
+    with pytest.raises(ValueError, match="float16"):
+        common.dtype_supported("float16")
+
+
+# ------------------------------------------------------------------ timing and memory helpers
+
+def test_time_interleaved_calls_each_variant_once_per_round():
+    counts = {"a": 0, "b": 0}
+
+    def call(name):
+        counts[name] += 1
+        return jnp.zeros(())
+
+    times = common.time_interleaved({"a": lambda: call("a"), "b": lambda: call("b")}, 5)
+    assert counts == {"a": 5, "b": 5}
+    assert len(times["a"]) == len(times["b"]) == 5 and min(times["a"] + times["b"]) >= 0
+    assert common.choose_repeats(0.1, 1.0, 3, 50) == 10
+    assert common.choose_repeats(10.0, 1.0, 3, 50) == 3
+    assert common.choose_repeats(1e-6, 1.0, 3, 50) == 50
+
+
+def test_memory_figures_add_up():
+    compiled, seconds = common.compile_timed(lambda a: a @ a.T + 1.0, jnp.ones((16, 8)))
+    m = common.memory_figures(compiled)
+    assert seconds > 0
+    assert m["argument_size_in_bytes"] == 16 * 8 * 4 and m["output_size_in_bytes"] == 16 * 16 * 4
+    assert m["peak_bytes"] == (m["argument_size_in_bytes"] + m["output_size_in_bytes"]
+                               - m["alias_size_in_bytes"] + m["temp_size_in_bytes"])
+    assert common.hlo_summary(compiled)["total"] >= 2
+
+
+# ------------------------------------------------------------------ the suite
+
+def test_every_record_has_agreement_time_memory_and_flops(results):
+    assert [r["name"] for r in results["records"]] == ["d1-w8-b4-relu-softmax_ce-f32",
+                                                       "d1-w8-b4-relu-mse-f32"]
+    for r in results["records"]:
+        a = r["agreement"]
+        assert a["manual_vs_autodiff"] < 1e-5
+        assert a["manual_vs_reference"] < 1e-4 and a["autodiff_vs_reference"] < 1e-4
+        assert [leaf["path"] for leaf in a["leaves"]] == ["[0]['W']", "[0]['b']", "[2]['W']", "[2]['b']"]
+        for p in grads.PROGRAMS:
+            for m in fnn.grads.METHODS:
+                assert len(r["times"][p][m]) == r["repeats"] >= 2
+                assert r["time"][p][m]["median"] == pytest.approx(np.median(r["times"][p][m]))
+                assert r["compile_seconds"][p][m] > 0
+                assert r["memory"][p][m]["peak_bytes"] > 0
+            t = r["time"][p]
+            assert t["ratio"] == pytest.approx(t["manual"]["median"] / t["autodiff"]["median"])
+            mem = r["memory"][p]
+            assert mem["ratio"] == pytest.approx(mem["manual"]["peak_bytes"] / mem["autodiff"]["peak_bytes"])
+        assert r["flops_per_step"] == grads.flops_per_step(grads.Config(**r["config"]))
+        rate = r.get("matmul_interleaved", results["matmul"]["float32"])["flops_per_second"]
+        assert r["matmul_fraction"]["manual"] == pytest.approx(r["flops_per_second"]["manual"] / rate)
+    # Both configurations have the same FLOPs: both are "largest" and time the matmul in their rounds.
+    assert all(len(r["matmul_interleaved"]["times"]) == r["repeats"] for r in results["records"])
+    assert [run["when"] for run in results["matmul"]["float32"]["runs"]] == ["start", "end"]
+
+
+def test_step_programs_donate_their_state(results):
+    for r in results["records"]:
+        step = r["memory"]["step"]["manual"]
+        assert step["alias_size_in_bytes"] > 0
+
+
+def test_summary_goals_and_device(results):
+    s, d = results["summary"], results["device"]
+    assert s["step_time_ratio"]["worst"] >= s["step_time_ratio"]["median"] >= s["step_time_ratio"]["best"]
+    assert s["agreement"]["float32"]["manual_vs_autodiff"] < 1e-5
+    assert len(s["goals"]) == 5 and {g[2] for g in s["goals"]} <= {"met", "not met", "n/a"}
+    assert s["largest"]["configs"] and d["platform"] == jax.devices()[0].platform
+    assert d["jax_version"] == jax.__version__ and d["date"][:2] == "20"
+    assert results["matmul"]["float32"]["flops_per_second"] > 0
+
+
+def test_goal_rows_compare_at_three_decimals():
+    s = {"step_time_ratio": {"median": 0.999, "worst": 1.07, "worst_config": "x", "best": 0.9, "n": 3},
+         "step_memory_ratio": {"median": 1.0, "worst": 1.0002, "worst_config": "y", "best": 0.8, "n": 3},
+         "grad_memory_ratio": {"median": 1.0, "worst": 1.01, "worst_config": "z", "best": 0.8, "n": 3},
+         "largest": {"dtype": "float32", "configs": ["big"],
+                     "matmul_fraction": {"manual": 0.85, "autodiff": 0.84}}}
+    status = [row[2] for row in grads.goal_rows(s)]
+    assert status == ["met", "not met", "met", "not met", "met"]
+
+
+def test_markdown_json_and_plots(results, tmp_path):
+    md = grads.to_markdown(results, "python -m benchmarks.grads --quick")
+    assert "### Goals" in md and "`python -m benchmarks.grads --quick`" in md
+    assert all(r["name"] in md for r in results["records"])
+    back = json.loads(json.dumps(results))
+    assert back["device"]["jax_version"] == jax.__version__
+    paths = grads.save_plots(results, str(tmp_path / "plots"))
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["time_ratio.png", "memory_ratio.png",
+                                                      "matmul_fraction.png"]
+    assert all((tmp_path / "plots" / p.rsplit("/", 1)[-1]).stat().st_size > 1000 for p in paths)
+
+
+def test_command_line_end_to_end(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code = grads.main(["--quick", "--depths", "1", "--widths", "8", "--batches", "2", "--dtypes", "float64",
+                       "--seconds", "0.005", "--max-repeats", "2", "--min-repeats", "2",
+                       "--matmul-size", "32", "--json", str(out), "--md", str(tmp_path / "r.md")])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("device: ") and "d1-w8-b2-relu-softmax_ce-f64" in text
+    data = json.loads(out.read_text())
+    assert data["command"].startswith("python -m benchmarks.grads --quick")
+    (r,) = data["records"]
+    assert r["agreement"]["manual_vs_autodiff"] < 1e-12          # float64: round-off only
+    assert (tmp_path / "r.md").read_text().startswith("## Manual backprop vs jax.grad")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dtypes", "float16"], "float16"),
+    (["--activations", "nope"], "nope"),
+    (["--optimizer", "sgdd"], "sgdd"),
+    (["--widths", "a,b"], "integers"),
+])
+def test_command_line_errors_are_one_line(argv, message, capsys):
+    try:
+        code = cli.run(grads.main, argv)
+    except SystemExit as e:                              # argparse's own one-line error
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+# ------------------------------------------------------------------ peers
+
+@pytest.fixture(scope="module")
+def blobs():
+    return fnn.data.blobs(0, n=200, centers=3, n_test=100)
+
+
+def _hide(monkeypatch, *modules):
+    for m in modules:
+        monkeypatch.setitem(sys.modules, m, None)        # import m now raises ImportError
+
+
+def test_peers_missing_are_skipped_with_a_message(monkeypatch, blobs):
+    _hide(monkeypatch, "torch", "sklearn", "sklearn.neural_network", "sklearn.exceptions")
+    out = peers.run(["fnn-manual", "torch-cpu", "sklearn"], data=blobs, steps=40, batch_size=20, log=None)
+    by = {p["name"]: p for p in out["peers"]}
+    assert by["torch-cpu"]["status"] == by["sklearn"]["status"] == "skipped"
+    assert "PyTorch is not installed" in by["torch-cpu"]["message"]
+    assert "scikit-learn is not installed" in by["sklearn"]["message"]
+    assert "fnn[peers]" in by["torch-cpu"]["message"]
+    f = by["fnn-manual"]
+    assert f["status"] == "ok" and f["steps"] == 40 and 0.5 < f["test_accuracy"] <= 1.0
+    assert f["wall_seconds"] >= f["train_seconds"] > 0
+    assert f["steps_per_second"] == pytest.approx(40 / f["train_seconds"])
+    assert out["summary"]["goal"]["status"] == "n/a"
+    assert "PyTorch not run" in out["summary"]["goal"]["measured"]
+    lines = peers.table_lines(out)
+    assert any("torch-cpu" in l and "skipped" in l for l in lines)
+    md = peers.to_markdown(out)
+    assert "| torch-cpu | skipped |" in md and "| fnn-manual | cpu |" in md
+
+
+def _peer(name, sps, acc, device="cpu", threads=2):
+    return peers.PeerResult(name, "ok", "", device, 100, sps, 100 / sps, 1.0, acc, threads)._asdict()
+
+
+def test_peers_summary_uses_the_faster_pytorch_and_accuracy_tolerance():
+    out = {"peers": [_peer("fnn-manual", 5000.0, 0.66), _peer("torch-cpu", 200.0, 0.66),
+                     _peer("torch-cpu-1t", 900.0, 0.67, threads=1),
+                     peers.PeerResult("torch-cuda", "skipped", "no CUDA device")._asdict()]}
+    s = peers.summarize(out)
+    assert s["ratios"]["torch-cpu"]["fnn_speedup"] == pytest.approx(25.0)
+    assert "torch-cuda" not in s["ratios"]
+    assert s["goal"]["status"] == "met" and "5.6×" in s["goal"]["measured"]      # 5000 / 900
+    out["peers"][0] = _peer("fnn-manual", 5000.0, 0.60)                            # 7 points worse
+    assert peers.summarize(out)["goal"]["status"] == "not met"
+    out["peers"][0] = _peer("fnn-manual", 4000.0, 0.66)                            # 4.4×
+    assert peers.summarize(out)["goal"]["status"] == "not met"
+
+
+def test_peers_bad_input(capsys):
+    with pytest.raises(ValueError, match="'jax-manual'"):
+        peers.run(["jax-manual"], data=None)
+    assert cli.run(peers.main, ["--peers", "fnn-manual,nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'nope'" in err and len(err.splitlines()) == 1
+
+
+def test_torch_peer_when_installed(blobs):
+    pytest.importorskip("torch")
+    r = peers.run_torch(blobs, "cpu", steps=20, batch_size=20, lr=1e-2, seed=0, sizes=(2, 16, 16, 3),
+                        threads=1)
+    assert r.status == "ok" and r.steps == 20 and r.threads == 1
+    assert 0.0 <= r.test_accuracy <= 1.0 and r.steps_per_second > 0 and math.isfinite(r.wall_seconds)
