@@ -102,21 +102,11 @@ def grad_check(model, loss, params, x, y):
 
 
 def save_plot(history, path, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(history["step"], history["train_loss"], label="train loss")
-    if any(v is not None for v in history["val_loss"]):
-        ax.plot(history["step"], history["val_loss"], label="test loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    """The loss (and accuracy) curves of the run, train and test, against the step."""
+    from fnn import plotting
+    fig = plotting.plot_history(history, x="step")
+    fig.suptitle(title)
+    plotting.save_figure(fig, path)
 
 
 def main(argv=None):
