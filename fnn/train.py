@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn.data import batch_indices
 from fnn.grads import make_value_and_grad
 from fnn.parallel import check_batch_size, data_parallel, replicate
 from fnn.precision import dynamic_loss_scale, get_policy, loss_scale
@@ -117,8 +118,7 @@ class _EarlyStop(NamedTuple):
 
 def _shuffled_batches(key, n, batch_size):
     """(n // batch_size, batch_size) example indices of one random permutation."""
-    per_epoch = n // batch_size
-    return jax.random.permutation(key, n)[: per_epoch * batch_size].reshape(per_epoch, batch_size)
+    return batch_indices(key, n, batch_size, drop_remainder=True)
 
 
 def make_epoch(model, loss, optimizer, batch_size, method="manual", on_nonfinite="stop",
