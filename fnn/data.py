@@ -32,7 +32,7 @@ __all__ = [
     "as_binary", "as_classification",
     "Standardizer", "fit_standardizer", "standardize", "standardize_dataset",
     "DataFileError", "DataFileNotFoundError", "load_file",
-    "batch_indices", "batches",
+    "permutation", "batch_indices", "batches",
 ]
 
 TASKS = ("classification", "binary", "regression")
@@ -677,9 +677,53 @@ def get_dataset(name, key=0, **kwargs):
 
 # ---------------------------------------------------------------- minibatches
 
+def _permutation(key, n):
+    """A uniformly random permutation of range(n), int32, by sorting one uint32 array per round.
+
+    jax.random.permutation sorts (random key, index) pairs, and on a CPU XLA
+    sorts pairs through a comparator call per comparison. Here each round packs
+    both into one uint32, random bits above and the position below, so the
+    sort is of plain integers (about 5x faster on a CPU for n = 4000). The keys
+    are distinct, so the order is that of the random bits, ties broken by
+    position. Rounds compose like the passes of a radix sort: R rounds of b
+    random bits order the elements as one sort by R·b random bits would.
+    Rounds are added until R·b ≥ 3·log2(n), jax.random.permutation's own
+    criterion, so that ties are rare enough not to bias the result.
+    """
+    shift = max(1, (n - 1).bit_length())                   # bits that hold a position
+    free = 32 - shift                                      # random bits per key
+    if free < 8:                                           # n > 2**24: jax's own pairs sort
+        return jax.random.permutation(key, n).astype(jnp.int32)
+    rounds = max(1, math.ceil(3 * math.log2(max(n, 2)) / free))
+    bits = jax.random.bits(key, (rounds, n), jnp.uint32)
+    position = jax.lax.iota(jnp.uint32, n)
+    low = jnp.uint32((1 << shift) - 1)
+    perm = jax.lax.iota(jnp.int32, n)
+    for r in range(rounds):
+        packed = (bits[r] & ~low) | position               # random high bits, position low
+        perm = perm[(jax.lax.sort(packed) & low).astype(jnp.int32)]
+    return perm
+
+
+@functools.partial(jax.jit, static_argnames=("n",))
+def _permutation_jit(key, n):
+    return _permutation(key, n)
+
+
+def permutation(key, n):
+    """A uniformly random permutation of range(n) (int32), drawn from a PRNG key.
+
+    The distribution of jax.random.permutation(key, n), computed by sorting
+    plain integers rather than key-index pairs, which on a CPU is several times
+    faster: fit() draws one per epoch. Deterministic for the same key.
+    """
+    n = _positive_int(n, "permutation: n")
+    return _permutation_jit(_key(key, "permutation"), n)
+
+
 @functools.partial(jax.jit, static_argnames=("n", "batch_size", "drop_remainder"))
 def _batch_indices(key, n, batch_size, drop_remainder):
-    perm = jax.random.permutation(key, n)                  # (n,)
+    perm = _permutation(key, n)                            # (n,)
     n_batches = n // batch_size if drop_remainder else math.ceil(n / batch_size)
     short = n_batches * batch_size - n
     if short > 0:                                          # refill from the start of the permutation

@@ -49,8 +49,13 @@ def init_state(params, optimizer, key):
 
 
 def _all_finite(value, grads):
-    leaves = [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]
-    return functools.reduce(jnp.logical_and, leaves, jnp.isfinite(value))
+    """Whether the loss and every gradient entry are finite: one reduction over all the leaves.
+
+    One reduction of the concatenated flags instead of one per leaf: XLA fuses
+    the concatenation into the reduction, so no copy of the gradients is made.
+    """
+    flags = [jnp.ravel(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]
+    return jnp.isfinite(value) & jnp.all(jnp.concatenate(flags)) if flags else jnp.isfinite(value)
 
 
 def make_step(model, loss, optimizer, method="manual", on_nonfinite="stop", precision=None, mesh=None):
@@ -59,6 +64,8 @@ def make_step(model, loss, optimizer, method="manual", on_nonfinite="stop", prec
     A step whose loss or gradients are not finite leaves params and optimizer
     state unchanged; with on_nonfinite="stop" every later step does too, so the
     state holds the last finite parameters. accuracy is NaN for regression losses.
+    Stochastic layers (dropout) draw from jax.random.fold_in(state.key, state.step);
+    the step leaves state.key as it is (each epoch splits it for its permutation).
 
     precision: None (float32), or "bf16"/"fp16"/a fnn.precision.Policy: float32
       params, forward and backward in the compute dtype. "fp16" reads its loss
@@ -79,7 +86,9 @@ def make_step(model, loss, optimizer, method="manual", on_nonfinite="stop", prec
     scaled = policy is not None and policy.loss_scaling
 
     def step(state, x, y):
-        key, sub = jax.random.split(state.key)
+        # The step's own key is fold_in(key, step): nothing is computed for it unless a
+        # layer draws from it (dropout), and the state's key moves on once per epoch.
+        sub = jax.random.fold_in(state.key, state.step)
         scale = (loss_scale(state.opt_state),) if scaled else ()
         (value, out), grads = value_and_grad(state.params, x, y, sub, *scale)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -90,7 +99,7 @@ def make_step(model, loss, optimizer, method="manual", on_nonfinite="stop", prec
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
         bad = jnp.where((state.nonfinite_step < 0) & ~finite, state.step, state.nonfinite_step)
         state = TrainState(keep(params, state.params), keep(opt_state, state.opt_state),
-                           key, state.step + 1, bad)
+                           state.key, state.step + 1, bad)
         return state, _metrics(loss, value, out, y)
 
     return step
@@ -121,6 +130,23 @@ def _shuffled_batches(key, n, batch_size):
     return batch_indices(key, n, batch_size, drop_remainder=True)
 
 
+# Up to this size (x and y together) an epoch gathers its shuffled minibatches in one
+# go, a copy of the data in permuted order, instead of one small gather per step.
+GATHER_EPOCH_BYTES = 64 * 2**20
+
+
+def _epoch_batches(x, y, idx):
+    """batch(j) -> (x, y) of the epoch's j-th minibatch, for idx of shape (steps, batch_size).
+
+    Small data is permuted once per epoch and each step slices its batch from
+    the copy; larger data is gathered step by step, with no copy.
+    """
+    if x.nbytes + y.nbytes <= GATHER_EPOCH_BYTES:
+        xs, ys = x[idx], y[idx]
+        return lambda j: (xs[j], ys[j])
+    return lambda j: (x[idx[j]], y[idx[j]])
+
+
 def make_epoch(model, loss, optimizer, batch_size, method="manual", on_nonfinite="stop",
                precision=None, mesh=None):
     """A jitted epoch(state, x, y) -> (state, (losses, accuracies)), each (n // batch_size,).
@@ -133,7 +159,9 @@ def make_epoch(model, loss, optimizer, batch_size, method="manual", on_nonfinite
     def epoch(state, x, y):
         key, perm_key = jax.random.split(state.key)
         idx = _shuffled_batches(perm_key, x.shape[0], batch_size)   # (steps, batch)
-        return jax.lax.scan(lambda s, i: step(s, x[i], y[i]), state._replace(key=key), idx)
+        batch = _epoch_batches(x, y, idx)
+        return jax.lax.scan(lambda s, j: step(s, *batch(j)), state._replace(key=key),
+                            jnp.arange(idx.shape[0]))
 
     return jax.jit(epoch, donate_argnums=0)
 
@@ -162,18 +190,24 @@ def make_chunk(model, loss, optimizer, batch_size, epochs_per_chunk, method="man
 
     def chunk(state, early, x, y, x_val, y_val, steps_left):
         def train_epoch(state, left):
+            """min(left, steps per epoch) steps, as a loop with that many turns (no per-step branch)."""
             key, perm_key = jax.random.split(state.key)
             idx = _shuffled_batches(perm_key, x.shape[0], batch_size)   # (steps, batch)
-
-            def body(s, ji):
-                j, i = ji
-                return jax.lax.cond(j < left, lambda s: step(s, x[i], y[i]),
-                                    lambda s: (s, (nan, nan)), s)
-
-            steps = jnp.arange(idx.shape[0])
-            state, (losses, accs) = jax.lax.scan(body, state._replace(key=key), (steps, idx))
+            batch = _epoch_batches(x, y, idx)
             n_run = jnp.minimum(left, idx.shape[0])
-            return state, (jnp.nanmean(losses), jnp.nanmean(accs), n_run)
+
+            def body(j, carry):                      # the epoch's loss and accuracy: NaN-skipping sums
+                s, sums, counts = carry
+                s, metrics = step(s, *batch(j))
+                metrics = jnp.stack(metrics)
+                seen = ~jnp.isnan(metrics)
+                return s, sums + jnp.where(seen, metrics, 0), counts + seen
+
+            zeros = jnp.zeros(2, jnp.float32)
+            state, sums, counts = jax.lax.fori_loop(
+                jnp.zeros((), n_run.dtype), n_run, body, (state._replace(key=key), zeros, zeros))
+            mean = sums / counts                     # NaN where no step had a value (regression accuracy)
+            return state, (mean[0], mean[1], n_run)
 
         def one(carry, _):
             state, early, left = carry

@@ -6,10 +6,12 @@ import os
 import sys
 import time
 
-import jax
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import fnn
-from fnn import gradcheck
+import jax  # noqa: E402
+
+import fnn  # noqa: E402
+from fnn import gradcheck  # noqa: E402
 
 # Settings: tolerances and step from fnn.gradcheck; the grid is gradcheck.default_cases.
 TOL_AUTODIFF = gradcheck.TOL_AUTODIFF   # manual vs jax.grad

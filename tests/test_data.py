@@ -342,6 +342,41 @@ def test_batch_indices_cover_a_permutation():
         data.batch_indices(0, 10, 11)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 4000, 70_000])
+def test_permutation_is_a_permutation_of_range_n(n):
+    perm = np.asarray(data.permutation(jax.random.key(n), n))
+    assert perm.dtype == np.int32 and perm.shape == (n,)
+    np.testing.assert_array_equal(np.sort(perm), np.arange(n))
+    np.testing.assert_array_equal(perm, np.asarray(data.permutation(jax.random.key(n), n)))
+    if n > 2:
+        assert not np.array_equal(perm, np.asarray(data.permutation(jax.random.key(n + 1), n)))
+
+
+def test_permutation_is_uniform():
+    # one round of packed keys (n = 3): each of the 6 orders is drawn about 1/6 of the time
+    keys = jax.random.split(jax.random.key(0), 6000)
+    perms = np.asarray(jax.vmap(lambda k: data._permutation(k, 3))(keys))
+    _, counts = np.unique(perms, axis=0, return_counts=True)
+    assert len(counts) == 6 and np.all(np.abs(counts - 1000) < 5 * np.sqrt(1000 * 5 / 6))
+    # two rounds (n = 4000, 20 random bits a round): where element 0 and element n-1 land
+    perms = np.asarray(jax.vmap(lambda k: data._permutation(k, 4000))(keys[:2000]))
+    for element in (0, 3999):
+        where = np.argmax(perms == element, axis=1)
+        sd = 4000 / np.sqrt(12 * 2000)                         # of the mean of U{0..3999}
+        assert abs(where.mean() - 1999.5) < 5 * sd
+        assert abs(np.median(where) - 1999.5) < 200
+    # and the first position holds every element about equally often
+    first = np.bincount(perms[:, 0] // 400, minlength=10)        # 10 bins of 400 elements
+    assert np.all(np.abs(first - 200) < 5 * np.sqrt(200))
+
+
+def test_permutation_rejects_bad_input():
+    with pytest.raises(ValueError, match="permutation: n"):
+        data.permutation(jax.random.key(0), 0)
+    with pytest.raises(TypeError, match="permutation needs a PRNG key"):
+        data.permutation(None, 3)
+
+
 def test_batches_pair_rows_and_work_under_jit():
     x = np.arange(24, dtype=np.float32).reshape(12, 2)
     y = np.arange(12, dtype=np.int32)

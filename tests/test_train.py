@@ -48,6 +48,24 @@ def test_epoch_scans_every_minibatch_once():
     assert epoch._cache_size() == 1
 
 
+def test_epoch_gathers_large_data_step_by_step_with_the_same_result(monkeypatch):
+    # Small data is permuted once per epoch; above GATHER_EPOCH_BYTES each step gathers its batch.
+    model = fnn.mlp([2, 3, 2], "relu")
+    opt = optim.adam(0.1)
+    x = jax.random.normal(jax.random.key(0), (12, 2))
+    y = jnp.arange(12, dtype=jnp.int32) % 2
+    _, params = model.init(jax.random.key(1), (-1, 2))
+    runs = []
+    for limit in (fnn.train.GATHER_EPOCH_BYTES, 0):
+        monkeypatch.setattr(fnn.train, "GATHER_EPOCH_BYTES", limit)
+        epoch = make_epoch(model, "softmax_cross_entropy", opt, batch_size=4)
+        fresh = jax.tree.map(jnp.copy, params)                  # the epoch donates its state
+        runs.append(epoch(init_state(fresh, opt, jax.random.key(2)), x, y))
+    (a, ma), (b, mb) = runs
+    for u, v in zip(jax.tree.leaves((a.params, ma)), jax.tree.leaves((b.params, mb))):
+        np.testing.assert_array_equal(u, v)
+
+
 def _xor_train(method="manual", steps=2000):
     """2-4-1 tanh on XOR, full-batch gradient descent at lr 1: returns a function of a PRNG key."""
     model = fnn.mlp([2, 4, 1], "tanh")
