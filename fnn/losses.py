@@ -113,21 +113,24 @@ def _softmax_ce(logits, target):
 
 
 def _softmax_ce_grad(logits, target):
-    """dL/dz by the chain rule through the loss's two stages, logits → log_softmax → L.
+    """dL/dz = (softmax(z) · Σ_c y_c − y) / B, with y_c taken as 0 where y_c ≤ 0, as in L.
 
-        dL/dlogp_c = g_c = −y_c / B        (0 where y_c ≤ 0: those terms are not in L)
-        dL/dz      = g − softmax(z) · Σ_c g_c          (log_softmax's vector-Jacobian product)
+    The chain rule through the loss's two stages, logits → log_softmax → L:
+    dL/dlogp_c = −y_c/B, and log_softmax's vector-Jacobian product turns a
+    cotangent g into g − softmax(z)·Σ_c g_c. For a target distribution
+    (integer labels, one-hot: Σ_c y_c = 1) this is the familiar
+    (softmax(z) − y)/B; the factor Σ_c y_c keeps it exact for soft targets
+    of any mass.
 
-    For a target distribution (Σ_c y_c = 1: integer labels, one-hot) this is the
-    fused (softmax(z) − y) / B; for soft targets of any mass it stays exact.
-    The two-stage form is also the faster program: its mask is the same
-    expression as in L, which XLA can share between the two, and timed on a
-    CPU it took batch-1 train steps from 1.11–1.21× jax.grad's time (the fused
-    form) to 0.98–1.00× (benchmarks/RESULTS.md, finding 4).
+    The target is masked exactly as in L (the same expression), so XLA shares
+    it between the loss value and the gradient. Without the mask, batch-1
+    train steps took 1.11–1.21× jax.grad's time on a CPU; with it, about 1.00×
+    (benchmarks/RESULTS.md, finding 4).
     """
     y = _targets(logits, target)
-    g = -jnp.where(y > 0, y, jnp.zeros_like(y)) / _batch_size(logits)              # dL/dlogp
-    return g - numerics.softmax(logits, axis=-1) * jnp.sum(g, axis=-1, keepdims=True)
+    y = jnp.where(y > 0, y, jnp.zeros_like(y))                        # the terms L keeps
+    mass = jnp.sum(y, axis=-1, keepdims=True)                          # (batch, 1)
+    return (numerics.softmax(logits, axis=-1) * mass - y) / _batch_size(logits)
 
 
 softmax_cross_entropy = Loss("softmax_cross_entropy", _softmax_ce, _softmax_ce_grad)
