@@ -25,7 +25,8 @@ STEPS = 6000
 SEED = 0
 # "-1t": the same on one CPU thread. Small matmuls gain little from threads, and on a
 # busy machine a thread pool that waits for its other threads can be many times slower.
-PEERS = ("fnn-manual", "fnn-autodiff", "fnn-manual-cpu", "torch-cpu", "torch-cpu-1t", "torch-cuda",
+# "fnn-scan": fnn's value_and_grad and Adam in a bare lax.scan, the floor under fit (not a peer).
+PEERS = ("fnn-manual", "fnn-autodiff", "fnn-scan", "fnn-manual-cpu", "torch-cpu", "torch-cpu-1t", "torch-cuda",
          "sklearn", "sklearn-1t")
 SPEEDUP_GOAL = 5.0            # fnn steps/s ≥ 5 × PyTorch eager steps/s on the same CPU ...
 ACCURACY_TOLERANCE = 0.02     # ... at equal test accuracy: fnn ≥ PyTorch − 2 points
@@ -98,6 +99,47 @@ def run_fnn(ds, method, *, steps, batch_size, lr, seed, sizes=SIZES, cpu=False):
     return PeerResult(f"fnn-{method}", "ok", "fnn.fit, compiled epochs", device, result.steps,
                       result.steps / warm, warm, cold, acc,
                       cpu_threads() if device == "cpu" else None)
+
+
+def run_fnn_scan(ds, *, steps, batch_size, lr, seed, sizes=SIZES, method="manual"):
+    """The floor under fnn.fit: fnn's value_and_grad and Adam in a bare lax.scan.
+
+    What a user writes by hand from fnn's functions: the same model, initial
+    parameters, gradients and optimizer, with none of fit's per-step work (the
+    loss and accuracy of every step, the non-finite check) and every epoch's
+    shuffled batches gathered before the timed loop. fit's figure against this
+    one is the cost of what fit adds. Cold, then warm, as run_fnn.
+    """
+    model, params, key = _initial_params(seed, sizes)
+    loss, opt = fnn.get_loss("softmax_cross_entropy"), fnn.optim.adam(lr)
+    value_and_grad = fnn.grads.make_value_and_grad(model, loss, method)
+    x, y = jax.numpy.asarray(ds.x_train), jax.numpy.asarray(ds.y_train)
+    n = x.shape[0]
+    epochs = math.ceil(steps / (n // batch_size))
+    idx = jax.numpy.concatenate([fnn.data.batch_indices(k, n, batch_size)
+                                 for k in jax.random.split(key, epochs)])[:steps]
+    xs, ys = x[idx], y[idx]                                   # (steps, batch, ...)
+
+    @jax.jit
+    def train(params, xs, ys):
+        def body(carry, batch):
+            p, s = carry
+            _, grads = value_and_grad(p, *batch)
+            updates, s = opt.update(grads, s, p)
+            return (fnn.optim.apply_updates(p, updates), s), None
+        (params, _), _ = jax.lax.scan(body, (params, opt.init(params)), (xs, ys))
+        return params
+
+    runs = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        trained = jax.block_until_ready(train(params, xs, ys))
+        runs.append(time.perf_counter() - t0)
+    cold, warm = runs
+    acc = fnn.evaluate(model, loss, trained, ds.x_test, ds.y_test)["accuracy"]
+    device = next(iter(jax.tree.leaves(trained)[0].devices())).platform
+    return PeerResult("fnn-scan", "ok", "fnn value_and_grad + adam in a bare lax.scan (no fit)", device,
+                      steps, steps / warm, warm, cold, acc, cpu_threads() if device == "cpu" else None)
 
 
 def run_torch(ds, device="cpu", *, steps, batch_size, lr, seed, sizes=SIZES, init_params=None,
@@ -223,7 +265,9 @@ def run(peers=None, *, data=None, steps=STEPS, batch_size=BATCH_SIZE, lr=LEARNIN
     results = []
     for name in peers:
         try:
-            if name.startswith("fnn-"):
+            if name == "fnn-scan":
+                r = run_fnn_scan(ds, **common)
+            elif name.startswith("fnn-"):
                 if name == "fnn-manual-cpu" and info["platform"] == "cpu":
                     raise PeerUnavailable("the default JAX device is the CPU: fnn-manual is this run")
                 method = name.split("-")[1]

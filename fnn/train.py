@@ -6,6 +6,12 @@ permutation of the data, so a small network runs as one XLA program per epoch
 instead of one Python dispatch per step. Non-finite losses or gradients are
 caught inside the compiled step (no host synchronisation per step): the
 offending update is not applied, and its step number is recorded.
+
+fit() runs several epochs per program (make_chunk). Each epoch runs first
+without the per-step check, the one part of the step that is pure overhead
+when nothing goes wrong; if any of its losses, or the parameters or optimizer
+state after it, are not finite, the epoch runs again from its start with the
+checked step, so the result is always that of the checked step.
 """
 import functools
 import math
@@ -48,6 +54,13 @@ def init_state(params, optimizer, key):
                       jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
 
 
+def _tree_finite(tree):
+    """Whether every floating-point entry of a pytree is finite (one reduction)."""
+    flags = [jnp.ravel(jnp.isfinite(a)) for a in jax.tree.leaves(tree)
+             if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
+    return jnp.all(jnp.concatenate(flags)) if flags else jnp.ones((), bool)
+
+
 def _all_finite(value, grads):
     """Whether the loss and every gradient entry are finite: one reduction over all the leaves.
 
@@ -74,6 +87,17 @@ def make_step(model, loss, optimizer, method="manual", on_nonfinite="stop", prec
     mesh: a Mesh from fnn.parallel.make_mesh: each batch split over its devices,
       the gradients all-reduced (fnn.parallel.data_parallel).
     """
+    return _make_step(model, loss, optimizer, method, on_nonfinite, precision, mesh, checked=True)
+
+
+def _make_step(model, loss, optimizer, method, on_nonfinite, precision, mesh, checked):
+    """make_step's step; with checked=False, without the per-step non-finite check.
+
+    The unchecked step applies every update. Where the checked step would
+    have changed nothing (all finite), the two give the same state; make_chunk
+    runs an epoch unchecked first and repeats it checked only if the epoch's
+    losses or the state after it are not all finite.
+    """
     if on_nonfinite not in ON_NONFINITE:
         raise ValueError(f"on_nonfinite must be one of {', '.join(ON_NONFINITE)}, got {on_nonfinite!r}")
     loss = get_loss(loss)
@@ -93,6 +117,9 @@ def make_step(model, loss, optimizer, method="manual", on_nonfinite="stop", prec
         (value, out), grads = value_and_grad(state.params, x, y, sub, *scale)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = jax.tree.map(lambda p, u: (p + u).astype(p.dtype), state.params, updates)
+        if not checked:
+            state = TrainState(params, opt_state, state.key, state.step + 1, state.nonfinite_step)
+            return state, _metrics(loss, value, out, y)
         # float16: overflowing gradients are skipped by the loss scale, not counted as non-finite
         finite = jnp.isfinite(value) if scaled else _all_finite(value, grads)
         ok = finite if on_nonfinite == "skip" else finite & (state.nonfinite_step < 0)
@@ -181,6 +208,7 @@ def make_chunk(model, loss, optimizer, batch_size, epochs_per_chunk, method="man
     optimizer and settings reuse one compiled program. precision and mesh as in make_step.
     """
     step = make_step(model, loss, optimizer, method, on_nonfinite, precision, mesh)
+    fast_step = _make_step(model, loss, optimizer, method, on_nonfinite, precision, mesh, checked=False)
     loss = get_loss(loss)
     nan = jnp.full((), jnp.nan, jnp.float32)
 
@@ -189,31 +217,53 @@ def make_chunk(model, loss, optimizer, batch_size, epochs_per_chunk, method="man
         return bad | early.stopped
 
     def chunk(state, early, x, y, x_val, y_val, steps_left):
-        def train_epoch(state, left):
-            """min(left, steps per epoch) steps, as a loop with that many turns (no per-step branch)."""
-            key, perm_key = jax.random.split(state.key)
-            idx = _shuffled_batches(perm_key, x.shape[0], batch_size)   # (steps, batch)
+        # Every epoch's permutation at once (vmapped: one sort for all of them), from the
+        # chain of keys the epochs would split one after another: epoch e leaves key[e].
+        def next_key(key, _):
+            key, perm_key = jax.random.split(key)
+            return key, (key, perm_key)
+
+        _, (keys, perm_keys) = jax.lax.scan(next_key, state.key, None, length=epochs_per_chunk)
+        all_idx = jax.vmap(lambda k: _shuffled_batches(k, x.shape[0], batch_size))(perm_keys)
+
+        def train_epoch(state, left, key, idx):
+            """min(left, steps per epoch) steps, as a loop with that many turns (no per-step branch).
+
+            The epoch runs without the per-step non-finite check first. Only if a
+            loss, or the parameters or optimizer state after it, are not finite,
+            it runs again from the same start with the check, which then finds
+            the step, keeps the last finite state and records nonfinite_step.
+            """
             batch = _epoch_batches(x, y, idx)
             n_run = jnp.minimum(left, idx.shape[0])
+            start = state._replace(key=key)
 
-            def body(j, carry):                      # the epoch's loss and accuracy: NaN-skipping sums
-                s, sums, counts = carry
-                s, metrics = step(s, *batch(j))
-                metrics = jnp.stack(metrics)
-                seen = ~jnp.isnan(metrics)
-                return s, sums + jnp.where(seen, metrics, 0), counts + seen
+            def run(step_fn):
+                def body(j, carry):                  # the epoch's loss and accuracy: NaN-skipping sums
+                    s, sums, counts, finite = carry
+                    s, metrics = step_fn(s, *batch(j))
+                    metrics = jnp.stack(metrics)
+                    seen = ~jnp.isnan(metrics)
+                    return (s, sums + jnp.where(seen, metrics, 0), counts + seen,
+                            finite & jnp.isfinite(metrics[0]))
 
-            zeros = jnp.zeros(2, jnp.float32)
-            state, sums, counts = jax.lax.fori_loop(
-                jnp.zeros((), n_run.dtype), n_run, body, (state._replace(key=key), zeros, zeros))
+                zeros = jnp.zeros(2, jnp.float32)
+                return jax.lax.fori_loop(jnp.zeros((), n_run.dtype), n_run, body,
+                                         (start, zeros, zeros, jnp.ones((), bool)))
+
+            fast = run(fast_step)
+            clean = fast[3] & _tree_finite((fast[0].params, fast[0].opt_state))
+            state, sums, counts, _ = jax.lax.cond(clean, lambda: fast, lambda: run(step))
             mean = sums / counts                     # NaN where no step had a value (regression accuracy)
             return state, (mean[0], mean[1], n_run)
 
-        def one(carry, _):
+        def one(carry, epoch):
             state, early, left = carry
-            active = (left > 0) & ~halted(state, early)
+            key, idx = epoch
+            active = (left > 0) & ~halted(state, early)       # True for a prefix of the epochs
             state, (tl, ta, n_run) = jax.lax.cond(
-                active, train_epoch, lambda s, l: (s, (nan, nan, jnp.zeros((), l.dtype))), state, left)
+                active, train_epoch, lambda s, l, k, i: (s, (nan, nan, jnp.zeros((), l.dtype))),
+                state, left, key, idx)
             vl, va = (nan, nan) if x_val is None else _evaluate(model, loss, state.params, x_val, y_val)
             if patience is not None:
                 better = active & (vl < early.best_loss)
@@ -226,8 +276,7 @@ def make_chunk(model, loss, optimizer, batch_size, epochs_per_chunk, method="man
                        "steps": jnp.where(active, n_run, 0)}
             return (state, early, left - metrics["steps"]), metrics
 
-        (state, early, _), metrics = jax.lax.scan(one, (state, early, steps_left), None,
-                                                  length=epochs_per_chunk)
+        (state, early, _), metrics = jax.lax.scan(one, (state, early, steps_left), (keys, all_idx))
         return state, early, metrics
 
     return jax.jit(chunk, donate_argnums=(0, 1))

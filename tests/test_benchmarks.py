@@ -206,7 +206,8 @@ def _hide(monkeypatch, *modules):
 
 def test_peers_missing_are_skipped_with_a_message(monkeypatch, blobs):
     _hide(monkeypatch, "torch", "sklearn", "sklearn.neural_network", "sklearn.exceptions")
-    out = peers.run(["fnn-manual", "torch-cpu", "sklearn"], data=blobs, steps=40, batch_size=20, log=None)
+    out = peers.run(["fnn-manual", "fnn-scan", "torch-cpu", "sklearn"], data=blobs, steps=40, batch_size=20,
+                    log=None)
     by = {p["name"]: p for p in out["peers"]}
     assert by["torch-cpu"]["status"] == by["sklearn"]["status"] == "skipped"
     assert "PyTorch is not installed" in by["torch-cpu"]["message"]
@@ -216,6 +217,9 @@ def test_peers_missing_are_skipped_with_a_message(monkeypatch, blobs):
     assert f["status"] == "ok" and f["steps"] == 40 and 0.5 < f["test_accuracy"] <= 1.0
     assert f["wall_seconds"] >= f["train_seconds"] > 0
     assert f["steps_per_second"] == pytest.approx(40 / f["train_seconds"])
+    bare = by["fnn-scan"]                      # the same training as a bare lax.scan, without fit
+    assert bare["status"] == "ok" and bare["steps"] == 40 and 0.5 < bare["test_accuracy"] <= 1.0
+    assert out["summary"]["ratios"]["fnn-scan"]["fnn"] == "fnn-manual"
     assert out["summary"]["goal"]["status"] == "n/a"
     assert "PyTorch not run" in out["summary"]["goal"]["measured"]
     lines = peers.table_lines(out)

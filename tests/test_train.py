@@ -193,6 +193,52 @@ def test_nonfinite_loss_keeps_last_finite_params(mode):
         assert result.steps < 12                                 # the run ended early
 
 
+@pytest.mark.parametrize("mode", ["stop", "skip"])
+def test_fit_fast_epochs_repeat_checked_and_match_the_checked_step(mode):
+    # fit runs each epoch without the per-step check and repeats it with the check when
+    # anything came out non-finite: the result must be that of the checked step throughout
+    # (make_epoch), the same non-finite step found and the same parameters kept.
+    x, y, _, _ = _regression_problem(48)
+    x = x.at[7].set(1e20)                                 # its squared error overflows float32
+    model = fnn.mlp([3, 1], "identity")
+    opt = optim.sgd(0.01)
+    _, params = model.init(jax.random.key(1), (-1, 3))
+    result = fit(model, "mse", opt, params, x, y, key=jax.random.key(5), epochs=3, batch_size=8,
+                 on_nonfinite=mode, progress=False)
+    epoch = make_epoch(model, "mse", opt, batch_size=8, on_nonfinite=mode)
+    state = init_state(jax.tree.map(jnp.copy, params), opt, jax.random.key(5))
+    for _ in range(3):
+        state, _ = epoch(state, x, y)
+    assert result.nonfinite_step == int(state.nonfinite_step) and 0 <= result.nonfinite_step < 6
+    for a, b in zip(jax.tree.leaves(result.params), jax.tree.leaves(state.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        assert np.all(np.isfinite(a))
+    if mode == "skip":                                    # one bad batch per epoch, skipped, the rest trained
+        assert result.steps == 18 and not np.allclose(result.params[0]["W"], params[0]["W"])
+
+
+def test_fit_finds_a_nonfinite_gradient_under_a_finite_loss():
+    # The loss stays finite; only the gradient is inf. With one step per epoch nothing but
+    # the fast epoch's non-finite parameters can send it back to the checked step.
+    x, y, _, _ = _regression_problem(48)
+    y = y.at[7].set(1e3)
+    half_se = fnn.get_loss("half_squared_error")
+    spiky = fnn.losses.Loss("spiky", half_se.fn, lambda out, t: jnp.where(
+        jnp.any(jnp.abs(t) > 100), jnp.inf, 1.0) * half_se.grad(out, t))
+    model = fnn.mlp([3, 1], "identity")
+    opt = optim.sgd(0.01)
+    _, params = model.init(jax.random.key(1), (-1, 3))
+    result = fit(model, spiky, opt, params, x, y, key=jax.random.key(5), epochs=2, batch_size=48,
+                 progress=False)
+    epoch = make_epoch(model, spiky, opt, batch_size=48)
+    state, (losses, _) = epoch(init_state(jax.tree.map(jnp.copy, params), opt, jax.random.key(5)), x, y)
+    assert np.all(np.isfinite(losses))
+    assert result.nonfinite_step == int(state.nonfinite_step) == 0
+    for a, b, p in zip(*map(jax.tree.leaves, (result.params, state.params, params))):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, p)                # the first step was bad: nothing applied
+
+
 def test_fit_rejects_bad_arguments():
     x, y, _, _ = _regression_problem()
     model = fnn.mlp([3, 4, 1])
