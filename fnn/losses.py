@@ -113,24 +113,25 @@ def _softmax_ce(logits, target):
 
 
 def _softmax_ce_grad(logits, target):
-    """dL/dz = (softmax(z) · Σ_c y_c − y) / B, with y_c taken as 0 where y_c ≤ 0, as in L.
+    """dL/dz by the chain rule through the loss's two stages, logits → log_softmax → L.
 
-    The chain rule through the loss's two stages, logits → log_softmax → L:
-    dL/dlogp_c = −y_c/B, and log_softmax's vector-Jacobian product turns a
-    cotangent g into g − softmax(z)·Σ_c g_c. For a target distribution
-    (integer labels, one-hot: Σ_c y_c = 1) this is the familiar
-    (softmax(z) − y)/B; the factor Σ_c y_c keeps it exact for soft targets
-    of any mass.
+        dL/dlogp_c = g_c = −y_c / B        (0 where y_c ≤ 0: those terms are not in L)
+        dL/dz      = g − softmax(z) · Σ_c g_c          (log_softmax's vector-Jacobian product)
 
-    The target is masked exactly as in L (the same expression), so XLA shares
-    it between the loss value and the gradient. Without the mask, batch-1
-    train steps took 1.11–1.21× jax.grad's time on a CPU; with it, about 1.00×
-    (benchmarks/RESULTS.md, finding 4).
+    For a target distribution (integer labels, one-hot: Σ_c y_c = 1) this is
+    the familiar (softmax(z) − y)/B; for soft targets of any mass it stays exact.
+
+    How it is written decides how fast XLA's CPU backend runs it (benchmarks/
+    RESULTS.md, findings 4 and 8): the target is masked with the same
+    expression as in L, which XLA shares between the loss value and the
+    gradient (unmasked, batch-1 train steps took 1.11–1.21× jax.grad's time);
+    and the row sum enters as g + softmax·(−Σg), which keeps it out of the
+    elementwise fusion that computes dz (as (softmax·Σy − y)/B it was fused in,
+    and batch-256 gradients took 1.06–1.11× jax.grad's time).
     """
     y = _targets(logits, target)
-    y = jnp.where(y > 0, y, jnp.zeros_like(y))                        # the terms L keeps
-    mass = jnp.sum(y, axis=-1, keepdims=True)                          # (batch, 1)
-    return (numerics.softmax(logits, axis=-1) * mass - y) / _batch_size(logits)
+    g = -jnp.where(y > 0, y, jnp.zeros_like(y)) / _batch_size(logits)              # dL/dlogp
+    return g + numerics.softmax(logits, axis=-1) * -jnp.sum(g, axis=-1, keepdims=True)
 
 
 softmax_cross_entropy = Loss("softmax_cross_entropy", _softmax_ce, _softmax_ce_grad)
