@@ -107,15 +107,18 @@ def test_fp16_step_needs_the_loss_scaled_optimizer_state():
 def test_bf16_mnist1d_reaches_float32_accuracy_within_one_point(mnist1d):
     """40-100-100-10 ReLU, Adam 1e-2, batch 100, as the float32 test in test_train.py, 3000 steps.
 
-    One run's test accuracy moves by about ±2 points with the seed alone (measured
-    over 16 seeds: the bf16 − float32 difference has a standard deviation of 2.5
-    points and a mean of −0.2), so the claim is about the mean over the same 6
-    seeds (same inits, same batches) in both precisions.
+    One run's test accuracy moves by about ±2 points with the seed alone: the
+    bf16 − float32 difference of one seed has a standard deviation of 2.3–2.5
+    points (measured twice over 16 seeds, with means −0.2 and +0.02 points). So
+    the claim is about the mean over the same 16 seeds (same inits, same
+    batches) in both precisions, whose standard error is about 0.6 points; over
+    6 seeds (1.0 points) a 1-point tolerance failed on a mere change of the
+    shuffling stream (−1.2 points for 6 seeds, +0.02 for 16).
     """
     model = fnn.mlp([40, 100, 100, 10], "relu")
     opt = optim.adam(1e-2)                                  # one object: one compiled program per precision
     accuracy = {None: [], "bf16": []}
-    for key in jax.random.split(jax.random.key(0), 6):
+    for key in jax.random.split(jax.random.key(0), 16):
         init_key, train_key = jax.random.split(key)
         _, params = model.init(init_key, (-1, 40))
         for name in accuracy:
@@ -124,4 +127,4 @@ def test_bf16_mnist1d_reaches_float32_accuracy_within_one_point(mnist1d):
             accuracy[name].append(fnn.evaluate(model, SCE, r.params, mnist1d.x_test, mnist1d.y_test)["accuracy"])
     mean = {name: float(np.mean(a)) for name, a in accuracy.items()}
     assert mean[None] >= 0.65 and mean["bf16"] >= 0.65, accuracy
-    assert mean["bf16"] >= mean[None] - 0.01, accuracy      # measured 0.6645 vs 0.6648
+    assert mean["bf16"] >= mean[None] - 0.01, accuracy      # measured 0.6624 vs 0.6622
