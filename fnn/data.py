@@ -681,9 +681,11 @@ def _permutation(key, n):
     """A uniformly random permutation of range(n), int32, by sorting one uint32 array per round.
 
     jax.random.permutation sorts (random key, index) pairs, and on a CPU XLA
-    sorts pairs through a comparator call per comparison. Here each round packs
+    sorts such pairs several times slower than one array of plain integers
+    (4000 elements: about 740 against 145 µs here). Here each round packs
     both into one uint32, random bits above and the position below, so the
-    sort is of plain integers (about 5x faster on a CPU for n = 4000). The keys
+    sort is of plain integers (3.2x faster on a CPU for n = 4000, which takes
+    two rounds; 2.9x for n = 60,000, three). The keys
     are distinct, so the order is that of the random bits, ties broken by
     position. Rounds compose like the passes of a radix sort: R rounds of b
     random bits order the elements as one sort by R·b random bits would.

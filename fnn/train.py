@@ -62,11 +62,7 @@ def _tree_finite(tree):
 
 
 def _all_finite(value, grads):
-    """Whether the loss and every gradient entry are finite: one reduction over all the leaves.
-
-    One reduction of the concatenated flags instead of one per leaf: XLA fuses
-    the concatenation into the reduction, so no copy of the gradients is made.
-    """
+    """Whether the loss and every gradient entry are finite: one reduction over all the leaves."""
     flags = [jnp.ravel(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]
     return jnp.isfinite(value) & jnp.all(jnp.concatenate(flags)) if flags else jnp.isfinite(value)
 
