@@ -62,9 +62,8 @@ def _tree_finite(tree):
 
 
 def _all_finite(value, grads):
-    """Whether the loss and every gradient entry are finite: one reduction over all the leaves."""
-    flags = [jnp.ravel(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]
-    return jnp.isfinite(value) & jnp.all(jnp.concatenate(flags)) if flags else jnp.isfinite(value)
+    """Whether the loss and every gradient entry are finite."""
+    return jnp.isfinite(value) & _tree_finite(grads)
 
 
 def make_step(model, loss, optimizer, method="manual", on_nonfinite="stop", precision=None, mesh=None):
