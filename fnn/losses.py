@@ -122,15 +122,18 @@ def _softmax_ce_grad(logits, target):
     the familiar (softmax(z) − y)/B; for soft targets of any mass it stays exact.
 
     How it is written decides how fast XLA's CPU backend runs it (benchmarks/
-    RESULTS.md, findings 4 and 8): the target is masked with the same
-    expression as in L, which XLA shares between the loss value and the
+    RESULTS.md, findings 4, 8 and 9): the target is masked with the same
+    condition as in L, which XLA shares between the loss value and the
     gradient (unmasked, batch-1 train steps took 1.11–1.21× jax.grad's time);
-    and the row sum enters as g + softmax·(−Σg), which keeps it out of the
+    the row sum enters as g + softmax·(−Σg), which keeps it out of the
     elementwise fusion that computes dz (as (softmax·Σy − y)/B it was fused in,
-    and batch-256 gradients took 1.06–1.11× jax.grad's time).
+    and batch-256 gradients took 1.06–1.11× jax.grad's time); and g is one
+    select, so XLA reads it from memory in dz instead of rebuilding it from the
+    labels there (as −where(y > 0, y, 0)/B it was rebuilt, and d2-w32-b256
+    train steps took 1.04–1.07× jax.grad's time).
     """
     y = _targets(logits, target)
-    g = -jnp.where(y > 0, y, jnp.zeros_like(y)) / _batch_size(logits)              # dL/dlogp
+    g = jnp.where(y > 0, -y / _batch_size(logits), jnp.zeros_like(y))              # dL/dlogp
     return g + numerics.softmax(logits, axis=-1) * -jnp.sum(g, axis=-1, keepdims=True)
 
 
