@@ -47,7 +47,8 @@ QUICK_TIMING = dict(seconds=0.15, min_repeats=3, max_repeats=100, warmup_seconds
 MATMUL_N = {"cpu": 2048, "default": 8192}            # the reference jnp.dot is (n, n) @ (n, n)
 QUICK_MATMUL_N = {"cpu": 1024, "default": 4096}
 LARGEST_SHARE = 0.25     # "largest MLPs": FLOPs per step within 4x of the grid's largest
-GOALS = dict(time_median=1.00, time_worst=1.05, memory=1.00, matmul_fraction=0.80)
+GOALS = dict(time_median=1.00, time_worst=1.05, memory=1.00, matmul_fraction=0.80)   # for the full grid
+GRID_KINDS = ("full", "quick", "custom")
 PROGRAMS = ("grad", "step")
 SHORT_LOSS = {"softmax_cross_entropy": "softmax_ce", "binary_cross_entropy": "bce",
               "half_squared_error": "half_se"}
@@ -330,11 +331,16 @@ def matmul_size(platform, quick):
 
 
 def run(grid, *, quick=False, timing=None, optimizer=OPTIMIZER, learning_rate=LEARNING_RATE,
-        matmul_n=None, seed=0, dump_hlo=None, log=print):
+        matmul_n=None, seed=0, dump_hlo=None, log=print, grid_kind=None):
     """Benchmark every (Config, groups) of `grid`; returns the results as a JSON-ready dict.
 
-    log(line) receives the table as it is measured (None for silence).
+    log(line) receives the table as it is measured (None for silence). grid_kind
+    ("full", "quick" or "custom"; by default "quick" or "full" after `quick`)
+    is recorded with the results: the goals are stated for the full grid.
     """
+    grid_kind = grid_kind or ("quick" if quick else "full")
+    if grid_kind not in GRID_KINDS:
+        raise ValueError(f"grid_kind {grid_kind!r}: expected one of {', '.join(GRID_KINDS)}")
     log = log or (lambda *a, **k: None)
     timing = dict(QUICK_TIMING if quick else FULL_TIMING, **(timing or {}))
     info = device_info()
@@ -373,7 +379,7 @@ def run(grid, *, quick=False, timing=None, optimizer=OPTIMIZER, learning_rate=LE
         rate = r.get("matmul_interleaved", matmul[r["config"]["dtype"]])["flops_per_second"]
         r["matmul_fraction"] = {m: r["flops_per_second"][m] / rate for m in METHODS}
     results = {"benchmark": "fnn manual backprop vs jax.grad", "device": info,
-               "settings": {"quick": quick, "timing": timing, "optimizer": optimizer,
+               "settings": {"quick": quick, "grid": grid_kind, "timing": timing, "optimizer": optimizer,
                             "learning_rate": learning_rate, "seed": seed, "matmul_n": n,
                             "goals": GOALS, "largest_share": LARGEST_SHARE,
                             "model": "width -> width x depth -> width MLP, all layers square"},
@@ -528,11 +534,24 @@ def summary_lines(results):
         lines.append(f"agreement {dtype}: manual vs jax.grad {a['manual_vs_autodiff']:.1e}; vs float64 "
                      f"reference: manual {a['manual_vs_reference']:.1e}, autodiff "
                      f"{a['autodiff_vs_reference']:.1e} (max over leaves and configurations)")
-    lines.append("goals:")
+    lines.append(_goals_heading(results) + ":")
     for goal, measured, status in s["goals"]:
         lines.append(f"  [{status}] {goal}: {measured}")
     lines.append(f"{len(results['records'])} configurations in {results['seconds']:.1f} s")
     return lines
+
+
+def _grid_kind(results):
+    st = results["settings"]
+    return st.get("grid") or ("quick" if st["quick"] else "full")
+
+
+def _goals_heading(results):
+    """'goals', or a warning that they are indicative only: they are stated for the full grid."""
+    kind = _grid_kind(results)
+    if kind == "full":
+        return "goals"
+    return f"goals (stated for the full grid; on this {kind} grid they are indicative only)"
 
 
 def _md_table(header, rows):
@@ -550,14 +569,16 @@ def to_markdown(results, command=None):
                                                if d["platform"] == "cpu" else ""),
            f"- date: {d['date']}; JAX {d['jax_version']} (jaxlib {d['jaxlib_version']}), "
            f"Python {d['python_version']}",
-           f"- {len(recs)} configurations ({'quick' if st['quick'] else 'full'} grid) in "
+           f"- {len(recs)} configurations ({_grid_kind(results)} grid) in "
            f"{results['seconds']:.0f} s; train step optimizer: {st['optimizer']} "
            f"(lr {st['learning_rate']:g}); MLP: {st['model']}"]
     if d.get("load_average"):
         out.append(f"- load average at start: {', '.join(f'{v:.2f}' for v in d['load_average'])}")
     if command:
         out.append(f"- command: `{command}`")
-    out += ["", "### Goals", "", _md_table(["goal", "measured", "status"], s["goals"]), ""]
+    heading = _goals_heading(results)
+    out += ["", "### Goals", ""] + ([] if heading == "goals" else [heading[0].upper() + heading[1:] + ".", ""])
+    out += [_md_table(["goal", "measured", "status"], s["goals"]), ""]
     out += ["### Device matmul rate", "",
             "Measured at the start and at the end of the run. The largest MLPs are compared with the "
             "matmul timed in their own interleaved rounds, the others with the higher of these two "
@@ -569,7 +590,7 @@ def to_markdown(results, command=None):
                        for k, v in results["matmul"].items() for r in v["runs"]]),
             ""]
     out += ["### Summary", ""] + [f"- {line}" for line in summary_lines(results)[:-1]
-                                  if not line.startswith(("goals:", "  ["))] + [""]
+                                  if not line.startswith(("goals", "  ["))] + [""]
     rows = []
     for r in recs:
         t, c = r["time"], r["compile_seconds"]
@@ -705,9 +726,15 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
+def grid_kind_from_args(args):
+    """'custom' when any axis was given, else 'quick' or 'full'."""
+    if any(getattr(args, a) for a in ("depths", "widths", "batches", "activations", "losses")):
+        return "custom"
+    return "quick" if args.quick else "full"
+
+
 def grid_from_args(args, dtypes):
-    custom = any(getattr(args, a) for a in ("depths", "widths", "batches", "activations", "losses"))
-    if not custom:
+    if grid_kind_from_args(args) != "custom":
         return default_grid(args.quick, dtypes)
     base = QUICK_BASE if args.quick else BASE
     return product_grid(args.depths or [base["depth"]], args.widths or [base["width"]],
@@ -737,7 +764,8 @@ def main(argv=None):
         raise ValueError(f"--min-repeats {args.min_repeats} is more than --max-repeats {args.max_repeats}")
     print(f"{len(grid)} configurations, dtypes {', '.join(dtypes)}")
     results = run(grid, quick=args.quick, timing=timing, optimizer=args.optimizer, learning_rate=args.lr,
-                  matmul_n=args.matmul_size, seed=args.seed, dump_hlo=args.dump_hlo)
+                  matmul_n=args.matmul_size, seed=args.seed, dump_hlo=args.dump_hlo,
+                  grid_kind=grid_kind_from_args(args))
     command = "python -m benchmarks.grads " + " ".join(sys.argv[1:] if argv is None else argv)
     results["command"] = command.strip()
     print()

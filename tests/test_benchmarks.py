@@ -139,6 +139,14 @@ def test_summary_goals_and_device(results):
     assert results["matmul"]["float32"]["flops_per_second"] > 0
 
 
+def test_grid_kind_from_args_and_bad_kind():
+    kind = lambda argv: grads.grid_kind_from_args(grads.parse_args(argv))
+    assert [kind([]), kind(["--quick"]), kind(["--widths", "8"]), kind(["--quick", "--losses", "mse"])] == \
+        ["full", "quick", "custom", "custom"]
+    with pytest.raises(ValueError, match="'partial'"):
+        grads.run([], grid_kind="partial", log=None)
+
+
 def test_goal_rows_compare_at_three_decimals():
     s = {"step_time_ratio": {"median": 0.999, "worst": 1.07, "worst_config": "x", "best": 0.9, "n": 3},
          "step_memory_ratio": {"median": 1.0, "worst": 1.0002, "worst_config": "y", "best": 0.8, "n": 3},
@@ -152,6 +160,9 @@ def test_goal_rows_compare_at_three_decimals():
 def test_markdown_json_and_plots(results, tmp_path):
     md = grads.to_markdown(results, "python -m benchmarks.grads --quick")
     assert "### Goals" in md and "`python -m benchmarks.grads --quick`" in md
+    assert "(quick grid)" in md and "on this quick grid they are indicative only" in md
+    full = dict(results, settings=dict(results["settings"], grid="full"))
+    assert "indicative" not in grads.to_markdown(full) and "goals:" in grads.summary_lines(full)
     assert all(r["name"] in md for r in results["records"])
     back = json.loads(json.dumps(results))
     assert back["device"]["jax_version"] == jax.__version__
@@ -171,6 +182,8 @@ def test_command_line_end_to_end(tmp_path, capsys):
     assert text.startswith("device: ") and "d1-w8-b2-relu-softmax_ce-f64" in text
     data = json.loads(out.read_text())
     assert data["command"].startswith("python -m benchmarks.grads --quick")
+    assert data["settings"]["grid"] == "custom"             # axes given: not the grid the goals are for
+    assert "goals (stated for the full grid; on this custom grid they are indicative only):" in text
     (r,) = data["records"]
     assert r["agreement"]["manual_vs_autodiff"] < 1e-12          # float64: round-off only
     assert (tmp_path / "r.md").read_text().startswith("## Manual backprop vs jax.grad")
