@@ -147,6 +147,28 @@ def test_grid_kind_from_args_and_bad_kind():
         grads.run([], grid_kind="partial", log=None)
 
 
+class _FakeGpu:
+    """Stands for a device with memory statistics, as JAX's GPU devices have."""
+    platform, device_kind = "gpu", "Fake GPU"
+
+    def memory_stats(self):
+        return {"bytes_in_use": np.int64(1 << 20), "peak_bytes_in_use": 3 << 20, "num_allocs": 7}
+
+
+def test_device_memory_statistics_are_recorded_where_the_device_has_them(monkeypatch):
+    monkeypatch.setattr(jax, "devices", lambda *a: [_FakeGpu(), _FakeGpu()])
+    info = common.device_info()
+    assert info["description"] == "gpu (Fake GPU) x2"
+    assert json.loads(json.dumps(info))["memory_stats"]["peak_bytes_in_use"] == 3 << 20
+    assert grads._device_memory() == {"bytes_in_use": 1 << 20, "peak_bytes_in_use": 3 << 20}
+
+    class NoStats(_FakeGpu):
+        def memory_stats(self):
+            raise NotImplementedError
+    monkeypatch.setattr(jax, "devices", lambda *a: [NoStats()])
+    assert common.device_info()["memory_stats"] is None and grads._device_memory() is None
+
+
 def test_goal_rows_compare_at_three_decimals():
     s = {"step_time_ratio": {"median": 0.999, "worst": 1.07, "worst_config": "x", "best": 0.9, "n": 3},
          "step_memory_ratio": {"median": 1.0, "worst": 1.0002, "worst_config": "y", "best": 0.8, "n": 3},
