@@ -119,6 +119,20 @@ def test_sigmoid_is_stable_and_exact_at_large_inputs():
     np.testing.assert_allclose(y[1], np.exp(-30.0) / (1 + np.exp(-30.0)), rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype, rtol", [("float32", 2 * 2.0 ** -23), ("bfloat16", 4 * 2.0 ** -8)])   # 2 and 4 ulps
+def test_sigmoid_is_accurate_everywhere_against_a_float64_reference(dtype, rtol):
+    z = jnp.concatenate([40 * jax.random.normal(jax.random.key(0), (20000,)), jnp.linspace(-100, 100, 4001),
+                         jnp.asarray([0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, jnp.inf, -jnp.inf])]).astype(dtype)
+    y = np.asarray(jax.jit(activations._sigmoid)(z), np.float64)
+    zz = np.asarray(z, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):                # the branch np.where drops
+        exact = np.where(zz >= 0, 1 / (1 + np.exp(-zz)), np.exp(zz) / (1 + np.exp(zz)))
+    normal = exact >= np.finfo(np.float32).tiny             # below it float32 is subnormal
+    assert not np.isnan(y).any() and np.all((y >= 0) & (y <= 1))
+    np.testing.assert_allclose(y[normal], exact[normal], rtol=rtol, atol=0)
+    assert np.all(y[~normal] < 1e-37)
+
+
 def test_softplus_is_stable_at_large_inputs():
     sp = fnn.get_activation("softplus")
     z = jnp.asarray([-1e4, -50.0, 0.0, 50.0, 1e4], jnp.float32)
