@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 import jax.numpy as jnp
 
 from fnn import numerics
-from fnn.activations import _sigmoid, softplus as _softplus_activation
+from fnn.activations import softplus as _softplus_activation
 
 __all__ = [
     "Loss", "mse", "half_squared_error", "binary_cross_entropy",
@@ -78,9 +78,18 @@ def _bce(logits, target):
 
 
 def _bce_grad(logits, target):
-    """dL/dz = (σ(z) − y) / n."""
+    """dL/dz = (σ(z) − y) / n.
+
+    σ(z) is written from e^−|z|, as 1/(1 + e^−|z|) for z ≥ 0 and
+    e^−|z|/(1 + e^−|z|) below, the exponential the loss value's softplus
+    computes too: XLA computes it once for both. With fnn.activations' sigmoid
+    (XLA's logistic, its own exponential) train steps took 2–4% longer and the
+    gradient 256 KiB more at d2-w256-b256 (benchmarks/RESULTS.md, finding 10).
+    """
     y = _like_output(logits, target, "binary_cross_entropy")
-    return (_sigmoid(logits) - y) / logits.size
+    e = jnp.exp(-jnp.abs(logits))
+    sigma = jnp.where(logits >= 0, 1 / (1 + e), e / (1 + e))
+    return (sigma - y) / logits.size
 
 
 binary_cross_entropy = Loss("binary_cross_entropy", _bce, _bce_grad)
