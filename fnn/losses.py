@@ -83,8 +83,9 @@ def _bce_grad(logits, target):
     σ(z) is written from e^−|z|, as 1/(1 + e^−|z|) for z ≥ 0 and
     e^−|z|/(1 + e^−|z|) below, the exponential the loss value's softplus
     computes too: XLA computes it once for both. With fnn.activations' sigmoid
-    (XLA's logistic, its own exponential) train steps took 2–4% longer and the
-    gradient 256 KiB more at d2-w256-b256 (benchmarks/RESULTS.md, finding 10).
+    (XLA's logistic, its own exponential), at d2-w256-b256 the gradient took
+    4–5% longer and 256 KiB more, the train step 2% longer (benchmarks/
+    RESULTS.md, finding 10).
     """
     y = _like_output(logits, target, "binary_cross_entropy")
     e = jnp.exp(-jnp.abs(logits))
