@@ -24,7 +24,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-__all__ = ["logsumexp", "softmax", "log_softmax"]
+__all__ = ["logsumexp", "softmax", "log_softmax", "all_finite"]
 
 
 def _compute_dtype(x):
@@ -109,3 +109,14 @@ def _log_softmax_jvp(axis, primals, tangents):
     t = t.astype(s.dtype)
     dt = t - jnp.sum(s * t, axis=axis, keepdims=True)
     return log_softmax(x, axis), dt.astype(x.dtype)
+
+
+def all_finite(tree):
+    """Whether every floating-point entry of a pytree is finite, as one boolean scalar.
+
+    Integer leaves (step counts) are skipped. The flags of all leaves are
+    reduced together, one reduction instead of one per leaf.
+    """
+    flags = [jnp.ravel(jnp.isfinite(a)) for a in jax.tree.leaves(tree)
+             if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
+    return jnp.all(jnp.concatenate(flags)) if flags else jnp.ones((), bool)

@@ -36,6 +36,7 @@ from jax.flatten_util import ravel_pytree
 
 from fnn.grads import METHODS, make_value_and_grad as _float32_value_and_grad
 from fnn.losses import get_loss
+from fnn.numerics import all_finite
 from fnn.optim import GradientTransformation
 
 __all__ = ["Policy", "POLICIES", "PRECISIONS", "GRAD_TOLERANCE", "get_policy", "cast_floating",
@@ -153,11 +154,6 @@ class LossScaledOptimizer(GradientTransformation):
     """An optimizer wrapped by dynamic_loss_scale; its state is a LossScaleState."""
 
 
-def _all_finite(tree):
-    leaves = [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(tree)]
-    return functools.reduce(jnp.logical_and, leaves, jnp.ones((), bool))
-
-
 def dynamic_loss_scale(optimizer, initial_scale=2.0 ** 15, growth_interval=2000, growth_factor=2.0,
                        backoff_factor=0.5, min_scale=1.0):
     """Wrap `optimizer` so its state carries a dynamic loss scale s for float16 training.
@@ -189,7 +185,7 @@ def dynamic_loss_scale(optimizer, initial_scale=2.0 ** 15, growth_interval=2000,
     def update(grads, state, params=None):
         if not isinstance(state, LossScaleState):
             raise TypeError(f"a loss-scaled optimizer needs the state from its own init, got {type(state).__name__}")
-        finite = _all_finite(grads)
+        finite = all_finite(grads)
         safe = jax.tree.map(lambda g: jnp.where(finite, g, jnp.zeros_like(g)), grads)
         updates, inner = optimizer.update(safe, state.inner, params)
         updates = jax.tree.map(lambda u: jnp.where(finite, u, jnp.zeros_like(u)), updates)

@@ -28,6 +28,7 @@ from fnn.parallel import check_batch_size, data_parallel, replicate
 from fnn.precision import dynamic_loss_scale, get_policy, loss_scale
 from fnn.precision import make_value_and_grad as mixed_value_and_grad
 from fnn.losses import get_loss
+from fnn.numerics import all_finite
 from fnn.validate import check_data, check_params, check_positive_int, check_targets
 
 __all__ = ["TrainState", "FitResult", "init_state", "make_step", "make_epoch", "make_chunk", "fit",
@@ -54,16 +55,9 @@ def init_state(params, optimizer, key):
                       jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
 
 
-def _tree_finite(tree):
-    """Whether every floating-point entry of a pytree is finite (one reduction)."""
-    flags = [jnp.ravel(jnp.isfinite(a)) for a in jax.tree.leaves(tree)
-             if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
-    return jnp.all(jnp.concatenate(flags)) if flags else jnp.ones((), bool)
-
-
 def _all_finite(value, grads):
     """Whether the loss and every gradient entry are finite."""
-    return jnp.isfinite(value) & _tree_finite(grads)
+    return jnp.isfinite(value) & all_finite(grads)
 
 
 def make_step(model, loss, optimizer, method="manual", on_nonfinite="stop", precision=None, mesh=None):
@@ -247,7 +241,7 @@ def make_chunk(model, loss, optimizer, batch_size, epochs_per_chunk, method="man
                                          (start, zeros, zeros, jnp.ones((), bool)))
 
             fast = run(fast_step)
-            clean = fast[3] & _tree_finite((fast[0].params, fast[0].opt_state))
+            clean = fast[3] & all_finite((fast[0].params, fast[0].opt_state))
             state, sums, counts, _ = jax.lax.cond(clean, lambda: fast, lambda: run(step))
             mean = sums / counts                     # NaN where no step had a value (regression accuracy)
             return state, (mean[0], mean[1], n_run)

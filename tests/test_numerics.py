@@ -273,3 +273,13 @@ def test_softmax_vjp_equals_explicit_jacobian_product(x64):
     for b in range(2):
         jac = np.diag(s[b]) - np.outer(s[b], s[b])  # ∂s_i/∂z_j
         np.testing.assert_allclose(dz[b], np.asarray(dy[b]) @ jac, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("bad", [jnp.nan, jnp.inf, -jnp.inf])
+def test_all_finite_finds_one_bad_entry_in_any_floating_leaf_and_skips_integers(bad):
+    tree = {"W": jnp.ones((3, 4)), "b": jnp.zeros(4, jnp.bfloat16), "count": jnp.asarray(7, jnp.int32)}
+    check = jax.jit(numerics.all_finite)
+    assert bool(check(tree)) and bool(check({"count": tree["count"]})) and bool(check({}))
+    for leaf in ("W", "b"):
+        broken = dict(tree, **{leaf: tree[leaf].at[-1].set(bad)})
+        assert not bool(check(broken))
