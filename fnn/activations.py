@@ -25,33 +25,29 @@ __all__ = [
 
 
 class ActivationFn(NamedTuple):
-    """A named activation f with its hand-written derivative."""
+    """A named activation f with its hand-written derivative.
+
+    relu_like: f is ≈ 0 for z < 0 and ≈ z for z > 0, so half of its inputs pass on
+      average: Dense layers before it default to He initialization (Var = 2/fan_in).
+    kinked: f' jumps at z = 0 (relu, leaky_relu): a finite difference across 0
+      measures a one-sided slope, so gradient checks draw inputs away from it.
+    """
     name: str
     fn: Callable
     vjp: Callable
     derivative: Optional[Callable] = None
+    relu_like: bool = False
+    kinked: bool = False
 
 
-def _elementwise(name, fn, derivative):
+def _elementwise(name, fn, derivative, *, relu_like=False, kinked=False):
     """An ActivationFn whose vjp is dy ⊙ f'(z)."""
     def vjp(z, y, dy):
         return dy * derivative(z, y)
-    return ActivationFn(name, fn, vjp, derivative)
+    return ActivationFn(name, fn, vjp, derivative, relu_like, kinked)
 
 
-def _sigmoid(z):
-    """σ(z) = 1 / (1 + e^−z), as XLA's logistic primitive (jax.nn.sigmoid).
-
-    Stable for every input: no NaN or overflow at ±inf, and within 2 ulps of
-    the exact value in float32 (measured: 1.4e-7 relative), tails down to
-    float32's smallest normal number included (tested against a float64
-    reference). Being one primitive whose derivative rule is
-    σ(1 − σ), it gives jax.grad a program that keeps σ and nothing more; the
-    earlier select between 1/(1 + e^−|z|) and e^−|z|/(1 + e^−|z|) was as
-    accurate but made XLA compute σ as two arrays, and jax.grad of it keep
-    more (benchmarks/RESULTS.md, finding 10).
-    """
-    return jax.nn.sigmoid(z)
+_sigmoid = numerics.sigmoid
 
 
 # f(z) = z;  f'(z) = 1
@@ -70,7 +66,8 @@ tanh = _elementwise("tanh", jnp.tanh, lambda z, y: 1 - y * y)
 relu = _elementwise(
     "relu",
     lambda z: jnp.where(z > 0, z, jnp.zeros_like(z)),
-    lambda z, y: (y > 0).astype(y.dtype))
+    lambda z, y: (y > 0).astype(y.dtype),
+    relu_like=True, kinked=True)
 
 
 def leaky_relu(slope=0.1):
@@ -90,7 +87,7 @@ def leaky_relu(slope=0.1):
     return _elementwise(
         "leaky_relu" if slope == 0.1 else f"leaky_relu({slope})",
         lambda z: jnp.where(z >= 0, z, slope * z),
-        derivative)
+        derivative, relu_like=True, kinked=True)
 
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
@@ -124,8 +121,8 @@ def _gelu_tanh_derivative(z, y):
 def gelu(approximate=False):
     """GELU: the exact erf form (default) or the tanh approximation."""
     if approximate:
-        return _elementwise("gelu_tanh", _gelu_tanh, _gelu_tanh_derivative)
-    return _elementwise("gelu", _gelu_exact, _gelu_exact_derivative)
+        return _elementwise("gelu_tanh", _gelu_tanh, _gelu_tanh_derivative, relu_like=True)
+    return _elementwise("gelu", _gelu_exact, _gelu_exact_derivative, relu_like=True)
 
 
 def _swish_derivative(z, y):
@@ -136,7 +133,7 @@ def _swish_derivative(z, y):
 
 
 # z·σ(z), also called SiLU
-swish = _elementwise("swish", lambda z: z * _sigmoid(z), _swish_derivative)
+swish = _elementwise("swish", lambda z: z * _sigmoid(z), _swish_derivative, relu_like=True)
 silu = swish
 
 # log(1 + e^z) = max(z, 0) + log1p(e^−|z|);  f'(z) = σ(z) = 1 − e^−y = −expm1(−y)
@@ -148,7 +145,8 @@ silu = swish
 softplus = _elementwise(
     "softplus",
     lambda z: jnp.logaddexp(z, 0),
-    lambda z, y: -jnp.expm1(-y))
+    lambda z, y: -jnp.expm1(-y),
+    relu_like=True)
 
 
 def _softmax_vjp(z, y, dy):

@@ -26,6 +26,7 @@ one-sided slope. The default grid draws its problems away from kinks.
 `default_cases` and `run_cases` build and run the grid of layer × activation ×
 loss × shape combinations that scripts/gradcheck.py prints.
 """
+import dataclasses
 import math
 import zlib
 from typing import NamedTuple, Tuple
@@ -322,7 +323,6 @@ LAYER_VARIANTS = ("dense", "dense+act", "dropout", "deep", "output_act")
 _SHAPES = ((1, 3, 4, 2), (3, 2, 5, 3), (8, 4, 6, 1))   # (batch, in, hidden, out)
 _DROPOUT_RATE = 0.25
 _WITH_DROPOUT = ("dropout", "deep")
-_KINKED_ACTIVATIONS = ("relu", "leaky_relu")
 _KINK_MARGIN = 1e-3     # ≫ eps·|x|: no finite-difference step crosses a kink
 _GRAD_FLOOR = 1e-4      # smallest leaf gradient, relative to |L|, in a drawn problem
 _DRAWS = 20
@@ -451,7 +451,7 @@ def _shared_jit(layer):
         return serial(*(_shared_jit(sub) for sub in layer.layers))
     if layer.name not in _SHARED_LAYERS:
         forward = jax.jit(layer.forward, static_argnames=("train",))
-        if not layer.name.startswith("Dropout"):
+        if not layer.stochastic:
             keyless = forward
 
             def forward(params, x, *, key=None, train=False):
@@ -459,14 +459,14 @@ def _shared_jit(layer):
                 return keyless(params, x, train=train)
         _SHARED_LAYERS[layer.name] = (forward, jax.jit(layer.backward))
     forward, backward = _SHARED_LAYERS[layer.name]
-    return Layer(layer.name, layer.init, forward, backward)
+    return dataclasses.replace(layer, forward=forward, backward=backward)
 
 
 def _shared_loss(name):
     """The named loss with fn and grad under jax.jit, shared by every case."""
     if name not in _SHARED_LOSSES:
         loss = get_loss(name)
-        _SHARED_LOSSES[name] = Loss(loss.name, jax.jit(loss.fn), jax.jit(loss.grad))
+        _SHARED_LOSSES[name] = loss._replace(fn=jax.jit(loss.fn), grad=jax.jit(loss.grad))
     return _SHARED_LOSSES[name]
 
 
@@ -541,7 +541,7 @@ def _activation_inputs(layer, saved):
     if layer.layers:
         for sub, s in zip(layer.layers, saved):
             yield from _activation_inputs(sub, s)
-    elif layer.name.split("(")[0] in _KINKED_ACTIVATIONS:
+    elif layer.activation is not None and layer.activation.kinked:
         yield saved[0]
 
 
@@ -556,9 +556,8 @@ def _well_posed(model, loss, params, x, y, key):
     value = loss.fn(out, y)
     grads, _ = model.backward(params, saved, loss.grad(out, y))
     gaps = [np.min(np.abs(z)) for z in _activation_inputs(model, saved)]
-    if loss.name in ("l1", "huber"):
-        r = np.abs(np.asarray(out) - np.reshape(y, out.shape))
-        gaps.append(np.min(r if loss.name == "l1" else np.abs(r - 1.0)))
+    if loss.kink_distance is not None:
+        gaps.append(np.min(np.asarray(loss.kink_distance(out, y))))
     if min(gaps, default=math.inf) < _KINK_MARGIN:
         return False
     floor = _GRAD_FLOOR * abs(float(value))

@@ -64,7 +64,7 @@ def value_and_grad(model, loss, params, x, y, *, key=None, method="manual", with
     loss = get_loss(loss)
     x = jax.numpy.asarray(x)
     check_params(model, params, x.shape)
-    check_targets(loss.name, jax.eval_shape(lambda: model.apply(params, x)).shape, y)
+    check_targets(loss, jax.eval_shape(lambda: model.apply(params, x)).shape, y)
     (value, out), grads = (_manual if method == "manual" else _autodiff)(model, loss, params, x, y, key)
     return ((value, out), grads) if with_output else (value, grads)
 

@@ -10,7 +10,7 @@ logits for the cross-entropies (never probabilities: the fused forms are the
 stable ones). Regression targets of shape (batch,) are accepted for outputs
 of shape (batch, 1).
 """
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import jax.numpy as jnp
 
@@ -18,16 +18,40 @@ from fnn import numerics
 from fnn.activations import softplus as _softplus_activation
 
 __all__ = [
-    "Loss", "mse", "half_squared_error", "binary_cross_entropy",
+    "TASKS", "Loss", "mse", "half_squared_error", "binary_cross_entropy",
     "softmax_cross_entropy", "l1", "huber", "get_loss", "LOSSES",
 ]
 
 
+TASKS = ("classification", "binary", "regression")
+
+
 class Loss(NamedTuple):
-    """A named loss with its hand-written gradient w.r.t. the network output."""
+    """A named loss with its hand-written gradient w.r.t. the network output.
+
+    task: what the targets are, and so how they are checked and scored:
+      "classification"  integer labels (batch,) or soft targets (batch, classes); out are logits
+      "binary"          0/1 (or probability) targets; out is one logit per target
+      "regression"      real targets shaped like out (or out without its last axis of 1)
+    kink_distance(out, target): elementwise distance of the residual to the
+      nearest point where the loss is not differentiable (l1 at ŷ = y, huber at
+      |ŷ − y| = δ); None for a smooth loss. Gradient checks draw problems away from it.
+    """
     name: str
     fn: Callable
     grad: Callable
+    task: str = "regression"
+    kink_distance: Optional[Callable] = None
+
+    def accuracy(self, out, target):
+        """Fraction of correct predictions for classification losses; None for regression."""
+        target = jnp.asarray(target)
+        if self.task == "classification":
+            labels = target if jnp.issubdtype(target.dtype, jnp.integer) else jnp.argmax(target, axis=-1)
+            return jnp.mean(jnp.argmax(out, axis=-1) == labels)
+        if self.task == "binary":
+            return jnp.mean((out.reshape(target.shape) > 0) == (target > 0.5))
+        return None
 
 
 def _like_output(out, target, loss_name):
@@ -80,20 +104,14 @@ def _bce(logits, target):
 def _bce_grad(logits, target):
     """dL/dz = (σ(z) − y) / n.
 
-    σ(z) is written from e^−|z|, as 1/(1 + e^−|z|) for z ≥ 0 and
-    e^−|z|/(1 + e^−|z|) below, the exponential the loss value's softplus
-    computes too: XLA computes it once for both. With fnn.activations' sigmoid
-    (XLA's logistic, its own exponential), at d2-w256-b256 the gradient took
-    4–5% longer and 256 KiB more, the train step 2% longer (benchmarks/
-    RESULTS.md, finding 10).
+    σ from e^−|z|, the exponential the loss value's softplus computes too, so
+    XLA computes it once for both (numerics.sigmoid_from_exp; benchmarks/RESULTS.md, finding 10).
     """
     y = _like_output(logits, target, "binary_cross_entropy")
-    e = jnp.exp(-jnp.abs(logits))
-    sigma = jnp.where(logits >= 0, 1 / (1 + e), e / (1 + e))
-    return (sigma - y) / logits.size
+    return (numerics.sigmoid_from_exp(logits) - y) / logits.size
 
 
-binary_cross_entropy = Loss("binary_cross_entropy", _bce, _bce_grad)
+binary_cross_entropy = Loss("binary_cross_entropy", _bce, _bce_grad, "binary")
 
 
 def _targets(logits, target):
@@ -131,23 +149,16 @@ def _softmax_ce_grad(logits, target):
     For a target distribution (integer labels, one-hot: Σ_c y_c = 1) this is
     the familiar (softmax(z) − y)/B; for soft targets of any mass it stays exact.
 
-    How it is written decides how fast XLA's CPU backend runs it (benchmarks/
-    RESULTS.md, findings 4, 8 and 9): the target is masked with the same
-    condition as in L, which XLA shares between the loss value and the
-    gradient (unmasked, batch-1 train steps took 1.11–1.21× jax.grad's time);
-    the row sum enters as g + softmax·(−Σg), which keeps it out of the
-    elementwise fusion that computes dz (as (softmax·Σy − y)/B it was fused in,
-    and batch-256 gradients took 1.06–1.11× jax.grad's time); and g is one
-    select, so XLA reads it from memory in dz instead of rebuilding it from the
-    labels there (as −where(y > 0, y, 0)/B it was rebuilt, and d2-w32-b256
-    train steps took 1.04–1.07× jax.grad's time).
+    Written this way for XLA's CPU backend: the target masked as in L (XLA
+    shares it with the loss value), the row sum kept out of dz's fusion, and g
+    one select that dz reads from memory (benchmarks/RESULTS.md, findings 4, 8, 9).
     """
     y = _targets(logits, target)
     g = jnp.where(y > 0, -y / _batch_size(logits), jnp.zeros_like(y))              # dL/dlogp
     return g + numerics.softmax(logits, axis=-1) * -jnp.sum(g, axis=-1, keepdims=True)
 
 
-softmax_cross_entropy = Loss("softmax_cross_entropy", _softmax_ce, _softmax_ce_grad)
+softmax_cross_entropy = Loss("softmax_cross_entropy", _softmax_ce, _softmax_ce_grad, "classification")
 
 
 def _l1(out, target):
@@ -160,7 +171,12 @@ def _l1_grad(out, target):
     return jnp.sign(out - _like_output(out, target, "l1")) / out.size
 
 
-l1 = Loss("l1", _l1, _l1_grad)
+def _l1_kink(out, target):
+    """|ŷ − y|: l1 has its kink at ŷ = y."""
+    return jnp.abs(out - _like_output(out, target, "l1"))
+
+
+l1 = Loss("l1", _l1, _l1_grad, "regression", _l1_kink)
 
 
 def huber(delta=1.0):
@@ -181,7 +197,11 @@ def huber(delta=1.0):
         r = out - _like_output(out, target, "huber")
         return jnp.clip(r, -delta, delta) / out.size
 
-    return Loss("huber" if delta == 1.0 else f"huber({delta})", fn, grad)
+    def kink_distance(out, target):
+        """| |ŷ − y| − δ |: huber switches from quadratic to linear at |ŷ − y| = δ."""
+        return jnp.abs(jnp.abs(out - _like_output(out, target, "huber")) - delta)
+
+    return Loss("huber" if delta == 1.0 else f"huber({delta})", fn, grad, "regression", kink_distance)
 
 
 LOSSES = {

@@ -24,7 +24,29 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-__all__ = ["logsumexp", "softmax", "log_softmax", "all_finite"]
+__all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "sigmoid_from_exp", "all_finite"]
+
+
+def sigmoid(z):
+    """σ(z) = 1 / (1 + e^−z), as XLA's logistic primitive (jax.nn.sigmoid).
+
+    Stable everywhere (no NaN or overflow at ±inf) and within 2 ulps of the
+    exact value in float32, tails included (tested against float64). One
+    primitive whose derivative rule is σ(1 − σ): jax.grad of it keeps σ alone
+    (benchmarks/RESULTS.md, finding 10).
+    """
+    return jax.nn.sigmoid(z)
+
+
+def sigmoid_from_exp(z):
+    """σ(z) written from e = e^−|z|: 1/(1 + e) for z ≥ 0, e/(1 + e) below.
+
+    As stable as `sigmoid`; the form for a function that also computes
+    softplus(z) = max(z, 0) + log1p(e^−|z|), which XLA then shares e with
+    (the binary cross-entropy gradient; benchmarks/RESULTS.md, finding 10).
+    """
+    e = jnp.exp(-jnp.abs(z))
+    return jnp.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def _compute_dtype(x):

@@ -482,7 +482,7 @@ def _captions_after_dense(model, n_dense):
     """For each Dense layer, the names of the layers after it (activation, dropout)."""
     after, i = [[] for _ in range(n_dense)], -1
     for layer in _flat_layers(model):
-        if layer.name.startswith("Dense("):
+        if layer.kind == "dense":
             i += 1
         elif 0 <= i < n_dense:
             after[i].append(layer.name)

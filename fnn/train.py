@@ -272,15 +272,8 @@ def make_chunk(model, loss, optimizer, batch_size, epochs_per_chunk, method="man
 
 
 def accuracy(loss, out, y):
-    """Fraction correct for classification losses; None for regression losses."""
-    name = get_loss(loss).name
-    y = jnp.asarray(y)
-    if name == "softmax_cross_entropy":
-        labels = y if jnp.issubdtype(y.dtype, jnp.integer) else jnp.argmax(y, axis=-1)
-        return jnp.mean(jnp.argmax(out, axis=-1) == labels)
-    if name == "binary_cross_entropy":
-        return jnp.mean((out.reshape(y.shape) > 0) == (y > 0.5))
-    return None
+    """Fraction correct for classification losses; None for regression losses (Loss.accuracy)."""
+    return get_loss(loss).accuracy(out, y)
 
 
 @functools.lru_cache(maxsize=64)
@@ -294,7 +287,7 @@ def _check_inputs(model, loss, params, x, y, where):
     """Arrays (x, y) after the checks every public entry makes: lengths, finiteness, params, targets."""
     x, y = check_data(x, y, where)
     check_params(model, params, x.shape)
-    check_targets(loss.name, jax.eval_shape(lambda: model.apply(params, x)).shape, y)
+    check_targets(loss, jax.eval_shape(lambda: model.apply(params, x)).shape, y)
     return x, y
 
 

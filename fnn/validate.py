@@ -1,17 +1,99 @@
 """Checks of a user's inputs at fnn's public entries, with messages that name the value.
 
+Scalar settings (counts, rates, fractions, names, PRNG keys) are checked
+by the check_* functions at the top: every module uses these, so the same
+mistake reads the same everywhere, e.g. "steps must be a positive integer,
+got 0". Each returns the value normalised (a Python int or float).
+
 Shape and structure checks read only static shapes, so inside jit they run
 once at trace time and cost nothing per step. Value checks (finite data,
 labels in range) run only on concrete arrays — at fit()/evaluate() entry,
 or in eager calls — and are skipped for traced values.
 """
 import functools
+import math
+import numbers
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["check_params", "check_data", "check_targets", "check_positive_int", "is_concrete"]
+__all__ = ["check_positive_int", "check_non_negative_int", "check_number", "check_choice",
+           "check_key", "parse_int_list", "check_params", "check_data", "check_targets", "is_concrete"]
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_positive_int(name, value):
+    """value as an int, or ValueError unless it is an integer ≥ 1 (bools refused)."""
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_non_negative_int(name, value):
+    """value as an int, or ValueError unless it is an integer ≥ 0 (bools refused)."""
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def check_number(name, value, low=None, high=None, *, low_open=False, high_open=False):
+    """value as a float, or ValueError unless it is a finite real number in the given range.
+
+    low/high bound it (None: unbounded); low_open/high_open exclude the bound
+    itself, e.g. check_number("rate", r, 0, 1, high_open=True) for [0, 1).
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
+        hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+        where = (f" in {lo or '(-inf'}, {hi or 'inf)'}" if low is not None or high is not None else "")
+        raise ValueError(f"{name} must be a finite number{where}, got {value!r}")
+    return float(value)
+
+
+def check_choice(name, value, choices):
+    """value, or ValueError unless it is one of `choices` (listed in the message)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(str, choices))}")
+    return value
+
+
+def check_key(name, key):
+    """key, or TypeError unless it is a single PRNG key (jax.random.key(...) or a raw uint32[2] key)."""
+    if isinstance(key, jax.Array) or isinstance(key, jax.core.Tracer):
+        dtype, shape = key.dtype, key.shape
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key) and shape == ():
+            return key
+        if dtype == jnp.uint32 and shape == (2,):
+            return key
+    raise TypeError(f"{name} must be a PRNG key such as jax.random.key(0), got "
+                    f"{_describe_value(key)}")
+
+
+def _describe_value(value):
+    if isinstance(value, (jax.Array, np.ndarray)):
+        return f"an array of dtype {value.dtype} and shape {value.shape}"
+    return repr(value)
+
+
+def parse_int_list(name, text):
+    """'100,100' -> [100, 100]; ValueError unless every comma-separated entry is a positive integer."""
+    try:
+        values = [int(s) for s in str(text).split(",") if s.strip()]
+    except ValueError:
+        values = None
+    if values is None or any(v < 1 for v in values):
+        raise ValueError(f"{name} must be comma-separated positive integers such as 100,100, got {text!r}")
+    return values
+
 
 PARAMS_MISMATCH = ("params do not match the model {model} for inputs of shape {shape}:\n"
                    "  expected {expected}\n  got      {got}")
@@ -46,12 +128,6 @@ def check_params(model, params, x_shape):
                                                 expected=expected, got=_describe(params)))
 
 
-def check_positive_int(name, value):
-    """ValueError unless value is an int ≥ 1 (bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def check_data(x, y, where="data"):
     """x and y as arrays of the same, non-zero length, with finite values (when concrete)."""
     x, y = jnp.asarray(x), jnp.asarray(y)
@@ -71,10 +147,10 @@ def check_data(x, y, where="data"):
     return x, y
 
 
-def check_targets(loss_name, out_shape, y):
-    """Targets fit for the loss: integer labels in [0, classes) or float targets; 0/1 for BCE."""
+def check_targets(loss, out_shape, y):
+    """Targets fit for the loss's task: integer labels in [0, classes) or float targets; 0/1 for binary."""
     y = jnp.asarray(y)
-    if loss_name == "softmax_cross_entropy":
+    if loss.task == "classification":
         classes = out_shape[-1]
         if jnp.issubdtype(y.dtype, jnp.integer):
             if is_concrete(y) and y.size:
@@ -82,14 +158,14 @@ def check_targets(loss_name, out_shape, y):
                 lo, hi = int(values.min()), int(values.max())
                 if lo < 0 or hi >= classes:
                     bad = lo if lo < 0 else hi
-                    raise ValueError(f"{loss_name}: label {bad} is out of range for {classes} classes; "
+                    raise ValueError(f"{loss.name}: label {bad} is out of range for {classes} classes; "
                                      f"expected integers in [0, {classes - 1}]")
         elif y.shape != tuple(out_shape):
-            raise TypeError(f"{loss_name}: targets of dtype {y.dtype} and shape {y.shape}; expected "
+            raise TypeError(f"{loss.name}: targets of dtype {y.dtype} and shape {y.shape}; expected "
                             f"integer class labels of shape {tuple(out_shape[:-1])} or float "
                             f"(one-hot/soft) targets of shape {tuple(out_shape)}")
-    if loss_name == "binary_cross_entropy" and is_concrete(y) and y.size:
+    if loss.task == "binary" and is_concrete(y) and y.size:
         values = np.asarray(y, np.float64)
         if values.min() < 0 or values.max() > 1:
-            raise ValueError(f"{loss_name}: target {values.min() if values.min() < 0 else values.max():g} "
+            raise ValueError(f"{loss.name}: target {values.min() if values.min() < 0 else values.max():g} "
                              "is outside [0, 1]; expected probabilities (0/1 labels)")

@@ -33,7 +33,7 @@ def with_scaled_dW(layer, factor):
     def backward(params, saved, dz):
         grads, dx = layer.backward(params, saved, dz)
         return {"W": factor * grads["W"], "b": grads["b"]}, dx
-    return layer._replace(backward=backward)
+    return layer.replace(backward=backward)
 
 
 # tanh with a term missing from its derivative: 1 − y instead of 1 − y².

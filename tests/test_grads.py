@@ -182,7 +182,7 @@ def _doubled_backward(model):
     def backward(params, saved, dy):
         dparams, dx = model.backward(params, saved, dy)
         return jax.tree.map(lambda g: 2 * g, dparams), 2 * dx
-    return model._replace(backward=backward)
+    return model.replace(backward=backward)
 
 
 def test_differentiable_gradient_equals_manual(x64, mlp_case):

@@ -1,0 +1,176 @@
+"""The Layer type, sequential composition, and a model summary.
+
+Every layer is a `Layer` of three functions:
+
+    init(key, input_shape, dtype=float32) -> (output_shape, params)
+    forward(params, x, *, key=None, train=False) -> (y, saved)
+    backward(params, saved, dy) -> (dparams, dx)
+
+`saved` is whatever the backward needs from the forward (the layer's input,
+a dropout mask, ...); `dparams` has the structure of `params`. Shapes use -1
+for the batch dimension, as in `init(key, (-1, 784))`.
+
+A Layer holds no arrays: it is a pytree with no leaves (jax.tree_util.register_static),
+so a model can be an argument of a jitted function, `jax.jit(f)(model, params, x)`;
+jit treats it as static and compiles once per model object.
+"""
+import dataclasses
+import math
+from typing import Any, Callable, NamedTuple, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["Layer", "serial", "summary", "Summary", "MISSING_KEY"]
+
+MISSING_KEY = (
+    "{layer} is stochastic in training and needs a PRNG key: call "
+    "forward(params, x, key=jax.random.key(0), train=True), "
+    "or pass train=False for inference")
+
+
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Layer:
+    """A layer: init, forward and its hand-written backward, plus what it is made of.
+
+    name: how the layer prints, e.g. "Dense(100)" or "serial(Dense(4), relu, Dense(1))".
+    kind: the family, e.g. "dense", "activation", "dropout", "serial".
+    layers: the sub-layers of a combinator (serial), () for a leaf layer.
+    stochastic: whether training draws from the forward's key (dropout), here or in a sub-layer.
+    activation: the ActivationFn of an activation layer, None otherwise.
+    Compared and hashed by identity, as jit does for a static argument.
+    """
+    name: str
+    init: Callable
+    forward: Callable
+    backward: Callable
+    layers: Tuple["Layer", ...] = ()
+    kind: str = "layer"
+    stochastic: bool = False
+    activation: Optional[Any] = None
+
+    def apply(self, params, x, *, key=None, train=False):
+        """The forward output alone: y = f(params, x)."""
+        return self.forward(params, x, key=key, train=train)[0]
+
+    def replace(self, **changes):
+        """A new Layer with some fields changed, e.g. layer.replace(backward=other_backward)."""
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self):
+        return f"Layer({self.name})"
+
+
+def serial(*layers):
+    """Compose layers in sequence; params and saved values are tuples, one entry a layer.
+
+    Forward runs the layers in order, each with its own key split from `key`.
+    Backward runs them in reverse, feeding each layer's dx to the one before:
+        dx_{i−1} = backward_i(params_i, saved_i, dx_i)
+    """
+    if not layers or not all(isinstance(l, Layer) for l in layers):
+        raise TypeError(f"serial expects one or more fnn Layers, got {layers!r}")
+    name = "serial(" + ", ".join(l.name for l in layers) + ")"
+    n = len(layers)
+
+    def init(key, input_shape, dtype=jnp.float32):
+        params = []
+        shape = tuple(input_shape)
+        for layer, k in zip(layers, jax.random.split(key, n)):
+            shape, p = layer.init(k, shape, dtype)
+            params.append(p)
+        return shape, tuple(params)
+
+    def _check(params):
+        if not isinstance(params, (tuple, list)) or len(params) != n:
+            got = len(params) if isinstance(params, (tuple, list)) else type(params).__name__
+            raise ValueError(
+                f"{name}: params must be a tuple with one entry per layer ({n}), got {got}")
+
+    def forward(params, x, *, key=None, train=False):
+        _check(params)
+        keys = [None] * n if key is None else list(jax.random.split(key, n))
+        saved = []
+        for layer, p, k in zip(layers, params, keys):
+            x, s = layer.forward(p, x, key=k, train=train)                  # (batch, ...) per layer
+            saved.append(s)
+        return x, tuple(saved)
+
+    def backward(params, saved, dy):
+        _check(params)
+        dparams = [None] * n
+        for i in reversed(range(n)):
+            dparams[i], dy = layers[i].backward(params[i], saved[i], dy)     # dy: (batch, ...) of layer i's input
+        return tuple(dparams), dy
+
+    return Layer(name, init, forward, backward, tuple(layers), kind="serial",
+                 stochastic=any(l.stochastic for l in layers))
+
+
+class SummaryRow(NamedTuple):
+    """One line of a summary: the layer, its depth in the tree, output shape, parameter count."""
+    depth: int
+    name: str
+    output_shape: Tuple[int, ...]
+    params: int
+
+
+class Summary(NamedTuple):
+    """fnn.summary's result: one row per layer (combinators first, then their parts), and totals."""
+    rows: Tuple[SummaryRow, ...]
+    input_shape: Tuple[int, ...]
+    output_shape: Tuple[int, ...]
+    total_params: int
+
+    def __str__(self):
+        names = ["  " * r.depth + r.name for r in self.rows]
+        shapes = [str(r.output_shape) for r in self.rows]
+        counts = [f"{r.params:,}" for r in self.rows]
+        w = (max(map(len, names + ["layer"])), max(map(len, shapes + ["output shape"])),
+             max(map(len, counts + ["params"])))
+        line = lambda a, b, c: f"{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}"
+        rule = "-" * (sum(w) + 4)
+        body = [line(*cells) for cells in zip(names, shapes, counts)]
+        return "\n".join([line("layer", "output shape", "params"), rule, *body, rule,
+                          f"input {self.input_shape} -> output {self.output_shape}, "
+                          f"{self.total_params:,} parameters"])
+
+
+def _count(tree):
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(tree))
+
+
+def summary(model, input_shape, dtype=jnp.float32):
+    """The layers of `model`, with each one's output shape and parameter count, for inputs of input_shape.
+
+    Nothing is computed on arrays: shapes come from jax.eval_shape of each
+    layer's init. A serial model lists its layers in order, nested
+    combinators indented; print() the result for a table.
+
+        >>> print(fnn.summary(fnn.mlp([40, 100, 10]), (-1, 40)))
+    """
+    if not isinstance(model, Layer):
+        raise TypeError(f"summary expects an fnn Layer, got {type(model).__name__}")
+    rows = []
+
+    def visit(layer, shape, depth):
+        shapes = []
+
+        def init(key):                     # the output shape is a Python tuple: kept, not traced
+            out, params = layer.init(key, shape, dtype)
+            shapes.append(tuple(out))
+            return params
+
+        params = jax.eval_shape(init, jax.random.key(0))
+        out_shape = shapes[0]
+        rows.append(SummaryRow(depth, layer.name if not layer.layers else layer.kind, out_shape,
+                               _count(params)))
+        if layer.kind == "serial":
+            for sub in layer.layers:
+                shape = visit(sub, shape, depth + 1)
+        return out_shape
+
+    input_shape = tuple(input_shape)
+    output_shape = visit(model, input_shape, 0)
+    return Summary(tuple(rows), input_shape, output_shape, rows[0].params)
