@@ -4,7 +4,6 @@ from fnn import checkpoint
 from fnn import data
 from fnn import ensemble
 from fnn import gradcheck
-from fnn import graph
 from fnn import initializers
 from fnn import losses
 from fnn import numerics
@@ -12,7 +11,6 @@ from fnn import optim
 from fnn import parallel
 from fnn import precision
 from fnn import schedules
-from fnn import seeds
 from fnn import train
 from fnn.activations import ACTIVATIONS
 from fnn.activations import ActivationFn
@@ -88,7 +86,6 @@ __all__ = [
     "get_optimizer",
     "grad",
     "gradcheck",
-    "graph",
     "initializers",
     "log_softmax",
     "logsumexp",
@@ -105,7 +102,6 @@ __all__ = [
     "relative_error",
     "report",
     "schedules",
-    "seeds",
     "serial",
     "softmax",
     "train",

@@ -868,7 +868,7 @@ SEED_FIGURES = ("house_prices", "xor_boundaries", "gradient_descent", "loss_surf
 
 
 def _house_prices_figure(key):
-    from fnn import seeds
+    from examples import seeds
     r = seeds.house_prices(key)
     fig = figure((6, 4))
     ax = fig.add_subplot()
@@ -892,7 +892,7 @@ def _house_prices_figure(key):
 
 def _xor_models(key, steps=2000, lr=1.0, hidden=4):
     """(neuron, neuron params, net, net params) trained on XOR by gradient descent on BCE."""
-    from fnn import seeds
+    from examples import seeds
     from fnn.layers import Dense, mlp
     from fnn.losses import get_loss
     x = jnp.asarray(seeds.XOR_INPUTS, jnp.float32)
@@ -908,7 +908,7 @@ def _xor_models(key, steps=2000, lr=1.0, hidden=4):
 
 
 def _xor_figure(trained):
-    from fnn import seeds
+    from examples import seeds
     neuron, p_neuron, net, p_net = trained
     x = np.asarray(seeds.XOR_INPUTS)
     y = np.asarray(seeds.XOR_TARGETS)
@@ -982,7 +982,7 @@ def _loss_surface_figure():
 
 
 def _graph_figure():
-    from fnn.graph import backprop
+    from examples.graph import backprop
     g = backprop(lambda a, b, c: (a + b) * (b - c), 2.0, 3.0, 1.0, output_name="y")
     ax = plot_computational_graph(g, title="Seed 002: y = (a + b)(b − c) at a = 2, b = 3, c = 1")
     return ax.figure

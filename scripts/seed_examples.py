@@ -7,7 +7,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jax  # noqa: E402
 
-from fnn import cli, plotting, seeds  # noqa: E402
+from examples import seeds  # noqa: E402
+from fnn import cli, plotting  # noqa: E402
 
 SEED = 0  # PRNG seed for the examples that start from random weights
 

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fnn.graph import GraphResult, Node, SUPPORTED_PRIMITIVES, backprop
+from examples.graph import GraphResult, Node, SUPPORTED_PRIMITIVES, backprop
 
 
 def _jax_grads(fn, args):

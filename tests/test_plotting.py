@@ -11,8 +11,9 @@ from matplotlib.colors import to_rgb
 from matplotlib.lines import Line2D
 
 import fnn
-from fnn import plotting, seeds
-from fnn.graph import backprop
+from examples import seeds
+from fnn import plotting
+from examples.graph import backprop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 XOR_X = np.asarray(seeds.XOR_INPUTS)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import seeds
+from examples import seeds
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "seed_examples.py"

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnn
-from fnn.graph import backprop
+from examples.graph import backprop
 
 __all__ = [
     "gradient_descent_step", "gradient_descent", "accuracy", "house_prices", "single_neuron",
