@@ -10,7 +10,7 @@ from fnn import numerics
 from fnn import optim
 from fnn import parallel
 from fnn import precision
-from fnn import schedules
+from fnn.optim import schedules
 from fnn import train
 from fnn.activations import ACTIVATIONS
 from fnn.activations import ActivationFn

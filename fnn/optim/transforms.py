@@ -1,75 +1,32 @@
-"""Optimizers as (init, update) pairs of pure functions over parameter pytrees.
+"""Small gradient transformations, each an (init, update) pair, to chain into optimizers.
 
-    opt = fnn.optim.adam(1e-3)
-    state = opt.init(params)
-    updates, state = opt.update(grads, state, params)
-    params = fnn.optim.apply_updates(params, updates)        # params + updates
+    chain(t1, t2, ...)          updates = t_n(... t_2(t_1(grads)))
+    scale_by_learning_rate(α)   u = −α_t g  (the descent step, sign included; comes last)
+    trace(β)                    momentum  v ← β v + g
+    ema(β)                      m ← β m + (1 − β) g
+    scale_by_adagrad, scale_by_rms, scale_by_adam
+    clip_by_global_norm(c)      g · min(1, c / ‖g‖)
+    add_decayed_weights, add_l2_penalty, add_l1_penalty
 
-An optimizer is a `GradientTransformation(init, update)`. Its state is a pytree
-of NamedTuples, each with the step count `count` (an int32 array), so the
-state goes through jit, vmap and numpy.savez like the parameters do. `update`
-turns gradients into the steps to add to the parameters; it only reads
-`params` where a transform needs them (weight decay, L1/L2 penalties).
-
-Named optimizers are chains of small transforms, e.g.
-
-    adam(lr)  = chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
-    adamw(lr) = chain(scale_by_adam(...), add_decayed_weights(wd), scale_by_learning_rate(lr))
-
-and plain gradient descent, seed 002's  w ← w − α · dL/dw,  is
-chain(scale_by_learning_rate(α)). The learning-rate transform comes last and
-flips the sign. Add clipping or penalties by chaining more transforms in
-front: chain(clip_by_global_norm(1.0), add_l2_penalty(1e-4), sgd(0.1)).
-
-Every learning rate is a positive float or a schedule (fnn.schedules) that
-maps the step count to the rate; `current_lr(state)` reads the rate of the
-latest update from any optimizer state.
+Each state is a NamedTuple with the step count `count` (an int32 array).
 """
-import numbers
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-__all__ = [
-    "GradientTransformation", "apply_updates", "global_norm", "current_lr",
-    "chain", "scale_by_learning_rate", "trace", "ema", "scale_by_adagrad", "scale_by_rms",
-    "scale_by_adam", "clip_by_global_norm", "add_decayed_weights", "add_l2_penalty",
-    "add_l1_penalty",
-    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
-    "OPTIMIZERS", "get_optimizer",
-    "CountState", "ScaleByLearningRateState", "TraceState", "EmaState", "ScaleByAdagradState",
-    "ScaleByRmsState", "ScaleByAdamState",
-]
+from fnn.optim.base import (GradientTransformation, ScaleByLearningRateState, _as_schedule, _cast, _check_tree,
+                            _check_hyper, _increment, _needs_params, _non_negative,
+                            _unit_interval, _zero_count, global_norm)
 
-TREE_MISMATCH = ("{transform}: the gradient tree does not match the {what} tree the optimizer "
-                 "state was initialized with:\n  gradients: {got}\n  expected:  {expected}")
-NEEDS_PARAMS = ("{transform} reads the parameters: call update(grads, state, params) "
-                "with params, not update(grads, state)")
-
-_INT32_MAX = jnp.iinfo(jnp.int32).max
-
-
-class GradientTransformation(NamedTuple):
-    """A pair of pure functions.
-
-    init(params) -> state
-    update(grads, state, params=None) -> (updates, new_state)
-    """
-    init: Callable[[Any], Any]
-    update: Callable[..., Any]
-
+__all__ = ["chain", "scale_by_learning_rate", "trace", "ema", "scale_by_adagrad", "scale_by_rms",
+           "scale_by_adam", "clip_by_global_norm", "add_decayed_weights", "add_l2_penalty",
+           "add_l1_penalty", "CountState", "TraceState", "EmaState", "ScaleByAdagradState",
+           "ScaleByRmsState", "ScaleByAdamState"]
 
 class CountState(NamedTuple):
     """State of a transform that keeps nothing but the step count."""
     count: jax.Array
-
-
-class ScaleByLearningRateState(NamedTuple):
-    """Step count and the learning rate of the latest update (before any: of the first)."""
-    count: jax.Array
-    learning_rate: jax.Array
-
 
 class TraceState(NamedTuple):
     count: jax.Array
@@ -95,104 +52,6 @@ class ScaleByAdamState(NamedTuple):
     count: jax.Array
     mu: Any             # first moment, moving average of g
     nu: Any             # second moment, moving average of g²
-
-
-# ---------------------------------------------------------------- utilities
-
-def apply_updates(params, updates):
-    """params + updates, leaf by leaf, each result in its parameter's dtype."""
-    return jax.tree.map(lambda p, u: (p + u).astype(p.dtype), params, updates)
-
-
-def global_norm(tree):
-    """‖tree‖ = sqrt(Σ_leaves Σ x²), the L2 norm of all leaves as one vector."""
-    leaves = jax.tree.leaves(tree)
-    if not leaves:
-        return jnp.zeros([], jnp.result_type(float))
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in leaves))
-
-
-def current_lr(state):
-    """The learning rate of the latest update, read from an optimizer's state.
-
-    Finds the first ScaleByLearningRateState in `state` (a chain's tuple of
-    states, nested chains included). Before any update it is the rate the
-    first update will apply. Under vmap it has one value per model.
-    """
-    found = [s for s in jax.tree.leaves(state, is_leaf=_is_lr_state) if _is_lr_state(s)]
-    if not found:
-        raise ValueError(
-            f"no learning rate in this optimizer state (no ScaleByLearningRateState): {state!r}")
-    return found[0].learning_rate
-
-
-def _is_lr_state(x):
-    return isinstance(x, ScaleByLearningRateState)
-
-
-def _zero_count():
-    return jnp.zeros([], jnp.int32)
-
-
-def _increment(count):
-    """count + 1, saturating at the int32 maximum instead of wrapping around."""
-    return jnp.where(count < _INT32_MAX, count + 1, count)
-
-
-def _check_tree(transform, what, grads, reference):
-    got, expected = jax.tree.structure(grads), jax.tree.structure(reference)
-    if got != expected:
-        raise ValueError(TREE_MISMATCH.format(
-            transform=transform, what=what, got=got, expected=expected))
-
-
-def _needs_params(transform, grads, params):
-    if params is None:
-        raise ValueError(NEEDS_PARAMS.format(transform=transform))
-    _check_tree(transform, "parameter", grads, params)
-
-
-def _concrete(value):
-    """value as a Python float, or None when it is traced (e.g. vmapped over)."""
-    try:
-        return float(value)
-    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-        return None
-
-
-def _check_hyper(transform, name, value, ok, expected):
-    """TypeError unless value is a real scalar; ValueError unless ok(value). Tracers pass."""
-    is_scalar_array = hasattr(value, "dtype") and jnp.ndim(value) == 0
-    if isinstance(value, bool) or not (isinstance(value, numbers.Real) or is_scalar_array):
-        raise TypeError(f"{transform}: {name} must be a real scalar {expected}, got {value!r}")
-    v = _concrete(value)
-    if v is not None and not ok(v):
-        raise ValueError(f"{transform}: {name} must be {expected}, got {value!r}")
-
-
-def _unit_interval(transform, name, value):
-    _check_hyper(transform, name, value, lambda v: 0 <= v < 1, "in [0, 1)")
-
-
-def _non_negative(transform, name, value):
-    _check_hyper(transform, name, value, lambda v: v >= 0, ">= 0")
-
-
-def _as_schedule(learning_rate):
-    """A schedule count -> rate from a positive float (or 0-d array) or a schedule."""
-    if callable(learning_rate):
-        return learning_rate
-    _check_hyper("scale_by_learning_rate", "learning_rate", learning_rate, lambda v: v > 0,
-                 "> 0 (or a schedule from fnn.schedules)")
-    return lambda count: learning_rate
-
-
-def _cast(x, like):
-    """A scalar hyper-parameter or coefficient in the dtype of the leaf it multiplies."""
-    return jnp.asarray(x).astype(like.dtype)
-
-
-# ---------------------------------------------------------------- transforms
 
 def chain(*transforms):
     """Apply transforms in sequence; the state is the tuple of their states.
@@ -440,83 +299,3 @@ def add_l1_penalty(l1):
     sign(0) = 0: a weight at exactly zero gets no push.
     """
     return _add_scaled("add_l1_penalty", l1, jnp.sign)
-
-
-# ---------------------------------------------------------------- optimizers
-
-def sgd(learning_rate):
-    """Gradient descent, w ← w − α g  (seed 002's w_new = w_old − α · dL/dw)."""
-    return chain(scale_by_learning_rate(learning_rate))
-
-
-def momentum(learning_rate, beta=0.9):
-    """SGD with momentum: v ← β v + g;  w ← w − α v."""
-    _unit_interval("momentum", "beta", beta)
-    return chain(trace(beta), scale_by_learning_rate(learning_rate))
-
-
-def nesterov(learning_rate, beta=0.9):
-    """SGD with Nesterov momentum: v ← β v + g;  w ← w − α (β v + g)."""
-    _unit_interval("nesterov", "beta", beta)
-    return chain(trace(beta, nesterov=True), scale_by_learning_rate(learning_rate))
-
-
-def adagrad(learning_rate, initial_accumulator=0.1, eps=1e-7, momentum=0.0):
-    """Adagrad: s ← s + g²;  u = g / sqrt(s + ε);  w ← w − α u.
-
-    momentum=β > 0 adds a moving average of u before the step (m ← β m + (1 − β) u;
-    u ← m), as jax.example_libraries.optimizers.adagrad does: that optimizer is
-    this one with initial_accumulator=0, eps=0, momentum=0.9.
-    """
-    _unit_interval("adagrad", "momentum", momentum)
-    transforms = [scale_by_adagrad(initial_accumulator, eps)]
-    if _concrete(momentum) != 0:
-        transforms.append(ema(momentum))
-    return chain(*transforms, scale_by_learning_rate(learning_rate))
-
-
-def rmsprop(learning_rate, decay=0.9, eps=1e-8):
-    """RMSprop: ν ← ρ ν + (1 − ρ) g²;  w ← w − α g / sqrt(ν + ε)."""
-    return chain(scale_by_rms(decay, eps), scale_by_learning_rate(learning_rate))
-
-
-def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8):
-    """Adam: w ← w − α m̂ / (sqrt(v̂) + ε), with m̂, v̂ as in scale_by_adam."""
-    return chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(learning_rate))
-
-
-def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4):
-    """AdamW: w ← w − α (m̂ / (sqrt(v̂) + ε) + λ w), the decay outside Adam's scaling.
-
-    As in PyTorch's AdamW, the decay step is multiplied by the (scheduled)
-    learning rate α: each update shrinks w by the factor (1 − α λ).
-    """
-    return chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay),
-                 scale_by_learning_rate(learning_rate))
-
-
-OPTIMIZERS = {
-    "sgd": sgd,
-    "momentum": momentum,
-    "nesterov": nesterov,
-    "adagrad": adagrad,
-    "rmsprop": rmsprop,
-    "adam": adam,
-    "adamw": adamw,
-}
-
-
-def get_optimizer(optimizer, **kwargs):
-    """An optimizer from a name in OPTIMIZERS and its arguments, or a GradientTransformation.
-
-    get_optimizer("adam", learning_rate=1e-3) is adam(learning_rate=1e-3).
-    """
-    if isinstance(optimizer, GradientTransformation):
-        if kwargs:
-            raise TypeError(f"get_optimizer: arguments {sorted(kwargs)} given with an "
-                            f"already built GradientTransformation")
-        return optimizer
-    if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
-        return OPTIMIZERS[optimizer](**kwargs)
-    raise ValueError(f"unknown optimizer {optimizer!r}; expected one of "
-                     f"{', '.join(sorted(OPTIMIZERS))} or an fnn.optim.GradientTransformation")

@@ -12,9 +12,10 @@ Any of them can be passed as the learning rate of an fnn.optim optimizer; the
 optimizer state then records the current value (fnn.optim.current_lr).
 """
 import math
-import numbers
 
 import jax.numpy as jnp
+
+from fnn.validate import check_number, check_positive_int
 
 __all__ = ["constant", "step_decay", "exponential_decay", "cosine_decay",
            "linear_warmup", "join"]
@@ -25,18 +26,6 @@ def _as_float(x):
     return jnp.asarray(x).astype(jnp.result_type(float))
 
 
-def _check_number(fn, name, value, ok, expected):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{fn}: {name} must be a number {expected}, got {value!r}")
-    if not ok(value):
-        raise ValueError(f"{fn}: {name} must be {expected}, got {value!r}")
-
-
-def _check_steps(fn, name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{fn}: {name} must be a positive int, got {value!r}")
-
-
 def _check_schedule(fn, name, value):
     if not callable(value):
         raise TypeError(
@@ -45,7 +34,7 @@ def _check_schedule(fn, name, value):
 
 def constant(value):
     """lr(t) = value."""
-    _check_number("constant", "value", value, lambda v: v > 0, "> 0")
+    check_number("constant: value", value, 0, low_open=True)
 
     def schedule(count):
         del count
@@ -59,9 +48,9 @@ def step_decay(init, decay_rate, step_size):
 
     E.g. step_decay(0.1, 0.5, 100) halves the rate every 100 updates.
     """
-    _check_number("step_decay", "init", init, lambda v: v > 0, "> 0")
-    _check_number("step_decay", "decay_rate", decay_rate, lambda v: 0 < v <= 1, "in (0, 1]")
-    _check_steps("step_decay", "step_size", step_size)
+    check_number("step_decay: init", init, 0, low_open=True)
+    check_number("step_decay: decay_rate", decay_rate, 0, 1, low_open=True)
+    check_positive_int("step_decay: step_size", step_size)
 
     def schedule(count):
         return _as_float(init) * _as_float(decay_rate) ** _as_float(jnp.asarray(count) // step_size)
@@ -76,9 +65,9 @@ def exponential_decay(init, decay_rate, decay_steps):
     argument order: jax.example_libraries.optimizers.exponential_decay takes
     (step_size, decay_steps, decay_rate).)
     """
-    _check_number("exponential_decay", "init", init, lambda v: v > 0, "> 0")
-    _check_number("exponential_decay", "decay_rate", decay_rate, lambda v: 0 < v <= 1, "in (0, 1]")
-    _check_number("exponential_decay", "decay_steps", decay_steps, lambda v: v > 0, "> 0")
+    check_number("exponential_decay: init", init, 0, low_open=True)
+    check_number("exponential_decay: decay_rate", decay_rate, 0, 1, low_open=True)
+    check_number("exponential_decay: decay_steps", decay_steps, 0, low_open=True)
 
     def schedule(count):
         return _as_float(init) * _as_float(decay_rate) ** (_as_float(count) / decay_steps)
@@ -91,9 +80,9 @@ def cosine_decay(init, decay_steps, alpha=0.0):
 
     lr(t) = init · ((1 − α) · ½ (1 + cos(π · min(t, T) / T)) + α),   T = decay_steps
     """
-    _check_number("cosine_decay", "init", init, lambda v: v > 0, "> 0")
-    _check_steps("cosine_decay", "decay_steps", decay_steps)
-    _check_number("cosine_decay", "alpha", alpha, lambda v: 0 <= v <= 1, "in [0, 1]")
+    check_number("cosine_decay: init", init, 0, low_open=True)
+    check_positive_int("cosine_decay: decay_steps", decay_steps)
+    check_number("cosine_decay: alpha", alpha, 0, 1)
 
     def schedule(count):
         t = jnp.minimum(_as_float(count), decay_steps)
@@ -118,7 +107,7 @@ def join(schedules, boundaries):
             f"join: expected {max(len(schedules) - 1, 0)} boundaries for {len(schedules)} "
             f"schedules, got {boundaries!r}")
     for b in boundaries:
-        _check_steps("join", "each boundary", b)
+        check_positive_int("join: each boundary", b)
     if any(b >= c for b, c in zip(boundaries, boundaries[1:])):
         raise ValueError(f"join: boundaries must be strictly increasing, got {boundaries!r}")
 
@@ -141,9 +130,9 @@ def linear_warmup(peak, warmup_steps, then=None, start=0.0):
     With the default start = 0 the first update has learning rate 0; `then`
     usually begins at peak, e.g. then=cosine_decay(peak, total_steps − W).
     """
-    _check_number("linear_warmup", "peak", peak, lambda v: v > 0, "> 0")
-    _check_steps("linear_warmup", "warmup_steps", warmup_steps)
-    _check_number("linear_warmup", "start", start, lambda v: 0 <= v, ">= 0")
+    check_number("linear_warmup: peak", peak, 0, low_open=True)
+    check_positive_int("linear_warmup: warmup_steps", warmup_steps)
+    check_number("linear_warmup: start", start, 0)
     if then is None:
         then = constant(peak)
     _check_schedule("linear_warmup", "then", then)

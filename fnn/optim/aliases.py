@@ -1,0 +1,89 @@
+"""Named optimizers, each a chain of transforms (fnn.optim.transforms), and get_optimizer by name.
+
+    sgd(α)      = chain(scale_by_learning_rate(α))            w ← w − α g  (seed 002)
+    adam(α)     = chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(α))
+    adamw(α)    = chain(scale_by_adam(...), add_decayed_weights(λ), scale_by_learning_rate(α))
+"""
+from fnn.optim.base import GradientTransformation, _concrete, _unit_interval
+from fnn.optim.transforms import (add_decayed_weights, chain, ema, scale_by_adagrad, scale_by_adam,
+                                  scale_by_learning_rate, scale_by_rms, trace)
+
+__all__ = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "OPTIMIZERS",
+           "get_optimizer"]
+
+def sgd(learning_rate):
+    """Gradient descent, w ← w − α g  (seed 002's w_new = w_old − α · dL/dw)."""
+    return chain(scale_by_learning_rate(learning_rate))
+
+
+def momentum(learning_rate, beta=0.9):
+    """SGD with momentum: v ← β v + g;  w ← w − α v."""
+    _unit_interval("momentum", "beta", beta)
+    return chain(trace(beta), scale_by_learning_rate(learning_rate))
+
+
+def nesterov(learning_rate, beta=0.9):
+    """SGD with Nesterov momentum: v ← β v + g;  w ← w − α (β v + g)."""
+    _unit_interval("nesterov", "beta", beta)
+    return chain(trace(beta, nesterov=True), scale_by_learning_rate(learning_rate))
+
+
+def adagrad(learning_rate, initial_accumulator=0.1, eps=1e-7, momentum=0.0):
+    """Adagrad: s ← s + g²;  u = g / sqrt(s + ε);  w ← w − α u.
+
+    momentum=β > 0 adds a moving average of u before the step (m ← β m + (1 − β) u;
+    u ← m), as jax.example_libraries.optimizers.adagrad does: that optimizer is
+    this one with initial_accumulator=0, eps=0, momentum=0.9.
+    """
+    _unit_interval("adagrad", "momentum", momentum)
+    transforms = [scale_by_adagrad(initial_accumulator, eps)]
+    if _concrete(momentum) != 0:
+        transforms.append(ema(momentum))
+    return chain(*transforms, scale_by_learning_rate(learning_rate))
+
+
+def rmsprop(learning_rate, decay=0.9, eps=1e-8):
+    """RMSprop: ν ← ρ ν + (1 − ρ) g²;  w ← w − α g / sqrt(ν + ε)."""
+    return chain(scale_by_rms(decay, eps), scale_by_learning_rate(learning_rate))
+
+
+def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8):
+    """Adam: w ← w − α m̂ / (sqrt(v̂) + ε), with m̂, v̂ as in scale_by_adam."""
+    return chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(learning_rate))
+
+
+def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4):
+    """AdamW: w ← w − α (m̂ / (sqrt(v̂) + ε) + λ w), the decay outside Adam's scaling.
+
+    As in PyTorch's AdamW, the decay step is multiplied by the (scheduled)
+    learning rate α: each update shrinks w by the factor (1 − α λ).
+    """
+    return chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay),
+                 scale_by_learning_rate(learning_rate))
+
+
+OPTIMIZERS = {
+    "sgd": sgd,
+    "momentum": momentum,
+    "nesterov": nesterov,
+    "adagrad": adagrad,
+    "rmsprop": rmsprop,
+    "adam": adam,
+    "adamw": adamw,
+}
+
+
+def get_optimizer(optimizer, **kwargs):
+    """An optimizer from a name in OPTIMIZERS and its arguments, or a GradientTransformation.
+
+    get_optimizer("adam", learning_rate=1e-3) is adam(learning_rate=1e-3).
+    """
+    if isinstance(optimizer, GradientTransformation):
+        if kwargs:
+            raise TypeError(f"get_optimizer: arguments {sorted(kwargs)} given with an "
+                            f"already built GradientTransformation")
+        return optimizer
+    if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
+        return OPTIMIZERS[optimizer](**kwargs)
+    raise ValueError(f"unknown optimizer {optimizer!r}; expected one of "
+                     f"{', '.join(sorted(OPTIMIZERS))} or an fnn.optim.GradientTransformation")
