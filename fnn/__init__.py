@@ -2,16 +2,16 @@
 from fnn import activations
 from fnn import checkpoint
 from fnn import data
-from fnn import ensemble
 from fnn import gradcheck
 from fnn import initializers
 from fnn import losses
 from fnn import numerics
 from fnn import optim
-from fnn import parallel
 from fnn import precision
 from fnn.optim import schedules
 from fnn import train
+from fnn.train import ensemble
+from fnn.train import parallel
 from fnn.activations import ACTIVATIONS
 from fnn.activations import ActivationFn
 from fnn.activations import get_activation
@@ -20,8 +20,10 @@ from fnn.data import get_dataset
 from fnn.gradcheck import check_gradients
 from fnn.gradcheck import check_layer
 from fnn.gradcheck import relative_error
+from fnn.grads import Backprop
 from fnn.grads import differentiable
 from fnn.grads import differentiable_loss
+from fnn.grads import forward_backward
 from fnn.grads import grad
 from fnn.grads import loss_value
 from fnn.grads import make_value_and_grad
@@ -33,6 +35,7 @@ from fnn.layers import Dropout
 from fnn.layers import Layer
 from fnn.layers import mlp
 from fnn.layers import serial
+from fnn.layers import summary
 from fnn.losses import LOSSES
 from fnn.losses import Loss
 from fnn.losses import get_loss
@@ -41,6 +44,7 @@ from fnn.numerics import logsumexp
 from fnn.numerics import softmax
 from fnn.optim import OPTIMIZERS
 from fnn.optim import get_optimizer
+from fnn.train import StepConfig
 from fnn.train import TrainState
 from fnn.train import evaluate
 from fnn.train import fit
@@ -61,6 +65,7 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "ActivationFn",
+    "Backprop",
     "DATASETS",
     "Dense",
     "Dropout",
@@ -68,6 +73,7 @@ __all__ = [
     "Layer",
     "Loss",
     "OPTIMIZERS",
+    "StepConfig",
     "TrainState",
     "activations",
     "check_gradients",
@@ -79,6 +85,7 @@ __all__ = [
     "ensemble",
     "evaluate",
     "fit",
+    "forward_backward",
     "get_activation",
     "get_dataset",
     "get_initializer",
@@ -104,6 +111,7 @@ __all__ = [
     "schedules",
     "serial",
     "softmax",
+    "summary",
     "train",
     "value_and_grad",
 ]

@@ -1,26 +1,37 @@
 """Gradients of a loss through a model: hand-written backprop or jax.grad, one signature.
 
     method="manual"    forward, loss.grad, then model.backward layer by layer
-    method="autodiff"  jax.value_and_grad of the same forward and loss
+    method="autodiff"  jax.vjp of the same forward and loss
+
+`forward_backward` returns the loss, the model's output and the gradients;
+`value_and_grad` and `grad` the loss and gradients alone. With a precision
+policy (fnn.precision: "bf16", "fp16") the forward and backward run in its
+compute dtype and the loss in float32 (the formulas are in fnn.precision).
 
 `differentiable(model)` and `differentiable_loss(loss)` wrap the hand-written
 backward in jax.custom_vjp, so jax.grad (and jit, vmap, grad of any larger
 function) uses fnn's own backpropagation.
 """
+from typing import Any, NamedTuple
+
 import jax
+import jax.numpy as jnp
 
 from fnn.losses import get_loss
-from fnn.validate import check_params, check_targets
+from fnn.precision import cast_floating, get_policy
+from fnn.validate import check_choice, check_params, check_targets
 
-__all__ = ["METHODS", "loss_value", "value_and_grad", "grad", "make_value_and_grad",
-           "differentiable", "differentiable_loss"]
+__all__ = ["METHODS", "Backprop", "forward_backward", "loss_value", "value_and_grad", "grad",
+           "make_value_and_grad", "differentiable", "differentiable_loss"]
 
 METHODS = ("manual", "autodiff")
 
 
-def _check_method(method):
-    if method not in METHODS:
-        raise ValueError(f"unknown gradient method {method!r}; expected one of {', '.join(METHODS)}")
+class Backprop(NamedTuple):
+    """What one forward and backward pass gives: the loss L, the model output, dL/dparams."""
+    value: jax.Array
+    output: jax.Array
+    grads: Any
 
 
 def loss_value(model, loss, params, x, y, *, key=None, train=True):
@@ -31,11 +42,10 @@ def loss_value(model, loss, params, x, y, *, key=None, train=True):
 
 def _manual(model, loss, params, x, y, key):
     """Backpropagation: dL/dout from the loss, then each layer's backward in reverse."""
-    out, saved = model.forward(params, x, key=key, train=True)
+    out, saved = model.forward(params, x, key=key, train=True)      # (batch, out)
     value = loss.fn(out, y)
-    dout = loss.grad(out, y)
-    grads, _ = model.backward(params, saved, dout)
-    return (value, out), grads
+    grads, _ = model.backward(params, saved, loss.grad(out, y))     # the tree of params
+    return Backprop(value, out, grads)
 
 
 def _autodiff(model, loss, params, x, y, key):
@@ -43,11 +53,43 @@ def _autodiff(model, loss, params, x, y, key):
     def f(p):
         out, _ = model.forward(p, x, key=key, train=True)
         return loss.fn(out, y), out
-    return jax.value_and_grad(f, has_aux=True)(params)
+    (value, out), grads = jax.value_and_grad(f, has_aux=True)(params)
+    return Backprop(value, out, grads)
 
 
-def value_and_grad(model, loss, params, x, y, *, key=None, method="manual", with_output=False):
-    """(L, dL/dparams) for one batch, by hand-written backprop or by jax.grad.
+def _manual_mixed(model, loss, policy, params, x, y, key, scale):
+    """Hand-written backprop in the compute dtype; float32 loss, float32 unscaled gradients."""
+    p_c, x_c = cast_floating(params, policy.compute_dtype), cast_floating(x, policy.compute_dtype)
+    out, saved = model.forward(p_c, x_c, key=key, train=True)                   # compute dtype
+    out = out.astype(policy.output_dtype)
+    value = loss.fn(out, y)
+    dout = (loss.grad(out, y) * scale).astype(policy.compute_dtype)            # s · dL/dout
+    grads, _ = model.backward(p_c, saved, dout)
+    return Backprop(value, out, _unscale(grads, scale, policy))
+
+
+def _autodiff_mixed(model, loss, policy, params, x, y, key, scale):
+    """jax.vjp of the same casts, forward and loss, with cotangent s; then unscaled."""
+    x_c = cast_floating(x, policy.compute_dtype)
+
+    def f(p):
+        out, _ = model.forward(cast_floating(p, policy.compute_dtype), x_c, key=key, train=True)
+        out = out.astype(policy.output_dtype)
+        return loss.fn(out, y), out
+
+    value, vjp, out = jax.vjp(f, params, has_aux=True)
+    grads, = vjp(jnp.asarray(scale, value.dtype))
+    return Backprop(value, out, _unscale(grads, scale, policy))
+
+
+def _unscale(grads, scale, policy):
+    """g = cast(g_c, float32) / s."""
+    return jax.tree.map(lambda g: g.astype(policy.param_dtype) / jnp.asarray(scale, policy.param_dtype), grads)
+
+
+def forward_backward(model, loss, params, x, y, *, key=None, method="manual", precision=None,
+                     loss_scale=1.0):
+    """The loss, the model's output and dL/dparams for one batch, as a Backprop.
 
     Args:
       model: an fnn Layer.
@@ -56,32 +98,43 @@ def value_and_grad(model, loss, params, x, y, *, key=None, method="manual", with
       x, y: inputs and targets.
       key: PRNG key for stochastic layers (dropout); None if there are none.
       method: "manual" (hand-written backward) or "autodiff" (jax.grad).
-      with_output: also return the model's output, as ((L, out), grads).
+      precision: None (everything in the dtype of params and x), or "bf16"/"fp16"/a
+        fnn.precision.Policy: forward and backward in its compute dtype, the loss and
+        the gradients returned in float32.
+      loss_scale: with a precision, dL/dout is multiplied by it before the backward
+        and the gradients divided by it after (float16 loss scaling).
     Returns:
-      (loss value, grads with the structure of params).
+      Backprop(value, output, grads), grads with the structure of params.
     """
-    _check_method(method)
+    check_choice("gradient method", method, METHODS)
     loss = get_loss(loss)
-    x = jax.numpy.asarray(x)
+    x = jnp.asarray(x)
     check_params(model, params, x.shape)
     check_targets(loss, jax.eval_shape(lambda: model.apply(params, x)).shape, y)
-    (value, out), grads = (_manual if method == "manual" else _autodiff)(model, loss, params, x, y, key)
-    return ((value, out), grads) if with_output else (value, grads)
+    if precision is None:
+        return (_manual if method == "manual" else _autodiff)(model, loss, params, x, y, key)
+    impl = _manual_mixed if method == "manual" else _autodiff_mixed
+    return impl(model, loss, get_policy(precision), params, x, y, key, loss_scale)
 
 
-def grad(model, loss, params, x, y, *, key=None, method="manual"):
-    """dL/dparams alone; see value_and_grad."""
-    return value_and_grad(model, loss, params, x, y, key=key, method=method)[1]
+def value_and_grad(model, loss, params, x, y, *, key=None, method="manual", precision=None):
+    """(L, dL/dparams) for one batch, by hand-written backprop or by jax.grad; see forward_backward."""
+    r = forward_backward(model, loss, params, x, y, key=key, method=method, precision=precision)
+    return r.value, r.grads
 
 
-def make_value_and_grad(model, loss, method="manual", with_output=False):
-    """A function (params, x, y, key=None) -> (L, grads), ready for jax.jit."""
-    _check_method(method)
+def grad(model, loss, params, x, y, *, key=None, method="manual", precision=None):
+    """dL/dparams alone; see forward_backward."""
+    return value_and_grad(model, loss, params, x, y, key=key, method=method, precision=precision)[1]
+
+
+def make_value_and_grad(model, loss, method="manual", precision=None):
+    """A function (params, x, y, *, key=None) -> (L, grads), ready for jax.jit."""
+    check_choice("gradient method", method, METHODS)
     loss = get_loss(loss)
 
-    def fn(params, x, y, key=None):
-        return value_and_grad(model, loss, params, x, y, key=key, method=method,
-                              with_output=with_output)
+    def fn(params, x, y, *, key=None):
+        return value_and_grad(model, loss, params, x, y, key=key, method=method, precision=precision)
 
     return fn
 

@@ -27,20 +27,18 @@ compares the hand-written backward with jax.grad in the same precision
 (GRAD_TOLERANCE: a few units of round-off) and with float32 jax.grad
 (FLOAT32_TOLERANCE: what the precision costs).
 """
-import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from fnn.grads import METHODS, make_value_and_grad as _float32_value_and_grad
 from fnn.losses import get_loss
 from fnn.numerics import all_finite
-from fnn.optim import GradientTransformation
+from fnn.optim.base import GradientTransformation
 
 __all__ = ["Policy", "POLICIES", "PRECISIONS", "GRAD_TOLERANCE", "get_policy", "cast_floating",
-           "make_value_and_grad", "value_and_grad", "LossScaleState", "LossScaledOptimizer",
+           "LossScaleState", "LossScaledOptimizer",
            "dynamic_loss_scale", "loss_scale", "FLOAT32_TOLERANCE", "gradient_check"]
 
 
@@ -85,60 +83,6 @@ def cast_floating(tree, dtype):
         a = jnp.asarray(a)
         return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
     return jax.tree.map(cast, tree)
-
-
-def _manual(model, loss, policy, params, x, y, key, scale):
-    """Hand-written backprop in the compute dtype; float32 loss, float32 unscaled gradients."""
-    p_c, x_c = cast_floating(params, policy.compute_dtype), cast_floating(x, policy.compute_dtype)
-    out, saved = model.forward(p_c, x_c, key=key, train=True)            # compute dtype
-    out = out.astype(policy.output_dtype)
-    value = loss.fn(out, y)
-    dout = (loss.grad(out, y) * scale).astype(policy.compute_dtype)     # s · dL/dout
-    grads, _ = model.backward(p_c, saved, dout)
-    return (value, out), _unscale(grads, scale, policy)
-
-
-def _autodiff(model, loss, policy, params, x, y, key, scale):
-    """jax.vjp of the same casts, forward and loss, with cotangent s; then unscaled."""
-    x_c = cast_floating(x, policy.compute_dtype)
-
-    def f(p):
-        out, _ = model.forward(cast_floating(p, policy.compute_dtype), x_c, key=key, train=True)
-        out = out.astype(policy.output_dtype)
-        return loss.fn(out, y), out
-
-    value, vjp, out = jax.vjp(f, params, has_aux=True)
-    grads, = vjp(jnp.asarray(scale, value.dtype))
-    return (value, out), _unscale(grads, scale, policy)
-
-
-def _unscale(grads, scale, policy):
-    """g = cast(g_c, float32) / s."""
-    return jax.tree.map(lambda g: g.astype(policy.param_dtype) / jnp.asarray(scale, policy.param_dtype), grads)
-
-
-def make_value_and_grad(model, loss, method="manual", precision="bf16"):
-    """fn(params, x, y, key=None, loss_scale=1.0) -> ((L, out), grads), ready for jax.jit.
-
-    L and out are float32, grads float32 with the structure of params and
-    already divided by loss_scale; the forward and backward run in the
-    policy's compute dtype.
-    """
-    if method not in METHODS:
-        raise ValueError(f"unknown gradient method {method!r}; expected one of {', '.join(METHODS)}")
-    policy, loss = get_policy(precision), get_loss(loss)
-    impl = _manual if method == "manual" else _autodiff
-
-    def fn(params, x, y, key=None, loss_scale=1.0):
-        return impl(model, loss, policy, params, x, y, key, loss_scale)
-
-    return fn
-
-
-def value_and_grad(model, loss, params, x, y, *, precision="bf16", key=None, method="manual", loss_scale=1.0):
-    """(L, dL/dparams) with the forward and backward in the policy's compute dtype; see make_value_and_grad."""
-    (value, _), grads = make_value_and_grad(model, loss, method, precision)(params, x, y, key, loss_scale)
-    return value, grads
 
 
 # ---------------------------------------------------------------- dynamic loss scaling
@@ -211,15 +155,16 @@ def loss_scale(opt_state):
 
 # ---------------------------------------------------------------- gradient check
 
-@functools.lru_cache(maxsize=32)
-def _three_gradients(model, loss, policy):
-    """One compiled program: manual and jax.grad in the policy's precision, jax.grad in float32."""
-    def grads(params, x, y, key):
-        manual = make_value_and_grad(model, loss, "manual", policy)(params, x, y, key)[1]
-        auto = make_value_and_grad(model, loss, "autodiff", policy)(params, x, y, key)[1]
-        reference = _float32_value_and_grad(model, loss, "autodiff")(params, x, y, key)[1]
-        return manual, auto, reference
-    return jax.jit(grads)
+def _three_gradients(model, loss, policy, params, x, y, key):
+    """Manual and jax.grad in the policy's precision, jax.grad in float32: one compiled program."""
+    from fnn.grads import forward_backward
+    manual = forward_backward(model, loss, params, x, y, key=key, method="manual", precision=policy).grads
+    auto = forward_backward(model, loss, params, x, y, key=key, method="autodiff", precision=policy).grads
+    reference = forward_backward(model, loss, params, x, y, key=key, method="autodiff").grads
+    return manual, auto, reference
+
+
+_three_gradients_program = jax.jit(_three_gradients, static_argnums=(0, 1, 2))
 
 
 def gradient_check(model, loss, params, x, y, *, precision="bf16", key=None):
@@ -235,7 +180,7 @@ def gradient_check(model, loss, params, x, y, *, precision="bf16", key=None):
     """
     from fnn.gradcheck import relative_error
     policy = get_policy(precision)
-    manual, auto, reference = _three_gradients(model, get_loss(loss), policy)(params, x, y, key)
+    manual, auto, reference = _three_gradients_program(model, get_loss(loss), policy, params, x, y, key)
     flat = lambda g: ravel_pytree(g)[0]
     return {"precision": policy.name, "compute_dtype": str(policy.compute_dtype),
             "vs_autodiff": relative_error(flat(manual), flat(auto)),

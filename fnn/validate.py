@@ -10,7 +10,6 @@ once at trace time and cost nothing per step. Value checks (finite data,
 labels in range) run only on concrete arrays — at fit()/evaluate() entry,
 or in eager calls — and are skipped for traced values.
 """
-import functools
 import math
 import numbers
 
@@ -109,8 +108,8 @@ def _describe(tree):
     return str(jax.tree.map(lambda leaf: tuple(np.shape(leaf)), tree))
 
 
-@functools.lru_cache(maxsize=256)
 def _expected_params(model, input_shape):
+    """(tree structure, leaf shapes, description) of model.init's params, from shapes alone (no arrays)."""
     shapes = jax.eval_shape(lambda k: model.init(k, input_shape)[1], jax.random.key(0))
     return jax.tree.structure(shapes), [tuple(s.shape) for s in jax.tree.leaves(shapes)], _describe(shapes)
 

@@ -36,10 +36,11 @@ FOUR_DEVICE_PROGRAM = textwrap.dedent("""
     for name, model, method in (("relu", fnn.mlp([2, 32, 32, 2], "relu"), "manual"),
                                 ("dropout", fnn.mlp([2, 32, 32, 2], "tanh", dropout=0.2), "autodiff")):
         _, params = model.init(jax.random.key(1), (-1, 2))
-        kw = dict(key=jax.random.key(2), steps=100, batch_size=40, method=method, progress=False)
-        one = fnn.fit(model, "softmax_cross_entropy", optim.adam(1e-2), params, ds.x_train, ds.y_train, **kw)
+        kw = dict(key=jax.random.key(2), steps=100, batch_size=40, progress=False)
+        one = fnn.fit(model, "softmax_cross_entropy", optim.adam(1e-2), params, ds.x_train, ds.y_train,
+                      config=fnn.StepConfig(method=method), **kw)
         four = fnn.fit(model, "softmax_cross_entropy", optim.adam(1e-2), params, ds.x_train, ds.y_train,
-                       mesh=parallel.make_mesh(4), **kw)
+                       config=fnn.StepConfig(method=method, mesh=parallel.make_mesh(4)), **kw)
         w = four.params[0]["W"]
         if name == "relu":                            # the reference of the two-process test
             out["relu_one_device_params"] = np.asarray(ravel_pytree(one.params)[0]).tolist()
@@ -52,7 +53,7 @@ FOUR_DEVICE_PROGRAM = textwrap.dedent("""
     model = fnn.mlp([2, 32, 32, 2], "relu")
     _, params = model.init(jax.random.key(1), (-1, 2))
     mesh = parallel.make_mesh(4)
-    step = make_step(model, "softmax_cross_entropy", optim.sgd(0.1), mesh=mesh)
+    step = make_step(model, "softmax_cross_entropy", optim.sgd(0.1), fnn.StepConfig(mesh=mesh))
     state = parallel.replicate(init_state(params, optim.sgd(0.1), jax.random.key(0)), mesh)
     x, y = parallel.replicate((jnp.asarray(ds.x_train[:40]), jnp.asarray(ds.y_train[:40])), mesh)
     hlo = jax.jit(step).lower(state, x, y).compile().as_text()
@@ -106,7 +107,8 @@ TWO_PROCESS_PROGRAM = textwrap.dedent("""
     _, params = model.init(jax.random.key(1), (-1, 2))
     mesh = parallel.make_mesh()
     r = fnn.fit(model, "softmax_cross_entropy", optim.adam(1e-2), params, ds.x_train, ds.y_train,
-                key=jax.random.key(2), steps=100, batch_size=40, progress=False, mesh=mesh)
+                key=jax.random.key(2), steps=100, batch_size=40, progress=False,
+                config=fnn.StepConfig(mesh=mesh))
     local = jax.tree.map(lambda a: np.asarray(a.addressable_shards[0].data), r.params)
     print("RESULT " + json.dumps({"global_devices": len(jax.devices()), "local_devices": len(jax.local_devices()),
                                   "mesh_devices": int(mesh.devices.size),
@@ -186,6 +188,6 @@ def test_fit_on_a_one_device_mesh_equals_fit_without_one():
     kw = dict(key=jax.random.key(1), steps=50, batch_size=16, progress=False)
     plain = fnn.fit(model, "softmax_cross_entropy", optim.adam(1e-2), params, ds.x_train, ds.y_train, **kw)
     meshed = fnn.fit(model, "softmax_cross_entropy", optim.adam(1e-2), params, ds.x_train, ds.y_train,
-                     mesh=parallel.make_mesh(1), **kw)
+                     config=fnn.StepConfig(mesh=parallel.make_mesh(1)), **kw)
     for a, b in zip(jax.tree.leaves(plain.params), jax.tree.leaves(meshed.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

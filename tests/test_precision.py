@@ -6,7 +6,7 @@ import pytest
 
 import fnn
 from fnn import data, optim, precision
-from fnn.train import fit, init_state, make_step
+from fnn.train import StepConfig, fit, init_state, make_step
 
 SCE = "softmax_cross_entropy"
 
@@ -31,12 +31,12 @@ def test_matmuls_run_in_the_compute_dtype_and_grads_come_back_float32(name, dtyp
     model = fnn.mlp([8, 16, 3], "tanh")
     _, params = model.init(jax.random.key(0), (-1, 8))
     x, y = jax.random.normal(jax.random.key(1), (4, 8)), jnp.array([0, 1, 2, 0])
-    fn = precision.make_value_and_grad(model, SCE, method, name)
+    fn = lambda p, x, y: fnn.forward_backward(model, SCE, p, x, y, method=method, precision=name)
     jaxpr = jax.make_jaxpr(fn)(params, x, y)
     dots = [e for e in jaxpr.eqns if e.primitive.name == "dot_general"]
     assert len(dots) >= 4                                     # forward and backward matmuls
     assert all(v.aval.dtype == dtype for e in dots for v in e.invars)
-    (value, out), grads = jax.jit(fn)(params, x, y)
+    value, out, grads = jax.jit(fn)(params, x, y)
     assert value.dtype == out.dtype == jnp.float32
     assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(grads))
 
@@ -82,23 +82,33 @@ def test_dynamic_loss_scale_skips_overflow_and_adapts():
 
 
 def test_fp16_training_backs_off_an_overflowing_scale_and_learns():
-    ds = data.spirals(jax.random.key(0), n=200)
+    # Spirals, 2-64-64-2 ReLU, 600 Adam steps, from a loss scale of 2^40 that overflows float16.
+    # One seed's accuracy depends on the CPU's rounding as on the seed (0.97-1.00 per seed here,
+    # 0.945 was seen for one seed on another CPU), so the claims are about means over 6 seeds,
+    # float16 against float32 on the same data, inits and batches: measured 0.984 and 0.986.
     model = fnn.mlp([2, 64, 64, 2], "relu")
-    _, params = model.init(jax.random.key(1), (-1, 2))
-    opt = precision.dynamic_loss_scale(optim.adam(1e-2), initial_scale=2.0 ** 40)   # overflows float16
-    result = fit(model, SCE, opt, params, ds.x_train, ds.y_train, key=jax.random.key(2), steps=600,
-                 batch_size=50, precision="fp16", progress=False)
-    scale = float(result.state.opt_state.scale)
-    assert result.nonfinite_step is None and result.steps == 600
-    assert 1.0 <= scale <= 2.0 ** 23                       # |dL/dout| ~ 1e-2 · 2⁴⁰ overflows 65504: backed off
-    acc = fnn.evaluate(model, SCE, result.params, ds.x_train, ds.y_train)["accuracy"]
-    assert acc >= 0.98, f"fp16 spirals training accuracy {acc:.3f}"      # float32: 0.995, fp16: 0.990
+    opt = optim.adam(1e-2)
+    fp16 = precision.dynamic_loss_scale(opt, initial_scale=2.0 ** 40)
+    accuracy = {"fp32": [], "fp16": []}
+    for key in jax.random.split(jax.random.key(0), 6):
+        data_key, init_key, train_key = jax.random.split(key, 3)
+        ds = data.spirals(data_key, n=200)
+        _, params = model.init(init_key, (-1, 2))
+        for name, optimizer, config in (("fp32", opt, StepConfig()), ("fp16", fp16, StepConfig(precision="fp16"))):
+            result = fit(model, SCE, optimizer, params, ds.x_train, ds.y_train, key=train_key, steps=600,
+                         batch_size=50, config=config, progress=False)
+            assert result.nonfinite_step is None and result.steps == 600
+            if name == "fp16":          # |dL/dout| ~ 1e-2 · 2^40 overflows 65504: the scale backed off
+                assert 1.0 <= float(result.state.opt_state.scale) <= 2.0 ** 23
+            accuracy[name].append(fnn.evaluate(model, SCE, result.params, ds.x_train, ds.y_train)["accuracy"])
+    mean = {name: float(np.mean(a)) for name, a in accuracy.items()}
+    assert mean["fp16"] >= 0.96 and mean["fp16"] >= mean["fp32"] - 0.02, accuracy
 
 
 def test_fp16_step_needs_the_loss_scaled_optimizer_state():
     model = fnn.mlp([2, 3, 2])
     _, params = model.init(jax.random.key(0), (-1, 2))
-    step = make_step(model, SCE, optim.sgd(0.1), precision="fp16")
+    step = make_step(model, SCE, optim.sgd(0.1), StepConfig(precision="fp16"))
     state = init_state(params, optim.sgd(0.1), jax.random.key(1))
     with pytest.raises(TypeError, match="dynamic_loss_scale"):
         step(state, jnp.ones((2, 2)), jnp.array([0, 1]))
@@ -123,7 +133,7 @@ def test_bf16_mnist1d_reaches_float32_accuracy_within_one_point(mnist1d):
         _, params = model.init(init_key, (-1, 40))
         for name in accuracy:
             r = fit(model, SCE, opt, params, mnist1d.x_train, mnist1d.y_train, key=train_key, steps=3000,
-                    batch_size=100, precision=name, progress=False)
+                    batch_size=100, config=StepConfig(precision=name), progress=False)
             accuracy[name].append(fnn.evaluate(model, SCE, r.params, mnist1d.x_test, mnist1d.y_test)["accuracy"])
     mean = {name: float(np.mean(a)) for name, a in accuracy.items()}
     assert mean[None] >= 0.65 and mean["bf16"] >= 0.65, accuracy

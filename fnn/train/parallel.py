@@ -14,8 +14,9 @@ so n devices compute the same parameters as one device, up to the order of
 float32 additions. The parameters, optimizer state and data set are
 replicated (`replicate`): each device applies the same update.
 
-    mesh = fnn.parallel.make_mesh(4)
-    result = fnn.fit(model, loss, opt, params, x, y, key=key, steps=1000, batch_size=128, mesh=mesh)
+    mesh = fnn.train.parallel.make_mesh(4)
+    result = fnn.fit(model, loss, opt, params, x, y, key=key, steps=1000, batch_size=128,
+                     config=fnn.StepConfig(mesh=mesh))
 
 On several hosts, call jax.distributed.initialize() in every process first:
 jax.devices() then lists every host's devices, make_mesh() spans them all,
@@ -111,8 +112,8 @@ def shard_batch(tree, mesh):
     return jax.device_put(tree, batch_sharding(mesh))
 
 
-def data_parallel(value_and_grad, mesh):
-    """Wrap fn(params, x, y, key, *rest) -> ((L, out), grads) to run data-parallel on `mesh` under jit.
+def data_parallel(gradients, mesh):
+    """Wrap gradients(params, x, y, *rest) -> Backprop to run data-parallel on `mesh` under jit.
 
     x and y are split over the devices by their leading dimension, the
     gradients come back replicated: the partitioner all-reduces each
@@ -120,11 +121,10 @@ def data_parallel(value_and_grad, mesh):
     """
     batch, replicated = batch_sharding(mesh), replicated_sharding(mesh)
 
-    def fn(params, x, y, key=None, *rest):
+    def fn(params, x, y, *rest):
         check_batch_size(x.shape[0], mesh)
         x, y = jax.lax.with_sharding_constraint((x, y), batch)           # (B / n, ...) per device
-        (value, out), grads = value_and_grad(params, x, y, key, *rest)
-        grads = jax.lax.with_sharding_constraint(grads, replicated)     # all-reduced over devices
-        return (value, out), grads
+        r = gradients(params, x, y, *rest)
+        return r._replace(grads=jax.lax.with_sharding_constraint(r.grads, replicated))  # all-reduced
 
     return fn

@@ -4,8 +4,8 @@ N networks that differ only in their PRNG keys (initialization, minibatches,
 dropout) or in their hyper-parameters (e.g. the learning rate) are one
 network with a leading axis of size N on every parameter and optimizer-state
 leaf. The train step is fnn.train.make_step (hand-written backward
-included), vmapped over that axis; the training loop is lax.scan of the
-vmapped step:
+included), vmapped over that axis; the training loop is fnn.train.epoch's,
+of the vmapped step:
 
     train(key, hyper, x, y) = scan(step, init(key, hyper), length=steps)
     train_many = jit(vmap(train))      # = scan(vmap(step), vmap(init)(keys, hyperparams))
@@ -22,22 +22,22 @@ Hyper-parameters: pass `optimizer` as a function of keyword arguments that
 returns a GradientTransformation, and `hyperparams` as a dict of arrays of
 shape (N,):
 
-    train_many(model, loss, lambda learning_rate: optim.sgd(learning_rate), keys, x, y,
+    train_many(model, loss, lambda learning_rate: optim.sgd(learning_rate), x, y, keys=keys,
                steps=1000, hyperparams={"learning_rate": jnp.array([0.1, 0.3, 1.0])})
 
 The optimizers of fnn.optim accept traced hyper-parameters, so each model
 gets its own rate inside the one program.
 """
-import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from fnn.losses import get_loss
-from fnn.optim import GradientTransformation
-from fnn.precision import dynamic_loss_scale, get_policy
-from fnn.train import _shuffled_batches, init_state, make_step
+from fnn.optim.base import GradientTransformation
+from fnn.train.epoch import StepRecord, epoch_batches, epoch_indices, epoch_keys, run_epoch
+from fnn.train.step import StepConfig, init_state, make_step, training_optimizer
+from fnn.validate import check_positive_int
 
 __all__ = ["ManyResult", "init_many", "make_train", "train_many", "converged"]
 
@@ -93,64 +93,57 @@ def _check_hyperparams(hyperparams, n):
     return hyperparams
 
 
-def make_train(model, loss, optimizer, *, steps, input_shape, batch_size=None, method="manual",
-               on_nonfinite="stop", dtype=jnp.float32, precision=None):
+def make_train(model, loss, optimizer, *, steps, input_shape, batch_size=None, config=StepConfig(),
+               dtype=jnp.float32):
     """The training of ONE network as a pure function train(key, hyper, x, y), ready for vmap.
 
-    train(key, hyper, x, y) -> (state, (losses, accuracies)), losses and
-    accuracies (steps,): params from model.init with the first half of `key`,
-    the second half as the TrainState's key, then `steps` updates of
-    fnn.train.make_step, as lax.scan:
+    train(key, hyper, x, y) -> (state, StepRecord of (steps,)): params from
+    model.init with the first half of `key`, the second half as the
+    TrainState's key, then `steps` updates of fnn.train.make_step:
 
       batch_size None:  full-batch gradient descent, every step on all of (x, y);
-      batch_size B:     epochs as in fnn.train.make_epoch: one permutation of the
-                        examples per epoch (drawn from the state's key), scanned in
-                        minibatches of B (the last partial batch dropped); the last
-                        epoch stops after `steps` in all.
+      batch_size B:     epochs as fnn.train.make_epoch runs them (fnn.train.epoch.run_epoch):
+                        one permutation per epoch from the state's key, minibatches of B
+                        (the last partial batch dropped), gathered step by step (a
+                        permuted copy of the data per model would cost N copies);
+                        the last epoch stops after `steps` in all.
 
     `hyper` is a dict of scalars handed to optimizer(**hyper) (an empty dict
     when optimizer is a GradientTransformation). vmap(train) over keys and
-    hyper is lax.scan of the vmapped step: JAX batches a scan by batching its body.
-    precision: None (float32) or "bf16"/"fp16" as in fnn.train.make_step
-    ("fp16" wraps the optimizer in fnn.precision.dynamic_loss_scale).
+    hyper is the loop of the vmapped step: JAX batches a loop by batching its body.
+    config: a StepConfig, as in make_step ("fp16" wraps the optimizer in dynamic_loss_scale).
     """
     loss = get_loss(loss)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool)
-                                   or batch_size < 1):
-        raise ValueError(f"batch_size must be None (full batch) or an int >= 1, got {batch_size!r}")
-    scaled = precision is not None and get_policy(precision).loss_scaling
-
-    def build(hyper):                                     # one model's optimizer
-        opt = _optimizer(optimizer, hyper)
-        return dynamic_loss_scale(opt) if scaled else opt
-
+    steps = check_positive_int("steps", steps)
+    if batch_size is not None:
+        batch_size = check_positive_int("batch_size (None for full batch)", batch_size)
+    build = lambda hyper: training_optimizer(_optimizer(optimizer, hyper), config)   # one model's
     init = _init_fn(model, build, tuple(input_shape), dtype)
 
     def train(key, hyper, x, y):
-        update = make_step(model, loss, build(hyper), method, on_nonfinite, precision)
+        update = make_step(model, loss, build(hyper), config)
         state = init(key, hyper)
         if batch_size is None:
-            return jax.lax.scan(lambda s, _: update(s, x, y), state, None, length=steps)
+            return run_epoch(update, state, lambda j: (x, y), steps, StepRecord.empty(steps))
         per_epoch = x.shape[0] // batch_size
         if per_epoch < 1:
             raise ValueError(f"batch_size={batch_size} is larger than the {x.shape[0]} training examples")
 
-        def epoch(state, n_batches):                      # as make_epoch, the first n_batches only
-            key, perm_key = jax.random.split(state.key)
-            idx = _shuffled_batches(perm_key, x.shape[0], batch_size)[:n_batches]   # (n_batches, B)
-            return jax.lax.scan(lambda s, i: update(s, x[i], y[i]), state._replace(key=key), idx)
+        def epoch(state, n_steps):
+            keys, perm_keys = epoch_keys(state.key, 1)
+            idx = epoch_indices(perm_keys, x.shape[0], batch_size)[0]          # (per_epoch, B)
+            return run_epoch(update, state._replace(key=keys[0]), epoch_batches(x, y, idx, False),
+                             n_steps, StepRecord.empty(n_steps))
 
         full, rest = divmod(steps, per_epoch)
-        metrics = []
+        records = []
         if full:
-            state, m = jax.lax.scan(lambda s, _: epoch(s, per_epoch), state, None, length=full)
-            metrics.append(jax.tree.map(lambda a: a.reshape(-1), m))          # (full * per_epoch,)
+            state, r = jax.lax.scan(lambda s, _: epoch(s, per_epoch), state, None, length=full)
+            records.append(jax.tree.map(lambda a: a.reshape(-1), r))          # (full * per_epoch,)
         if rest:
-            state, m = epoch(state, rest)
-            metrics.append(m)
-        return state, jax.tree.map(lambda *a: jnp.concatenate(a), *metrics)
+            state, r = epoch(state, rest)
+            records.append(r)
+        return state, jax.tree.map(lambda *a: jnp.concatenate(a), *records)
 
     return train
 
@@ -164,7 +157,7 @@ def _init_fn(model, build_optimizer, input_shape, dtype):
     return init
 
 
-def init_many(model, optimizer, keys, input_shape, *, hyperparams=None, dtype=jnp.float32):
+def init_many(model, optimizer, input_shape, *, keys, hyperparams=None, dtype=jnp.float32):
     """N TrainStates stacked on a leading axis: vmap of make_train's init over keys and hyperparams."""
     keys = _check_keys(keys)
     hyper = _check_hyperparams(hyperparams, keys.shape[0])
@@ -172,27 +165,36 @@ def init_many(model, optimizer, keys, input_shape, *, hyperparams=None, dtype=jn
     return jax.vmap(_init_fn(model, build, tuple(input_shape), dtype))(keys, hyper)
 
 
-def train_many(model, loss, optimizer, keys, x, y, *, steps, hyperparams=None, batch_size=None,
-               method="manual", on_nonfinite="stop", input_shape=None, dtype=jnp.float32, precision=None):
+def _train_many(keys, hyper, x, y, *, model, loss, optimizer, steps, input_shape, batch_size, config,
+                dtype):
+    train = make_train(model, loss, optimizer, steps=steps, input_shape=input_shape,
+                       batch_size=batch_size, config=config, dtype=dtype)
+    return jax.vmap(train, in_axes=(0, 0, None, None))(keys, hyper, x, y)     # x, y shared by all models
+
+
+_train_many_program = jax.jit(_train_many, static_argnames=(
+    "model", "loss", "optimizer", "steps", "input_shape", "batch_size", "config", "dtype"))
+
+
+def train_many(model, loss, optimizer, x, y, *, keys, steps, hyperparams=None, batch_size=None,
+               config=StepConfig(), input_shape=None, dtype=jnp.float32):
     """Train N = len(keys) independent networks on (x, y) in one compiled program.
 
-    The program is lax.scan over `steps` of the vmapped train step: each
-    model's forward, hand-written (or jax.grad) backward and optimizer update
-    run side by side on arrays with a leading axis N.
+    The program is the training loop of the vmapped train step: each model's
+    forward, hand-written (or jax.grad) backward and optimizer update run side
+    by side on arrays with a leading axis N.
 
     Args:
       model, loss: an fnn Layer and Loss (or its name).
       optimizer: a GradientTransformation shared by all models, or a function
         hyperparams -> GradientTransformation, called with one model's values.
-      keys: (N,) PRNG keys; model i is initialized and trained from keys[i].
       x, y: the training data, shared by all models.
+      keys: (N,) PRNG keys; model i is initialized and trained from keys[i].
       steps: optimizer steps per model.
       hyperparams: dict name -> (N,) array, or None.
       batch_size: minibatch size; None for full-batch gradient descent.
-      method: "manual" (hand-written backprop) or "autodiff".
-      on_nonfinite: as in fnn.train.make_step, per model.
+      config: a StepConfig (method, on_nonfinite per model, precision) for every model.
       input_shape: defaults to (-1, x.shape[-1]).
-      precision: None (float32) or "bf16"/"fp16" (fnn.precision), for every model.
     Returns:
       ManyResult with params and state stacked over N, losses and accuracies (N, steps).
     """
@@ -202,19 +204,13 @@ def train_many(model, loss, optimizer, keys, x, y, *, steps, hyperparams=None, b
     input_shape = (-1, x.shape[-1]) if input_shape is None else tuple(input_shape)
     if batch_size is not None and batch_size > x.shape[0]:
         raise ValueError(f"batch_size={batch_size!r} is larger than the {x.shape[0]} training examples")
-    run = _many_program(model, get_loss(loss), optimizer, steps, input_shape, batch_size, method,
-                        on_nonfinite, jnp.dtype(dtype), precision)
-    state, (losses, accs) = run(keys, hyper, x, y)                  # losses (N, steps)
-    return ManyResult(state.params, state, losses, accs)
-
-
-@functools.lru_cache(maxsize=16)
-def _many_program(model, loss, optimizer, steps, input_shape, batch_size, method, on_nonfinite, dtype,
-                  precision):
-    train = make_train(model, loss, optimizer, steps=steps, input_shape=input_shape,
-                       batch_size=batch_size, method=method, on_nonfinite=on_nonfinite, dtype=dtype,
-                       precision=precision)
-    return jax.jit(jax.vmap(train, in_axes=(0, 0, None, None)))     # x, y shared by all models
+    if config.mesh is not None:
+        raise ValueError("train_many runs its models on one device; a StepConfig with a mesh is for fit")
+    state, record = _train_many_program(keys, hyper, x, y, model=model, loss=get_loss(loss),
+                                        optimizer=optimizer, steps=check_positive_int("steps", steps),
+                                        input_shape=input_shape, batch_size=batch_size,
+                                        config=config.checked(), dtype=jnp.dtype(dtype))
+    return ManyResult(state.params, state, record.losses, record.accuracies)     # losses (N, steps)
 
 
 def converged(model, params, x, y, threshold=0.0):

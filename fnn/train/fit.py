@@ -1,0 +1,266 @@
+"""fit(): minibatch training, several epochs per compiled program, one host sync per chunk.
+
+A chunk is one jitted program of `epochs_per_chunk` epochs:
+
+    for each epoch (a lax.scan over the chunk's epochs):
+        if steps are left and the run has not halted:
+            run the epoch with the unchecked step                      (fnn.train.epoch)
+            if a loss, or the params or optimizer state after it, are not finite:
+                run it again from the same start with the checked step
+        evaluate the validation set; update the early-stopping record
+
+The checked step is pure overhead when nothing goes wrong, so it runs only to
+find the step that went wrong; the result is always that of the checked step.
+The number of steps left is a traced value, so the last, shorter chunk does
+not recompile; the program is keyed on (model, loss, optimizer, ChunkConfig),
+so a second fit with the same objects and shapes compiles nothing.
+"""
+import math
+import time
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnn.losses import get_loss
+from fnn.numerics import all_finite
+from fnn.train.epoch import (MeanRecord, copies_data, epoch_batches, epoch_indices, epoch_keys,
+                             run_epoch)
+from fnn.train.evaluate import check_inputs, evaluate_batch
+from fnn.train.step import StepConfig, TrainState, init_state, make_step, training_optimizer
+from fnn.validate import check_positive_int
+
+__all__ = ["FitResult", "ChunkConfig", "EarlyStop", "EpochMetrics", "HISTORY_KEYS", "fit"]
+
+HISTORY_KEYS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+class FitResult(NamedTuple):
+    """What fit() returns: final (or best) params, the final state and the history."""
+    params: Any
+    state: TrainState
+    history: Dict[str, List[float]]
+    stopped_early: bool
+    nonfinite_step: Optional[int]
+    steps: int
+    wall_seconds: float
+    steps_per_second: float
+
+
+class ChunkConfig(NamedTuple):
+    """What a compiled chunk depends on besides the model, loss and optimizer (static, hashable)."""
+    batch_size: int
+    epochs_per_chunk: int
+    patience: Optional[int]
+    copy_data: bool               # permute a copy of the data once per epoch (fnn.train.epoch)
+    step: StepConfig
+
+
+class EarlyStop(NamedTuple):
+    """Early stopping's record: best validation loss so far, its params, epochs since, stopped."""
+    best_loss: jax.Array
+    best_params: Any
+    wait: jax.Array
+    stopped: jax.Array
+
+
+class EpochMetrics(NamedTuple):
+    """One epoch's entry of the history, as float32 scalars (NaN where none), and its step count."""
+    train_loss: jax.Array
+    train_accuracy: jax.Array
+    val_loss: jax.Array
+    val_accuracy: jax.Array
+    steps: jax.Array
+
+
+class _Steps(NamedTuple):
+    """The chunk's two train steps: without and with the per-step non-finite check."""
+    fast: Callable
+    checked: Callable
+
+
+def _train_epoch(steps, batch, state, n_steps):
+    """n_steps of the unchecked step; again with the checked step if anything came out non-finite."""
+    fast_state, fast_record = run_epoch(steps.fast, state, batch, n_steps, MeanRecord.empty())
+    clean = fast_record.finite & all_finite((fast_state.params, fast_state.opt_state))
+    return jax.lax.cond(clean, lambda: (fast_state, fast_record),
+                        lambda: run_epoch(steps.checked, state, batch, n_steps, MeanRecord.empty()))
+
+
+def _halted(state, early, config):
+    """Whether the run has stopped: a non-finite step under "stop", or early stopping."""
+    bad = state.nonfinite_step >= 0 if config.step.on_nonfinite == "stop" else jnp.zeros((), bool)
+    return bad | early.stopped
+
+
+def _early_stop(early, active, val_loss, params, patience):
+    """The early-stopping record after an epoch (unchanged for an epoch that did not run)."""
+    better = active & (val_loss < early.best_loss)
+    wait = jnp.where(better, 0, early.wait + active.astype(early.wait.dtype))
+    return EarlyStop(jnp.where(better, val_loss, early.best_loss),
+                     jax.tree.map(lambda p, b: jnp.where(better, p, b), params, early.best_params),
+                     wait, early.stopped | (wait >= patience))
+
+
+def _chunk(model, loss, optimizer, config, state, early, x, y, x_val, y_val, steps_left):
+    """config.epochs_per_chunk epochs, at most steps_left steps: (state, early, EpochMetrics of (epochs,))."""
+    steps = _Steps(make_step(model, loss, optimizer, config.step, checked=False),
+                   make_step(model, loss, optimizer, config.step))
+    keys, perm_keys = epoch_keys(state.key, config.epochs_per_chunk)      # (epochs,) each
+    all_idx = epoch_indices(perm_keys, x.shape[0], config.batch_size)     # (epochs, steps, batch)
+    nan = jnp.full((), jnp.nan, jnp.float32)
+
+    def one_epoch(carry, epoch):
+        state, early, left = carry
+        key, idx = epoch
+        active = (left > 0) & ~_halted(state, early, config)            # True for a prefix of the epochs
+        n_run = jnp.where(active, jnp.minimum(left, idx.shape[0]), 0)
+
+        def train(state):                                # (the data is permuted only for an epoch that runs)
+            batch = epoch_batches(x, y, idx, config.copy_data)
+            return _train_epoch(steps, batch, state._replace(key=key), n_run)
+
+        state, record = jax.lax.cond(active, train, lambda s: (s, MeanRecord.empty()), state)
+        train_loss, train_accuracy = record.means()      # NaN for an epoch that did not run
+        val_loss, val_accuracy = (nan, nan) if x_val is None else evaluate_batch(
+            model, loss, state.params, x_val, y_val)
+        if config.patience is not None:
+            early = _early_stop(early, active, val_loss, state.params, config.patience)
+        m = EpochMetrics(train_loss, train_accuracy, val_loss, val_accuracy, n_run)
+        return (state, early, left - n_run), m
+
+    (state, early, _), metrics = jax.lax.scan(one_epoch, (state, early, steps_left), (keys, all_idx))
+    return state, early, metrics
+
+
+_chunk_program = jax.jit(_chunk, static_argnums=(0, 1, 2, 3), donate_argnums=(4, 5))
+
+
+def _split_validation(key, x, y, fraction):
+    n = x.shape[0]
+    n_val = int(round(n * fraction))
+    if not 0 < n_val < n:
+        raise ValueError(f"validation_split={fraction!r} leaves {n_val} of {n} examples for validation; "
+                         "expected a fraction that keeps both parts non-empty")
+    perm = np.asarray(jax.random.permutation(key, n))
+    return (x[perm[n_val:]], y[perm[n_val:]]), (x[perm[:n_val]], y[perm[:n_val]])
+
+
+def _record(history, metrics, done):
+    """Append a chunk's epochs that ran to the history; the step count after them."""
+    for e in range(len(metrics.steps)):
+        if metrics.steps[e] == 0:
+            continue
+        done += int(metrics.steps[e])
+        history["epoch"].append(len(history["epoch"]) + 1)
+        history["step"].append(done)
+        for name in HISTORY_KEYS[2:]:
+            value = float(getattr(metrics, name)[e])
+            history[name].append(None if math.isnan(value) and name != "train_loss" else value)
+    return done
+
+
+def fit(model, loss, optimizer, params, x, y, *, key,
+        steps=None, epochs=None, batch_size=32,
+        validation_data=None, validation_split=0.0, patience=None,
+        config=StepConfig(),
+        state=None, history=None,
+        callback: Optional[Callable] = None, progress=True, chunk_steps=2000):
+    """Train `model` on (x, y) with minibatch `optimizer` steps, several epochs per compiled program.
+
+    Args:
+      model, loss, optimizer: an fnn Layer, Loss (or name) and optimizer (init, update).
+      params: initial parameters (ignored when `state` is given).
+      x, y: training inputs and targets.
+      key: PRNG key for shuffling, the validation split and dropout.
+      steps / epochs: how long to train (exactly one of them; steps may end
+        mid-epoch). With `state`, they count from step 0, so a resumed run ends
+        where an uninterrupted one would.
+      batch_size: minibatch size (≤ the number of training examples); each epoch
+        is one random permutation, the last partial batch dropped.
+      validation_data: (x_val, y_val), or validation_split: a fraction of (x, y) held out.
+      patience: stop after this many epochs without a lower validation loss and
+        return the parameters of the best epoch.
+      config: a StepConfig: gradient method ("manual"/"autodiff"), on_nonfinite
+        ("stop": end the run, keep the last finite params; "skip": drop bad steps),
+        precision (None, "bf16", "fp16": the optimizer is then wrapped in
+        dynamic_loss_scale), mesh (data parallel; batch_size a multiple of its devices).
+      state, history: a TrainState and history to resume from (see fnn.checkpoint).
+      callback: called as callback(state, history) after every chunk (e.g. to checkpoint).
+        The state is donated to the next chunk: copy (e.g. jax.device_get) what you keep.
+      progress: show a tqdm progress bar, updated once per compiled chunk.
+      chunk_steps: about how many steps one compiled chunk (and one host sync) covers.
+    Returns:
+      FitResult; history has per-epoch lists epoch, step, train_loss,
+      train_accuracy (batch averages), val_loss and val_accuracy.
+    """
+    loss = get_loss(loss)
+    config = config.checked()
+    if (epochs is None) == (steps is None):
+        raise ValueError(f"fit needs exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
+    check_positive_int("epochs" if steps is None else "steps", epochs if steps is None else steps)
+    check_positive_int("batch_size", batch_size)
+    start_params = params if state is None else state.params
+    x, y = check_inputs(model, loss, start_params, x, y, "fit")
+    if validation_data is not None:
+        validation_data = check_inputs(model, loss, start_params, *validation_data, "fit: validation_data")
+    if validation_split:
+        key, split_key = jax.random.split(key)
+        (x, y), validation_data = _split_validation(split_key, x, y, validation_split)
+    n = x.shape[0]
+    if not 0 < batch_size <= n:
+        raise ValueError(f"batch_size={batch_size!r} must be between 1 and the {n} training examples")
+    per_epoch = n // batch_size
+    total = steps if steps is not None else epochs * per_epoch
+    x_val, y_val = (None, None) if validation_data is None else map(jnp.asarray, validation_data)
+    if patience is not None and x_val is None:
+        raise ValueError("patience (early stopping) needs validation_data or validation_split")
+    if config.mesh is not None:
+        from fnn.train.parallel import check_batch_size
+        check_batch_size(batch_size, config.mesh)
+
+    # fit donates its state to the compiled chunk: copy so the caller's arrays stay valid.
+    state = init_state(params, training_optimizer(optimizer, config), key) if state is None else state
+    state = jax.tree.map(jnp.copy, state)
+    early = EarlyStop(jnp.full((), jnp.inf, jnp.float32),
+                      jax.tree.map(jnp.copy, state.params) if patience is not None else (),
+                      jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    if config.mesh is not None:                         # every device holds all of them
+        from fnn.train.parallel import replicate
+        state, early, x, y, x_val, y_val = replicate((state, early, x, y, x_val, y_val), config.mesh)
+    history = {k: list(v) for k, v in (history or {}).items()}
+    for name in HISTORY_KEYS:
+        history.setdefault(name, [])
+    chunk = ChunkConfig(batch_size, max(1, min(math.ceil(total / per_epoch), chunk_steps // per_epoch)),
+                        patience, bool(copies_data(x, y)), config)
+
+    from tqdm.auto import tqdm
+    done = int(state.step)
+    bar = tqdm(total=total, initial=done, unit="step", disable=not progress, leave=False)
+    start, compute_seconds, timed_steps, first = time.perf_counter(), 0.0, 0, True
+    while done < total:
+        t0 = time.perf_counter()
+        state, early, m = _chunk_program(model, loss, optimizer, chunk, state, early, x, y, x_val, y_val,
+                                         jnp.asarray(total - done, jnp.int32))
+        m = jax.device_get(m)                            # one host sync per chunk
+        dt = time.perf_counter() - t0
+        ran = int(m.steps.sum())
+        if not first:                                    # the first chunk includes compilation
+            compute_seconds, timed_steps = compute_seconds + dt, timed_steps + ran
+        first = False
+        done = _record(history, m, done)
+        bar.update(ran)
+        if history["train_loss"]:
+            bar.set_postfix(loss=f"{history['train_loss'][-1]:.4f}", steps_per_s=f"{ran / dt:,.0f}")
+        if callback is not None:
+            callback(state, history)
+        if ran == 0 or bool(early.stopped) or (config.on_nonfinite == "stop" and int(state.nonfinite_step) >= 0):
+            break
+    bar.close()
+    wall = time.perf_counter() - start
+    stopped_early = bool(early.stopped)
+    bad = int(state.nonfinite_step)
+    rate = timed_steps / compute_seconds if compute_seconds > 0 else (done / wall if wall > 0 else 0.0)
+    return FitResult(early.best_params if stopped_early else state.params, state, history, stopped_early,
+                     bad if bad >= 0 else None, done, wall, rate)

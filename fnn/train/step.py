@@ -1,0 +1,144 @@
+"""One training step: forward → loss → backward (hand-written or jax.grad) → optimizer update.
+
+    state' = step(state, x, y)
+           = TrainState(apply_updates(params, u), opt_state', key, step + 1, nonfinite_step)
+      where  (L, out, g) = forward_backward(params, x, y, key=fold_in(key, step))
+             (u, opt_state') = optimizer.update(g, opt_state, params)
+
+The checked step also looks at L and g: if either is not finite the update
+is not applied and the step number is recorded in nonfinite_step (with
+on_nonfinite="stop" every later step is then skipped too, so the state keeps
+the last finite parameters). The unchecked step applies every update; where
+everything is finite the two give the same state (fit runs the unchecked one
+first: fnn.train.epoch).
+"""
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fnn.grads import METHODS, forward_backward
+from fnn.losses import get_loss
+from fnn.numerics import all_finite
+from fnn.optim.base import apply_updates
+from fnn.precision import dynamic_loss_scale, get_policy, loss_scale
+from fnn.validate import check_choice
+
+__all__ = ["ON_NONFINITE", "StepConfig", "TrainState", "StepMetrics", "init_state", "make_step",
+           "training_optimizer"]
+
+ON_NONFINITE = ("stop", "skip")
+
+
+class StepConfig(NamedTuple):
+    """How a train step computes its gradients; hashable, so compiled programs are keyed on it.
+
+    method:       "manual" (hand-written backward) or "autodiff" (jax.grad).
+    on_nonfinite: "stop" (keep the last finite state, skip every later step) or
+                  "skip" (drop each step whose loss or gradients are not finite).
+    precision:    None (float32) or "bf16"/"fp16"/a fnn.precision.Policy: float32 params,
+                  forward and backward in 16 bits; "fp16" with dynamic loss scaling.
+    mesh:         None, or a Mesh from fnn.train.parallel.make_mesh: each batch split over
+                  its devices, the gradients all-reduced.
+    """
+    method: str = "manual"
+    on_nonfinite: str = "stop"
+    precision: Any = None
+    mesh: Any = None
+
+    def checked(self):
+        """self, or ValueError naming the setting that is not one fnn knows."""
+        check_choice("gradient method", self.method, METHODS)
+        check_choice("on_nonfinite", self.on_nonfinite, ON_NONFINITE)
+        if self.precision is not None:
+            get_policy(self.precision)
+        return self
+
+
+class TrainState(NamedTuple):
+    """Everything a run needs to continue: params, optimizer state, PRNG key, step count.
+
+    nonfinite_step is the first step whose loss or gradients were NaN/inf (-1 if none).
+    """
+    params: Any
+    opt_state: Any
+    key: jax.Array
+    step: jax.Array
+    nonfinite_step: jax.Array
+
+
+class StepMetrics(NamedTuple):
+    """A step's minibatch loss and accuracy (float32 scalars; accuracy NaN for regression)."""
+    loss: jax.Array
+    accuracy: jax.Array
+
+
+def init_state(params, optimizer, key):
+    """A fresh TrainState at step 0."""
+    return TrainState(params, optimizer.init(params), key,
+                      jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
+
+
+def training_optimizer(optimizer, config):
+    """The optimizer a step with this config updates with: wrapped in a dynamic loss scale for float16."""
+    if config.precision is not None and get_policy(config.precision).loss_scaling:
+        return dynamic_loss_scale(optimizer)          # idempotent: a wrapped optimizer stays as it is
+    return optimizer
+
+
+def metrics(loss, value, out, y):
+    """StepMetrics of a batch; accuracy NaN where the loss has none (regression)."""
+    acc = loss.accuracy(out, y)
+    acc = jnp.full((), jnp.nan, jnp.float32) if acc is None else acc.astype(jnp.float32)
+    return StepMetrics(value.astype(jnp.float32), acc)
+
+
+def _gradients(model, loss, config):
+    """fn(params, x, y, key, scale) -> Backprop, data-parallel over config.mesh if given."""
+    def fn(params, x, y, key, scale):
+        return forward_backward(model, loss, params, x, y, key=key, method=config.method,
+                                precision=config.precision, loss_scale=scale)
+
+    if config.mesh is None:
+        return fn
+    from fnn.train.parallel import data_parallel
+    return data_parallel(fn, config.mesh)
+
+
+def make_step(model, loss, optimizer, config=StepConfig(), *, checked=True):
+    """step(state, x, y) -> (state, StepMetrics): one minibatch update, pure and jittable.
+
+    Args:
+      model, loss, optimizer: an fnn Layer, a Loss (or its name), a GradientTransformation.
+        For precision "fp16" the optimizer state must come from
+        fnn.precision.dynamic_loss_scale(optimizer) (fit does this); the step reads
+        its loss scale there and skips steps whose gradients overflow.
+      config: a StepConfig (method, on_nonfinite, precision, mesh).
+      checked: False for the step without the non-finite check (see the module docstring).
+    Stochastic layers (dropout) draw from jax.random.fold_in(state.key, state.step);
+    the step leaves state.key as it is (each epoch splits it for its permutation).
+    """
+    config = config.checked()
+    loss = get_loss(loss)
+    optimizer = training_optimizer(optimizer, config)
+    gradients = _gradients(model, loss, config)
+    scaled = config.precision is not None and get_policy(config.precision).loss_scaling
+
+    def step(state, x, y):
+        key = jax.random.fold_in(state.key, state.step)   # costs nothing unless a layer draws from it
+        scale = loss_scale(state.opt_state) if scaled else 1.0
+        r = gradients(state.params, x, y, key, scale)
+        updates, opt_state = optimizer.update(r.grads, state.opt_state, state.params)
+        params = apply_updates(state.params, updates)
+        m = metrics(loss, r.value, r.output, y)
+        if not checked:
+            return TrainState(params, opt_state, state.key, state.step + 1, state.nonfinite_step), m
+        # float16: overflowing gradients are skipped by the loss scale, not counted as non-finite
+        finite = jnp.isfinite(r.value) if scaled else jnp.isfinite(r.value) & all_finite(r.grads)
+        ok = finite if config.on_nonfinite == "skip" else finite & (state.nonfinite_step < 0)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+        bad = jnp.where((state.nonfinite_step < 0) & ~finite, state.step, state.nonfinite_step)
+        return TrainState(keep(params, state.params), keep(opt_state, state.opt_state),
+                          state.key, state.step + 1, bad), m
+
+    return step
