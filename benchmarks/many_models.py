@@ -33,7 +33,7 @@ def problem_data(name, n, seed=0):
     if name == "xor":
         ds = data.xor()
     else:
-        ds = data.as_binary(data.standardize_dataset(data.moons(seed, n=n, noise=0.1))[0])
+        ds = data.as_binary(data.standardize_dataset(data.moons(jax.random.key(seed), n=n, noise=0.1))[0])
     return jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)
 
 

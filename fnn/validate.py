@@ -17,8 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["check_positive_int", "check_non_negative_int", "check_number", "check_choice",
-           "check_key", "parse_int_list", "check_params", "check_data", "check_targets", "is_concrete"]
+__all__ = ["check_positive_int", "check_non_negative_int", "check_int_at_least", "check_number",
+           "check_choice", "check_key", "parse_int_list", "check_params", "check_data", "check_targets",
+           "is_concrete"]
 
 
 def _is_int(value):
@@ -36,6 +37,13 @@ def check_non_negative_int(name, value):
     """value as an int, or ValueError unless it is an integer ≥ 0 (bools refused)."""
     if not _is_int(value) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def check_int_at_least(name, value, minimum):
+    """value as an int, or ValueError unless it is an integer ≥ minimum (bools refused)."""
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 

@@ -40,7 +40,7 @@ def gradient_check_figure(key):
 def report_frame_figure(key, dpi):
     """The last frame of a training report on the spirals."""
     s = SPIRALS
-    ds, _ = data.standardize_dataset(data.get_dataset("spirals", key))
+    ds, _ = data.standardize_dataset(data.get_dataset("spirals", key=key))
     sizes = [ds.in_features, *s["hidden"], ds.out_features]
     model = fnn.mlp(sizes, activation=s["activation"])
     k_init, k_fit = jax.random.split(jax.random.fold_in(key, 1))

@@ -81,7 +81,7 @@ def hidden_sizes(text):
 
 def build(config):
     """(dataset, model, loss, optimizer) for a configuration."""
-    ds = data.get_dataset(config["dataset"], config["seed"])
+    ds = data.get_dataset(config["dataset"], key=jax.random.key(config["seed"]))
     ds, _ = data.standardize_dataset(ds, targets=ds.task == "regression")
     sizes = [ds.in_features] + hidden_sizes(config["hidden"]) + [ds.out_features]
     model = fnn.mlp(sizes, activation=config["activation"])

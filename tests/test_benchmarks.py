@@ -231,7 +231,7 @@ def test_command_line_errors_are_one_line(argv, message, capsys):
 
 @pytest.fixture(scope="module")
 def blobs():
-    return fnn.data.blobs(0, n=200, centers=3, n_test=100)
+    return fnn.data.blobs(jax.random.key(0), n=200, centers=3, n_test=100)
 
 
 def _hide(monkeypatch, *modules):

@@ -1,4 +1,6 @@
-"""Datasets: shapes, dtypes, determinism, balance, train-only standardization, file loading, batches."""
+"""Datasets: shapes, dtypes, determinism, balance, train-only standardization, file loading, batches, keys."""
+import importlib
+import inspect
 import pickle
 import random
 import socket
@@ -7,9 +9,12 @@ import jax
 import numpy as np
 import pytest
 
+import fnn.data.batching
+import fnn.data.mnist
 from fnn import data
 
 TOY = ("spirals", "moons", "circles", "blobs")
+KEY = jax.random.key(0)
 
 
 def _assert_same(a, b):
@@ -40,7 +45,7 @@ def test_house_prices_are_seed_000():
 
 @pytest.mark.parametrize("name", TOY)
 def test_toy_sets_shapes_dtypes_labels_balance(name):
-    ds = data.get_dataset(name, 0, n=200, n_test=60)
+    ds = data.get_dataset(name, key=KEY, n=200, n_test=60)
     assert ds.x_train.shape == (200, 2) and ds.x_test.shape == (60, 2)
     assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
     assert ds.y_train.shape == (200,) and ds.task == "classification"
@@ -53,30 +58,30 @@ def test_toy_sets_shapes_dtypes_labels_balance(name):
 
 @pytest.mark.parametrize("name", TOY + ("sine",))
 def test_generators_deterministic_per_key(name):
-    a = data.get_dataset(name, jax.random.key(3), n=50)
-    b = data.get_dataset(name, 3, n=50)
-    c = data.get_dataset(name, 4, n=50)
+    a = data.get_dataset(name, key=jax.random.key(3), n=50)
+    b = getattr(data, name)(jax.random.key(3), n=50)
+    c = data.get_dataset(name, key=jax.random.key(4), n=50)
     _assert_same(a, b)
     assert not np.array_equal(a.x_train, c.x_train)
     assert not np.array_equal(a.x_train, a.x_test[:50])  # train and test are drawn independently
 
 
 def test_spirals_classes_and_radius():
-    ds = data.spirals(0, n=300, noise=0.0, n_classes=3)
+    ds = data.spirals(KEY, n=300, noise=0.0, n_classes=3)
     assert ds.n_classes == 3 and set(np.unique(ds.y_train)) == {0, 1, 2}
     r = np.linalg.norm(ds.x_train, axis=1)
     assert r.max() <= 1.0 + 1e-6 and r.max() > 0.9
 
 
 def test_circles_radii_follow_factor():
-    ds = data.circles(0, n=100, noise=0.0, factor=0.3)
+    ds = data.circles(KEY, n=100, noise=0.0, factor=0.3)
     r = np.linalg.norm(ds.x_train, axis=1)
     np.testing.assert_allclose(r[ds.y_train == 0], 1.0, atol=1e-5)
     np.testing.assert_allclose(r[ds.y_train == 1], 0.3, atol=1e-5)
 
 
 def test_moons_without_noise_lie_on_half_circles():
-    ds = data.moons(0, n=100, noise=0.0)
+    ds = data.moons(KEY, n=100, noise=0.0)
     upper, lower = ds.x_train[ds.y_train == 0], ds.x_train[ds.y_train == 1]
     np.testing.assert_allclose(np.linalg.norm(upper, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(lower - [1.0, 0.5], axis=1), 1.0, atol=1e-5)
@@ -85,44 +90,74 @@ def test_moons_without_noise_lie_on_half_circles():
 
 def test_blobs_given_centers_and_shared_test_centers():
     centers = np.array([[-5.0, 0.0], [5.0, 0.0], [0.0, 8.0], [0.0, -8.0]])
-    ds = data.blobs(0, n=400, centers=centers, std=0.5)
+    ds = data.blobs(KEY, n=400, centers=centers, std=0.5)
     assert ds.n_classes == 4
     for k in range(4):
         np.testing.assert_allclose(ds.x_train[ds.y_train == k].mean(0), centers[k], atol=0.2)
         np.testing.assert_allclose(ds.x_test[ds.y_test == k].mean(0), centers[k], atol=0.2)
-    random_centers = data.blobs(1, n=300, centers=3, std=0.1)
+    random_centers = data.blobs(jax.random.key(1), n=300, centers=3, std=0.1)
     for k in range(3):
         np.testing.assert_allclose(random_centers.x_train[random_centers.y_train == k].mean(0),
                                    random_centers.x_test[random_centers.y_test == k].mean(0), atol=0.05)
 
 
 def test_sine_range_and_test_grid():
-    ds = data.sine(0, n=128, noise=0.0, n_test=50)
+    ds = data.sine(KEY, n=128, noise=0.0, n_test=50)
     assert ds.x_train.shape == (128, 1) and ds.y_train.shape == (128, 1)
     assert ds.x_train.min() >= -np.pi and ds.x_train.max() <= np.pi
     np.testing.assert_allclose(ds.y_train, np.sin(ds.x_train), atol=1e-6)
     np.testing.assert_allclose(ds.x_test[[0, -1], 0], [-np.pi, np.pi], rtol=1e-6)
     assert np.all(np.diff(ds.x_test[:, 0]) > 0)
-    noisy = data.sine(0, n=128, noise=0.1)
+    noisy = data.sine(KEY, n=128, noise=0.1)
     assert 0.05 < np.std(noisy.y_train - np.sin(noisy.x_train)) < 0.15
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: data.spirals(0, n=0), "n must be an int >= 1"),
-    (lambda: data.moons(0, noise=-1.0), "noise must be a number >= 0"),
-    (lambda: data.circles(0, factor=1.5), r"factor .* \(0, 1\)"),
-    (lambda: data.blobs(0, centers=np.zeros(3)), "centers must be"),
-    (lambda: data.spirals(0, n_classes=1), "n_classes must be an int >= 2"),
+    (lambda: data.spirals(KEY, n=0), "spirals: n must be a positive integer, got 0"),
+    (lambda: data.moons(KEY, noise=-1.0), r"moons: noise must be a finite number in \[0, inf\), got -1.0"),
+    (lambda: data.circles(KEY, factor=1.5), r"circles: factor \(the inner radius\) .* in \(0, 1\), got 1.5"),
+    (lambda: data.blobs(KEY, centers=np.zeros(3)), "centers must be"),
+    (lambda: data.blobs(KEY, box=(1.0, 1.0)), r"blobs: box\[1\] must be a finite number in \(1, inf\)"),
+    (lambda: data.spirals(KEY, n_classes=1), "spirals: n_classes must be an integer >= 2, got 1"),
+    (lambda: data.sine(KEY, n_test=1), "sine: n_test must be an integer >= 2, got 1"),
 ])
 def test_generator_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
 
 
-@pytest.mark.parametrize("key", [None, "0", True])
-def test_generator_needs_key(key):
-    with pytest.raises(TypeError, match="PRNG key"):
+@pytest.mark.parametrize("key", [None, "0", True, 0, np.int64(3), jax.random.split(KEY, 2)])
+def test_generator_needs_a_prng_key_not_an_int_seed(key):
+    with pytest.raises(TypeError, match=r"moons: key must be a PRNG key such as jax.random.key\(0\)"):
         data.moons(key)
+
+
+@pytest.mark.parametrize("name", sorted(data.RANDOM_DATASETS))
+def test_get_dataset_without_key_shows_the_call(name):
+    with pytest.raises(TypeError) as info:
+        data.get_dataset(name, n=10)
+    assert f"get_dataset({name!r}, key=jax.random.key(0))" in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(data.RANDOM_DATASETS))
+def test_every_generator_refuses_an_int_seed(name):
+    with pytest.raises(TypeError, match=f"{name}: key must be a PRNG key"):
+        data.DATASETS[name](0)
+    with pytest.raises(TypeError, match="get_dataset: key must be a PRNG key.*got 0"):
+        data.get_dataset(name, key=0)
+
+
+def test_fixed_datasets_need_no_key_and_ignore_one():
+    _assert_same(data.get_dataset("xor"), data.get_dataset("xor", key=KEY))
+    _assert_same(data.get_dataset("house_prices"), data.get_dataset("house_prices", key=KEY))
+    with pytest.raises(TypeError, match="get_dataset: key must be a PRNG key"):
+        data.get_dataset("xor", key=7)                 # an int seed is refused even where unused
+
+
+def test_random_datasets_are_the_loaders_that_take_a_key_first():
+    for name, loader in data.DATASETS.items():
+        first = next(iter(inspect.signature(loader).parameters), None)
+        assert (first == "key") == (name in data.RANDOM_DATASETS), name
 
 
 def test_get_dataset_unknown_name_lists_valid_names():
@@ -131,12 +166,12 @@ def test_get_dataset_unknown_name_lists_valid_names():
 
 
 def test_binary_and_classification_views():
-    ds = data.moons(0, n=20)
+    ds = data.moons(KEY, n=20)
     b = data.as_binary(ds)
     assert b.task == "binary" and b.y_train.shape == (20, 1) and b.y_train.dtype == np.float32
     np.testing.assert_array_equal(data.as_classification(b).y_train, ds.y_train)
     with pytest.raises(ValueError, match="2-class"):
-        data.as_binary(data.blobs(0, n=30, centers=3))
+        data.as_binary(data.blobs(KEY, n=30, centers=3))
 
 
 # ---------------------------------------------------------------- MNIST-1D
@@ -169,7 +204,7 @@ def test_mnist1d_offline_and_leaves_global_rng_alone(monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("mnist1d tried to use the network")
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(data, "_MNIST1D_CACHE", {})
+    monkeypatch.setattr(fnn.data.mnist, "_MNIST1D_CACHE", {})
     np.random.seed(7)
     random.seed(7)
     expected = (np.random.rand(), random.random())
@@ -213,7 +248,7 @@ def test_standardize_dataset_targets_for_regression():
     np.testing.assert_allclose(stats["y"].inverse(ds.y_test), [[500_000]], rtol=1e-5)
     assert ds.x_test[0, 0] > 2.0  # 2500 sq ft is far outside the training range
     with pytest.raises(ValueError, match="regression"):
-        data.standardize_dataset(data.moons(0, n=10), targets=True)
+        data.standardize_dataset(data.moons(KEY, n=10), targets=True)
 
 
 # ---------------------------------------------------------------- user files
@@ -227,13 +262,13 @@ def test_load_npz_with_split(tmp_path):
     x = np.arange(40, dtype=np.float64).reshape(20, 2)
     y = np.arange(20) % 3
     np.savez(tmp_path / "mine.npz", x=x, y=y)
-    ds = data.load_file(tmp_path / "mine.npz", test_fraction=0.25, key=1)
+    ds = data.load_file(tmp_path / "mine.npz", test_fraction=0.25, key=jax.random.key(1))
     assert ds.x_train.shape == (15, 2) and ds.x_test.shape == (5, 2)
     assert ds.n_classes == 3 and ds.name == "mine" and ds.y_train.dtype == np.int32
     both = np.concatenate([ds.x_train, ds.x_test])
     np.testing.assert_array_equal(np.sort(both[:, 0]), x[:, 0])       # every row once
     np.testing.assert_array_equal(both[:, 0] // 2 % 3, np.concatenate([ds.y_train, ds.y_test]))
-    _assert_same(ds, data.get_dataset(str(tmp_path / "mine.npz"), key=1, test_fraction=0.25))
+    _assert_same(ds, data.get_dataset(str(tmp_path / "mine.npz"), key=jax.random.key(1), test_fraction=0.25))
 
 
 def test_load_npz_own_test_split_and_regression(tmp_path):
@@ -255,7 +290,7 @@ def test_load_csv_with_and_without_header(tmp_path):
     assert plain.x_test.shape == (0, 2) and plain.n_classes == 2
     first = data.load_file(tmp_path / "b.csv", label_column="f1", task="regression", test_fraction=0.0)
     np.testing.assert_array_equal(first.y_train[:, 0], np.arange(10) + 0.5)
-    binary = data.load_file(tmp_path / "a.csv", task="binary", test_fraction=0.2)
+    binary = data.load_file(tmp_path / "a.csv", task="binary", test_fraction=0.2, key=KEY)
     assert binary.y_train.shape == (8, 1) and binary.task == "binary"
 
 
@@ -325,7 +360,21 @@ def test_load_npz_never_unpickles(tmp_path):
 def test_load_split_too_small(tmp_path):
     path = _write(tmp_path / "one.csv", "1,2,0\n")
     with pytest.raises(data.DataFileError, match="too few for test_fraction"):
-        data.load_file(path, test_fraction=0.9)
+        data.load_file(path, test_fraction=0.9, key=KEY)
+
+
+def test_load_split_needs_a_prng_key(tmp_path):
+    path = _write(tmp_path / "rows.csv", "".join(f"{i},{i % 2}\n" for i in range(10)))
+    with pytest.raises(TypeError) as info:
+        data.load_file(path)
+    assert f"load_file({str(path)!r}, key=jax.random.key(0))" in str(info.value)
+    with pytest.raises(TypeError, match=f"get_dataset\\({str(path)!r}, key=jax.random.key\\(0\\)\\)"):
+        data.get_dataset(str(path))
+    with pytest.raises(TypeError, match="load_file: key must be a PRNG key.*got 1"):
+        data.load_file(path, key=1)
+    assert len(data.load_file(path, test_fraction=0.0).x_train) == 10       # no split, no key
+    np.savez(tmp_path / "own.npz", x=np.ones((4, 2)), y=np.zeros(4), x_test=np.ones((2, 2)), y_test=np.ones(2))
+    assert data.load_file(tmp_path / "own.npz").x_test.shape == (2, 2)     # its own test split
 
 
 # ---------------------------------------------------------------- minibatches
@@ -339,7 +388,9 @@ def test_batch_indices_cover_a_permutation():
     other = np.asarray(data.batch_indices(jax.random.key(1), 10, 3))
     assert not np.array_equal(idx, other)
     with pytest.raises(ValueError, match="batch_size 11 is larger than the 10 examples"):
-        data.batch_indices(0, 10, 11)
+        data.batch_indices(KEY, 10, 11)
+    with pytest.raises(TypeError, match="batch_indices: key must be a PRNG key"):
+        data.batch_indices(0, 10, 3)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 4000, 70_000])
@@ -355,11 +406,11 @@ def test_permutation_is_a_permutation_of_range_n(n):
 def test_permutation_is_uniform():
     # one round of packed keys (n = 3): each of the 6 orders is drawn about 1/6 of the time
     keys = jax.random.split(jax.random.key(0), 6000)
-    perms = np.asarray(jax.vmap(lambda k: data._permutation(k, 3))(keys))
+    perms = np.asarray(jax.vmap(lambda k: fnn.data.batching._permutation(k, 3))(keys))
     _, counts = np.unique(perms, axis=0, return_counts=True)
     assert len(counts) == 6 and np.all(np.abs(counts - 1000) < 5 * np.sqrt(1000 * 5 / 6))
     # two rounds (n = 4000, 20 random bits a round): where element 0 and element n-1 land
-    perms = np.asarray(jax.vmap(lambda k: data._permutation(k, 4000))(keys[:2000]))
+    perms = np.asarray(jax.vmap(lambda k: fnn.data.batching._permutation(k, 4000))(keys[:2000]))
     for element in (0, 3999):
         where = np.argmax(perms == element, axis=1)
         sd = 4000 / np.sqrt(12 * 2000)                         # of the mean of U{0..3999}
@@ -373,8 +424,10 @@ def test_permutation_is_uniform():
 def test_permutation_rejects_bad_input():
     with pytest.raises(ValueError, match="permutation: n"):
         data.permutation(jax.random.key(0), 0)
-    with pytest.raises(TypeError, match="permutation needs a PRNG key"):
+    with pytest.raises(TypeError, match="permutation: key must be a PRNG key"):
         data.permutation(None, 3)
+    with pytest.raises(TypeError, match="permutation: key must be a PRNG key.*got 3"):
+        data.permutation(3, 3)
 
 
 def test_batches_pair_rows_and_work_under_jit():
@@ -391,4 +444,35 @@ def test_batches_pair_rows_and_work_under_jit():
     np.testing.assert_array_equal(np.asarray(xb)[..., 0], 2 * np.asarray(yb))
     assert sorted(np.asarray(yb).ravel()) == list(range(12))
     with pytest.raises(ValueError, match="x has 12 rows but y has 11"):
-        data.batches(0, x, y[:11], 4)
+        data.batches(KEY, x, y[:11], 4)
+
+
+# ---------------------------------------------------------------- the package's names
+
+MODULES = ("dataset", "toy", "mnist", "files", "standardization", "batching", "registry")
+BEFORE_THE_SPLIT = (   # fnn/data.py's __all__ when it was one module: every name still works
+    "Dataset", "TASKS", "TASK_LOSS", "DATASETS", "get_dataset",
+    "xor", "house_prices", "spirals", "moons", "circles", "blobs", "sine", "mnist1d",
+    "as_binary", "as_classification",
+    "Standardizer", "fit_standardizer", "standardize", "standardize_dataset",
+    "DataFileError", "DataFileNotFoundError", "load_file",
+    "permutation", "batch_indices", "batches",
+)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_each_modules_public_names_are_exported_by_fnn_data(module):
+    mod = importlib.import_module(f"fnn.data.{module}")
+    assert mod.__all__
+    for name in mod.__all__:
+        assert getattr(data, name) is getattr(mod, name), name
+        assert name in data.__all__, name
+
+
+def test_fnn_data_exports_exactly_its_modules_names_and_the_old_ones():
+    names = {n for m in MODULES for n in importlib.import_module(f"fnn.data.{m}").__all__}
+    assert set(data.__all__) == names and len(data.__all__) == len(names)
+    assert set(BEFORE_THE_SPLIT) <= names
+    from fnn.data import load_file, permutation, spirals
+    assert (load_file, permutation, spirals) == (data.load_file, data.permutation, data.spirals)
+    assert data.get_dataset is __import__("fnn").get_dataset

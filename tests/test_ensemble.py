@@ -47,7 +47,7 @@ def test_vmapped_training_equals_training_each_model_alone():
 
 
 def test_minibatch_epochs_match_make_epoch():
-    ds = data.as_binary(data.moons(0, n=40))
+    ds = data.as_binary(data.moons(jax.random.key(0), n=40))
     model = fnn.mlp([2, 4, 1], "tanh")
     keys = jax.random.split(jax.random.key(1), 2)
     many = ensemble.train_many(model, BCE, optim.adam(0.05), keys, ds.x_train, ds.y_train,

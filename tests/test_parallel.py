@@ -182,7 +182,7 @@ def test_make_mesh_and_batch_checks():
 
 
 def test_fit_on_a_one_device_mesh_equals_fit_without_one():
-    ds = data.moons(0, n=64)
+    ds = data.moons(jax.random.key(0), n=64)
     model = fnn.mlp([2, 8, 2], "tanh")
     _, params = model.init(jax.random.key(0), (-1, 2))
     kw = dict(key=jax.random.key(1), steps=50, batch_size=16, progress=False)

@@ -25,7 +25,7 @@ FRAME_SRC = re.compile(r'frames\[(\d+)\] = "data:image/png;base64,([^"]+)"')
 @pytest.fixture(scope="module")
 def run():
     """A 2-8-2 tanh MLP trained on 120 moons for 12 epochs, snapshotted every 2 epochs."""
-    ds, _ = data.standardize_dataset(data.get_dataset("moons", 0, n=120, n_test=60))
+    ds, _ = data.standardize_dataset(data.get_dataset("moons", key=jax.random.key(0), n=120, n_test=60))
     model = fnn.mlp([2, 8, 2], activation="tanh")
     _, params = model.init(jax.random.key(0), (-1, 2))
     calls = []
@@ -115,7 +115,7 @@ def test_frames_without_2d_inputs_show_a_confusion_matrix_and_sample_predictions
 
 
 def test_regression_frames_show_the_fitted_curve():
-    ds, _ = data.standardize_dataset(data.get_dataset("sine", 0, n=64, n_test=20), targets=True)
+    ds, _ = data.standardize_dataset(data.get_dataset("sine", key=jax.random.key(0), n=64, n_test=20), targets=True)
     model = fnn.mlp([1, 4, 1], activation="tanh")
     snaps = report.Snapshots(model.init(jax.random.key(0), (-1, 1))[1])
     fig = report.frame_figure(model, "mse", ds, snaps, {}, index=0)

@@ -1,0 +1,74 @@
+"""Feature standardization by training-split statistics:  z = (x − mean) / std.
+
+Fit on the training split only, apply the same statistics to every split, so
+test data never leaks into the scaling.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Standardizer", "fit_standardizer", "standardize", "standardize_dataset"]
+
+
+class Standardizer(NamedTuple):
+    """Per-feature statistics of a training split:  z = (x − mean) / std.
+
+    Plain arrays, so `np.savez(path, **s._asdict())` stores them with a checkpoint
+    and `Standardizer(**np.load(path))` restores them.
+    """
+    mean: np.ndarray   # (features,)
+    std: np.ndarray    # (features,), 1 where the training feature is constant
+
+    def __call__(self, x):
+        """z = (x − mean) / std, for numpy or jax arrays of shape (n, features)."""
+        shape = (1,) + self.mean.shape
+        return (x - self.mean.reshape(shape)) / self.std.reshape(shape)
+
+    def inverse(self, z):
+        """x = z·std + mean, e.g. predictions back in the original units."""
+        shape = (1,) + self.mean.shape
+        return z * self.std.reshape(shape) + self.mean.reshape(shape)
+
+
+def fit_standardizer(x_train):
+    """Mean and std of each feature over the training rows (axis 0).
+
+    A feature whose std is 0 (to float32 precision) gets std = 1, so it maps to 0
+    instead of dividing by zero.
+    """
+    x = np.asarray(x_train, np.float64)
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"fit_standardizer needs at least one training row, got shape {x.shape}")
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    constant = std <= np.finfo(np.float32).eps * np.abs(mean)
+    std = np.where(constant, 1.0, std)
+    return Standardizer(mean.astype(np.float32), std.astype(np.float32))
+
+
+def standardize(train, *others):
+    """Fit on `train` alone, apply to it and to `others`: (stats, train_z, *others_z).
+
+        stats, x_train, x_test = standardize(x_train, x_test)
+    """
+    stats = fit_standardizer(train)
+    return (stats,) + tuple(np.asarray(stats(np.asarray(a, np.float32)), np.float32)
+                            for a in (train,) + others)
+
+
+def standardize_dataset(ds, targets=False):
+    """Standardize a Dataset's features (and, for regression, optionally its targets) by train stats.
+
+    Args:
+      ds: a Dataset.
+      targets: also standardize y (regression only), e.g. house prices in dollars.
+    Returns:
+      (dataset, {"x": Standardizer, "y": Standardizer or None}).
+    """
+    x_stats, x_train, x_test = standardize(ds.x_train, ds.x_test)
+    y_stats, y_train, y_test = None, ds.y_train, ds.y_test
+    if targets:
+        if ds.task != "regression":
+            raise ValueError(f"standardize_dataset: targets=True is for regression, {ds.name} is {ds.task}")
+        y_stats, y_train, y_test = standardize(ds.y_train, ds.y_test)
+    scaled = ds._replace(x_train=x_train, x_test=x_test, y_train=y_train, y_test=y_test)
+    return scaled, {"x": x_stats, "y": y_stats}
