@@ -15,7 +15,7 @@ import fnn
 from fnn import cli
 from fnn.gradcheck import relative_error
 from fnn.grads import METHODS
-from fnn.train import init_state, make_step
+from fnn.train import StepConfig, init_state, make_step
 
 from benchmarks.common import (DTYPES, choose_repeats, compile_timed, device_info, dtype_context,
                                dtype_supported, format_bytes, format_seconds, hlo_summary,
@@ -241,7 +241,7 @@ def run_config(config, *, key, timing, optimizer=OPTIMIZER, learning_rate=LEARNI
             states[m] = init_state(jax.tree.map(jnp.copy, params), opt,
                                    jax.random.fold_in(key, METHODS.index(m)))
             compiled["step", m], compile_seconds["step", m] = compile_timed(
-                make_step(model, loss, opt, m), states[m], x, y, donate_argnums=0)
+                make_step(model, loss, opt, StepConfig(method=m)), states[m], x, y, donate_argnums=0)
         if dump_hlo:
             _dump(dump_hlo, config, compiled)
         calls = {(p, m): (lambda c=compiled[p, m]: c(params, x, y)) if p == "grad"

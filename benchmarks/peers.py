@@ -90,7 +90,8 @@ def run_fnn(ds, method, *, steps, batch_size, lr, seed, sizes=SIZES, cpu=False):
     for _ in range(2):
         t0 = time.perf_counter()
         result = fnn.fit(model, loss, opt, params, ds.x_train, ds.y_train, key=key, steps=steps,
-                         batch_size=batch_size, method=method, progress=False)
+                         batch_size=batch_size, config=fnn.StepConfig(method=method),
+                         progress=False)
         jax.block_until_ready(result.params)
         runs.append((time.perf_counter() - t0, result))
     (cold, _), (warm, result) = runs

@@ -13,7 +13,8 @@ import numpy as np  # noqa: E402
 
 import fnn  # noqa: E402
 from fnn import cli, optim, precision  # noqa: E402
-from fnn.train import init_state, make_step  # noqa: E402
+from fnn.train import StepConfig, init_state, make_step  # noqa: E402
+from fnn.train.step import training_optimizer  # noqa: E402
 
 # Settings: a ReLU MLP with softmax cross-entropy on synthetic data (x ~ N(0, 1), random labels),
 # plain SGD (its update costs one multiply-add per parameter), one fixed batch. A timed call
@@ -83,11 +84,9 @@ def matmul_rate(n, dtype, repeats):
 
 def prepare(model, sizes, x, y, *, method, policy, steps, key):
     """(call, compile seconds): call() runs `steps` compiled train steps and returns their losses."""
-    opt = optim.sgd(LEARNING_RATE)
-    if policy.loss_scaling:
-        opt = precision.dynamic_loss_scale(opt)
-    step = make_step(model, "softmax_cross_entropy", opt, method,
-                     precision=None if policy.name == "fp32" else policy)
+    config = StepConfig(method=method, precision=None if policy.name == "fp32" else policy)
+    opt = training_optimizer(optim.sgd(LEARNING_RATE), config)      # float16: with its loss scale
+    step = make_step(model, "softmax_cross_entropy", opt, config)
 
     def run(state, x, y):
         return jax.lax.scan(lambda s, _: step(s, x, y), state, None, length=steps)

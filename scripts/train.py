@@ -8,14 +8,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import fnn  # noqa: E402
 from fnn import checkpoint, cli, data, optim, parallel, precision  # noqa: E402
 from fnn import report  # noqa: E402
 from fnn.gradcheck import relative_error  # noqa: E402
-from fnn.train import fit, evaluate, init_state, TrainState  # noqa: E402
+from fnn.train import fit, evaluate, init_state  # noqa: E402
+from fnn.train.step import training_optimizer  # noqa: E402
 
 # Defaults: MNIST-1D, MLP 40-100-100-10 ReLU, Adam, batch 100 (the dataset's published MLP setup).
 DEFAULTS = dict(dataset="mnist1d", hidden="100,100", activation="relu", optimizer="adam",
@@ -125,8 +125,9 @@ def main(argv=None):
                          f"{ds.x_train.shape[0]} training examples of {config['dataset']}")
     if mesh is not None:
         parallel.check_batch_size(config["batch_size"], mesh)
-    if policy.loss_scaling:
-        optimizer = precision.dynamic_loss_scale(optimizer)     # its state holds the loss scale
+    step_config = fnn.StepConfig(method=config["grad"], precision=None if policy.name == "fp32" else policy,
+                                 mesh=mesh)
+    template_optimizer = training_optimizer(optimizer, step_config)   # float16: its state holds the loss scale
     print(f"device: {cli.device_description()}")
     if mesh is not None:
         n = mesh.devices.size
@@ -144,7 +145,7 @@ def main(argv=None):
     _, params = model.init(init_key, (-1, ds.in_features))
     state, history = None, None
     if args.resume:
-        template = init_state(params, optimizer, train_key)
+        template = init_state(params, template_optimizer, train_key)
         trees, meta = checkpoint.load(os.path.join(args.resume, CHECKPOINT), {"state": template})
         state, history = trees["state"], meta["config"]["history"]
         print(f"resumed from {args.resume} at step {int(state.step)}")
@@ -173,9 +174,8 @@ def main(argv=None):
             len(ds.x_train), batch, epochs=config["epochs"], steps=config["steps"]))
     result = fit(model, loss, optimizer, params, ds.x_train, ds.y_train, key=train_key,
                  epochs=config["epochs"], steps=config["steps"], batch_size=batch,
-                 method=config["grad"], validation_data=(ds.x_test, ds.y_test),
-                 progress=not args.no_progress, state=state, history=history,
-                 precision=None if policy.name == "fp32" else policy, mesh=mesh, **fit_kwargs)
+                 validation_data=(ds.x_test, ds.y_test), config=step_config,
+                 progress=not args.no_progress, state=state, history=history, **fit_kwargs)
     test = evaluate(model, loss, result.params, ds.x_test, ds.y_test)
     train = evaluate(model, loss, result.params, ds.x_train, ds.y_train)
     wall = time.perf_counter() - t_start

@@ -73,8 +73,9 @@ def run_width(width, *, nets, steps, lrs, seed, grad, activation):
     keys = jnp.tile(jax.random.split(jax.random.key(seed), nets), len(lrs))    # same inits at every rate
     rates = jnp.repeat(jnp.asarray(lrs, jnp.float32), nets)
     t0 = time.perf_counter()
-    result = ensemble.train_many(model, LOSS, lambda learning_rate: optim.sgd(learning_rate), keys,
-                                 ds.x_train, ds.y_train, steps=steps, method=grad,
+    result = ensemble.train_many(model, LOSS, lambda learning_rate: optim.sgd(learning_rate),
+                                 ds.x_train, ds.y_train, keys=keys, steps=steps,
+                                 config=fnn.StepConfig(method=grad),
                                  hyperparams={"learning_rate": rates})
     ok = np.asarray(ensemble.converged(model, result.params, ds.x_train, ds.y_train))
     losses = np.asarray(result.losses)                                         # (N, steps)

@@ -36,7 +36,7 @@ def test_vmapped_training_equals_training_each_model_alone():
     model = fnn.mlp([2, 3, 1], "tanh")
     keys = jax.random.split(jax.random.key(0), 3)
     x, y = jnp.asarray(XOR.x_train), jnp.asarray(XOR.y_train)
-    many = ensemble.train_many(model, BCE, optim.sgd(1.0), keys, x, y, steps=60)
+    many = ensemble.train_many(model, BCE, optim.sgd(1.0), x, y, keys=keys, steps=60)
     one = jax.jit(ensemble.make_train(model, BCE, optim.sgd(1.0), steps=60, input_shape=(-1, 2)))
     alone = [one(k, {}, x, y) for k in keys]
     assert many.losses.shape == (3, 60)
@@ -50,7 +50,7 @@ def test_minibatch_epochs_match_make_epoch():
     ds = data.as_binary(data.moons(jax.random.key(0), n=40))
     model = fnn.mlp([2, 4, 1], "tanh")
     keys = jax.random.split(jax.random.key(1), 2)
-    many = ensemble.train_many(model, BCE, optim.adam(0.05), keys, ds.x_train, ds.y_train,
+    many = ensemble.train_many(model, BCE, optim.adam(0.05), ds.x_train, ds.y_train, keys=keys,
                                steps=2 * 4 + 3, batch_size=10)              # 2 epochs of 4, then 3 steps
     assert many.losses.shape == (2, 11)
     epoch = make_epoch(model, BCE, optim.adam(0.05), batch_size=10)
@@ -70,10 +70,10 @@ def test_learning_rates_vmapped_as_hyperparameters():
     rates = jnp.array([0.1, 0.3, 1.0])
     keys = jnp.stack([jax.random.key(3)] * 3)                               # same init, three rates
     x, y = jnp.asarray(XOR.x_train), jnp.asarray(XOR.y_train)
-    many = ensemble.train_many(model, BCE, lambda learning_rate: optim.sgd(learning_rate), keys, x, y,
+    many = ensemble.train_many(model, BCE, lambda learning_rate: optim.sgd(learning_rate), x, y, keys=keys,
                                steps=40, hyperparams={"learning_rate": rates})
     np.testing.assert_allclose(optim.current_lr(many.state.opt_state), rates, rtol=1e-6)
-    fresh = ensemble.init_many(model, lambda learning_rate: optim.sgd(learning_rate), keys, (-1, 2),
+    fresh = ensemble.init_many(model, lambda learning_rate: optim.sgd(learning_rate), (-1, 2), keys=keys,
                                hyperparams={"learning_rate": rates})
     assert all(leaf.shape[0] == 3 for leaf in jax.tree.leaves(fresh.params))
     np.testing.assert_allclose(optim.current_lr(fresh.opt_state), rates, rtol=1e-6)
@@ -99,7 +99,7 @@ def test_converged_counts_networks_that_classify_every_point():
     (dict(keys=jnp.arange(3)), TypeError, "PRNG keys"),
     (dict(hyperparams={"learning_rate": jnp.ones(2)}), ValueError, "shape (N,) = (3,)"),
     (dict(optimizer=optim.sgd(0.1), hyperparams={"learning_rate": jnp.ones(3)}), TypeError, "already built"),
-    (dict(steps=0), ValueError, "steps must be an int >= 1"),
+    (dict(steps=0), ValueError, "steps must be a positive integer, got 0"),
     (dict(batch_size=10), ValueError, "larger than the 4 training examples"),
 ])
 def test_bad_arguments_raise_typed_errors(kwargs, error, message):
@@ -121,8 +121,10 @@ def test_xor_convergence_script_prints_and_draws_the_table(tmp_path, capsys):
     assert sorted(fraction) == [2, 3, 4]
     assert all(0.0 <= f <= 1.0 for f in fraction.values())
     assert all(r["nets"] == 100 and len(r["converged_per_net"]) == 100 for r in result["table"])
-    assert fraction[4] >= 0.95                       # measured 98/100 (the training issue's figure)
-    assert fraction[2] < fraction[3] <= fraction[4]  # measured 62, 91, 98 of 100
+    # Fractions of 100 seeds, measured 62, 91 and 98: binomially, 4 hidden units below 90/100, or
+    # 2 units reaching 3 or 4 units' fraction, would each have a probability below 1e-4.
+    assert fraction[4] >= 0.90
+    assert fraction[2] < fraction[3] and fraction[2] < fraction[4]
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -81,7 +81,7 @@ def build_case(name, dtype=jnp.float64):
 
 @partial(jax.jit, static_argnums=(0, 1, 2))
 def _jit_value_and_grad(model, loss, method, params, x, y, key):
-    return fnn.make_value_and_grad(model, loss, method)(params, x, y, key)
+    return fnn.make_value_and_grad(model, loss, method)(params, x, y, key=key)
 
 
 # One model and batch shared by most tests below, so compiled operations are reused.
