@@ -48,7 +48,9 @@ from fnn.train import predict
 
 __version__ = "0.1.0"
 
-_LAZY = ("plotting", "report")      # matplotlib-backed: imported on first use, not with fnn
+# matplotlib-backed, so imported on first use (fnn.viz), not with fnn. fnn.plotting and
+# fnn.report are the old names of fnn.viz and fnn.viz.report, kept for existing code.
+_LAZY = ("viz", "plotting", "report")
 
 
 def __getattr__(name):
@@ -106,4 +108,5 @@ __all__ = [
     "softmax",
     "train",
     "value_and_grad",
+    "viz",
 ]
