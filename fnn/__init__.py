@@ -52,7 +52,9 @@ from fnn.train import predict
 
 __version__ = "0.1.0"
 
-_LAZY = ("plotting", "report")      # matplotlib-backed: imported on first use, not with fnn
+# matplotlib-backed, so imported on first use (fnn.viz), not with fnn. fnn.plotting and
+# fnn.report are the old names of fnn.viz and fnn.viz.report, kept for existing code.
+_LAZY = ("viz", "plotting", "report")
 
 
 def __getattr__(name):
@@ -114,4 +116,5 @@ __all__ = [
     "summary",
     "train",
     "value_and_grad",
+    "viz",
 ]

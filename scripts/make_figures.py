@@ -7,7 +7,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 
 import fnn  # noqa: E402
-from fnn import cli, data, optim, plotting, report  # noqa: E402
+from examples.seed_figures import save_seed_figures  # noqa: E402
+from fnn import cli, data, optim, viz  # noqa: E402
 
 OUT = "docs/images"
 SEED = 0
@@ -32,7 +33,7 @@ def gradient_check_figure(key):
     x = jax.random.normal(k_x, (16, 4))
     y = jax.random.randint(k_y, (16,), 0, 3)
     check = fnn.check_gradients(model, "softmax_cross_entropy", params, x, y)
-    ax = plotting.plot_gradient_agreement(
+    ax = viz.plot_gradient_agreement(
         check, title="Gradient check, 4-8-8-3 tanh MLP, softmax cross-entropy (float64)")
     return ax.figure
 
@@ -46,14 +47,14 @@ def report_frame_figure(key, dpi):
     k_init, k_fit = jax.random.split(jax.random.fold_in(key, 1))
     _, params = model.init(k_init, (-1, ds.in_features))
     loss = data.TASK_LOSS[ds.task]
-    snapshots = report.Snapshots(params)
+    snapshots = viz.Snapshots(params)
     result = fnn.fit(model, loss, optim.get_optimizer("adam", learning_rate=s["lr"]), params,
                      ds.x_train, ds.y_train, key=k_fit, epochs=s["epochs"], batch_size=s["batch_size"],
                      validation_data=(ds.x_test, ds.y_test), progress=False, callback=snapshots,
-                     chunk_steps=report.chunk_steps(len(ds.x_train), s["batch_size"],
-                                                    epochs=s["epochs"], frames=s["frames"]))
-    return report.frame_figure(model, loss, ds, snapshots, result.history, dpi=dpi,
-                               title=f"spirals, {'-'.join(map(str, sizes))} {s['activation']}")
+                     chunk_steps=viz.chunk_steps(len(ds.x_train), s["batch_size"],
+                                                 epochs=s["epochs"], frames=s["frames"]))
+    return viz.frame_figure(model, loss, ds, snapshots, result.history, dpi=dpi,
+                            title=f"spirals, {'-'.join(map(str, sizes))} {s['activation']}")
 
 
 def main(argv=None):
@@ -61,10 +62,10 @@ def main(argv=None):
     print(f"device: {cli.device_description()}")
     key = jax.random.key(args.seed)
     k_seeds, k_check, k_report = jax.random.split(key, 3)
-    paths = plotting.save_seed_figures(args.out, k_seeds, dpi=args.dpi)
+    paths = save_seed_figures(args.out, key=k_seeds, dpi=args.dpi)
     for name, fig in (("gradient_check", gradient_check_figure(k_check)),
                       ("report_frame", report_frame_figure(k_report, args.dpi))):
-        paths.append(plotting.save_figure(fig, os.path.join(args.out, f"{name}.png"), dpi=args.dpi))
+        paths.append(viz.save_figure(fig, os.path.join(args.out, f"{name}.png"), dpi=args.dpi))
     for path in paths:
         print(f"wrote {path} ({os.path.getsize(path) / 1024:.0f} KiB)")
     return 0

@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import jax  # noqa: E402
 
 from examples import seeds  # noqa: E402
-from fnn import cli, plotting  # noqa: E402
+from fnn import cli  # noqa: E402
 
 SEED = 0  # PRNG seed for the examples that start from random weights
 
@@ -120,7 +120,8 @@ def main(argv=None):
             raise ValueError(f"cannot write --json {args.json}: {e.strerror}") from None
         print(f"wrote {args.json}")
     if args.plots is not None:
-        for path in plotting.save_seed_figures(args.plots, jax.random.key(args.seed)):
+        from examples.seed_figures import save_seed_figures   # matplotlib only when drawing
+        for path in save_seed_figures(args.plots, key=jax.random.key(args.seed)):
             print(f"wrote {path}")
     return 0
 

@@ -12,7 +12,7 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import fnn  # noqa: E402
 from fnn import checkpoint, cli, data, optim, parallel, precision  # noqa: E402
-from fnn import report  # noqa: E402
+from fnn.viz import report  # noqa: E402
 from fnn.gradcheck import relative_error  # noqa: E402
 from fnn.train import fit, evaluate, init_state  # noqa: E402
 from fnn.train.step import training_optimizer  # noqa: E402
@@ -103,10 +103,10 @@ def grad_check(model, loss, params, x, y):
 
 def save_plot(history, path, title):
     """The loss (and accuracy) curves of the run, train and test, against the step."""
-    from fnn import plotting
-    fig = plotting.plot_history(history, x="step")
+    from fnn import viz
+    fig = viz.plot_history(history, x="step")
     fig.suptitle(title)
-    plotting.save_figure(fig, path)
+    viz.save_figure(fig, path)
 
 
 def main(argv=None):

@@ -1,4 +1,4 @@
-"""fnn.report: parameter snapshots during fit(), the report's frames, and report.html in a real browser."""
+"""fnn.viz's report: parameter snapshots during fit(), the report's frames, and report.html in a real browser."""
 import base64
 import io
 import json
@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 import fnn
-from fnn import data, optim, plotting, report
+from fnn import data, optim, viz
+from fnn.viz import report
 from fnn.train import init_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,8 +60,10 @@ def test_chunk_steps_gives_whole_epochs_for_about_the_asked_frames():
         report.chunk_steps(120, 30)
     with pytest.raises(ValueError, match="batch_size 200"):
         report.chunk_steps(120, 200, epochs=1)
-    with pytest.raises(ValueError, match="frames"):
+    with pytest.raises(ValueError, match="frames must be a positive integer, got 0"):
         report.chunk_steps(120, 30, epochs=1, frames=0)
+    with pytest.raises(ValueError, match="steps must be a positive integer, got 2.5"):
+        report.chunk_steps(120, 30, steps=2.5)
 
 
 def test_snapshots_hold_the_parameters_at_every_chunk(run):
@@ -89,7 +92,7 @@ def test_frame_shows_the_boundary_the_loss_and_the_architecture(run):
                               run["result"].history, index=-1, resolution=60)
     boundary, loss_ax, arch = fig.axes
     x, y = run["ds"].x_train, run["ds"].y_train
-    sides = [plotting.region_of(boundary, p) for p in x[:40]]
+    sides = [viz.region_of(boundary, p) for p in x[:40]]
     right = [s is not None and ((s[0] >= 0.5) == (label == 1)) for s, label in zip(sides, y[:40])]
     assert np.mean(right) >= 0.85                    # the drawn regions classify the training points
     assert [l.get_label() for l in loss_ax.lines[:2]] == ["train", "validation"]
@@ -155,9 +158,12 @@ def test_report_is_one_self_contained_page_with_a_frame_per_snapshot(run, page):
     first, last = _frame_pixels(frames[0]), _frame_pixels(frames[len(frames) - 1])
     assert first.shape == last.shape and first.std() > 10
     assert np.mean(np.abs(first - last).max(axis=2) > 40) > 0.01        # training changed the picture
-    captions = json.loads(re.search(r"var captions = (\[.*?\]);", text).group(1))
+    captions = json.loads(re.search(r'<script type="application/json" id="fnn-captions">(.*?)</script>',
+                                    text).group(1))
     assert captions[0] == "epoch 0, step 0" and captions[-1] == "epoch 12, step 48"
     assert "2-8-2 tanh" in text                                          # the summary table
+    # The template's style and script (fnn/viz/report.css, report.js) are inlined, not linked.
+    assert "#fnn-report .fa-play::before" in text and 'getElementById("fnn-captions")' in text
 
 
 def _chromium():

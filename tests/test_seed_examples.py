@@ -1,7 +1,8 @@
-"""The seeds' worked examples: every number pinned, from scripts/seed_examples.py --json.
+"""The seeds' worked examples: every number pinned, from scripts/seed_examples.py --json; their pictures.
 
 The script runs once (module fixture) and its JSON is checked; the cheap
-examples are also checked in-process against jax.grad.
+examples are also checked in-process against jax.grad. The pictures
+(examples/seed_figures.py, examples/graph_plot.py) are checked at the end.
 """
 import importlib.util
 import json
@@ -16,6 +17,8 @@ import pytest
 
 import fnn
 from examples import seeds
+from examples.graph import backprop
+from examples.graph_plot import plot_computational_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "seed_examples.py"
@@ -169,3 +172,50 @@ def test_bad_settings_raise():
         seeds.xor(jax.random.key(0), inits=0)
     with pytest.raises(ValueError, match="steps"):
         seeds.house_prices(jax.random.key(0), steps=2.5)
+
+
+# --- pictures: the computational graph ---------------------------------------
+
+def test_computational_graph_of_seed_002_shows_values_and_gradients():
+    g = backprop(lambda a, b, c: (a + b) * (b - c), 2.0, 3.0, 1.0, output_name="y")
+    ax = plot_computational_graph(g)
+    nodes = {t.get_gid()[5:]: t for t in ax.texts if (t.get_gid() or "").startswith("node-")}
+    assert sorted(nodes) == ["a", "b", "c", "d", "e", "y"]
+    assert nodes["d"].get_text() == "d = a + b\n= 5"
+    assert nodes["e"].get_text() == "e = b − c\n= 2"
+    assert nodes["y"].get_text() == "y = d · e\n= 10"
+    grads = {t.get_gid()[5:]: t.get_text() for t in ax.texts if (t.get_gid() or "").startswith("grad-")}
+    assert grads["a"] == "∂y/∂a = 2" and grads["b"] == "∂y/∂b = 7" and grads["c"] == "∂y/∂c = -5"
+    edges = sorted(t.get_gid()[5:] for t in ax.texts if (t.get_gid() or "").startswith("edge-"))
+    assert edges == ["a-d", "b-d", "b-e", "c-e", "d-y", "e-y"]
+    columns = {k: t.get_position()[0] for k, t in nodes.items()}
+    assert columns["a"] == columns["b"] == columns["c"] < columns["d"] == columns["e"] < columns["y"]
+    with pytest.raises(TypeError, match="GraphResult"):
+        plot_computational_graph(lambda a: a)
+
+
+# --- pictures: the seeds' figures, as a user makes them ---------------------
+
+def test_seed_figures_are_written_as_pictures(tmp_path):
+    from PIL import Image
+
+    from examples.seed_figures import SEED_FIGURES, save_seed_figures, seed_figures
+    paths = save_seed_figures(tmp_path / "plots", key=jax.random.key(0), dpi=60)
+    assert [Path(p).name for p in paths] == [f"{n}.png" for n in SEED_FIGURES]
+    for path in paths:
+        with Image.open(path) as im:
+            pixels = np.asarray(im.convert("L"), float)
+        assert min(pixels.shape) > 150 and pixels.std() > 10, path    # a picture, not a blank
+    with pytest.raises(ValueError, match="loss_landscape"):
+        seed_figures(key=jax.random.key(0), names=["loss_landscape"])
+    with pytest.raises(TypeError, match="key"):
+        seed_figures(key=0)                                           # an int is not a key
+
+
+def test_script_rejects_a_file_for_plots(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as e:
+        _load_script().main(["--plots", str(tmp_path / "file")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "not a directory" in err and "Traceback" not in err
