@@ -16,6 +16,7 @@ from fnn import cli
 from fnn.gradcheck import relative_error
 from fnn.grads import METHODS
 from fnn.train import StepConfig, init_state, make_step
+from fnn.validate import check_choice, check_positive_int
 
 from benchmarks.common import (DTYPES, choose_repeats, compile_timed, device_info, dtype_context,
                                dtype_supported, format_bytes, format_seconds, hlo_summary,
@@ -94,10 +95,9 @@ def _check_axis(name, values, allowed=None):
         raise ValueError(f"{name}: expected at least one value, got none")
     for v in values:
         if allowed is None:
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}: expected positive integers, got {v!r}")
-        elif v not in allowed:
-            raise ValueError(f"{name}: unknown value {v!r}; expected one of {', '.join(allowed)}")
+            check_positive_int(f"{name}: each value", v)
+        else:
+            check_choice(f"{name} value", v, allowed)
     return values
 
 

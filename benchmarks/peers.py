@@ -13,6 +13,7 @@ import numpy as np
 
 import fnn
 from fnn import cli
+from fnn.validate import check_positive_int
 
 from benchmarks.common import device_info
 
@@ -255,8 +256,7 @@ def run(peers=None, *, data=None, steps=STEPS, batch_size=BATCH_SIZE, lr=LEARNIN
     log = log or (lambda *a, **k: None)
     info = device_info()
     peers = default_peers(info["platform"]) if peers is None else _check_peers(peers)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    check_positive_int("steps", steps)
     ds = load_mnist1d() if data is None else data
     sizes = (ds.x_train.shape[1],) + tuple(sizes[1:-1]) + (ds.n_classes,)
     if not 0 < batch_size <= len(ds.x_train):

@@ -54,6 +54,8 @@ __version__ = "0.1.0"
 
 # matplotlib-backed, so imported on first use (fnn.viz), not with fnn. fnn.plotting and
 # fnn.report are the old names of fnn.viz and fnn.viz.report, kept for existing code.
+# matplotlib-backed: imported on first use, not with fnn (and not by `from fnn import *`).
+# fnn.plotting and fnn.report are the earlier names of fnn.viz and fnn.viz.report.
 _LAZY = ("viz", "plotting", "report")
 
 
@@ -105,16 +107,13 @@ __all__ = [
     "numerics",
     "optim",
     "parallel",
-    "plotting",
     "precision",
     "predict",
     "relative_error",
-    "report",
     "schedules",
     "serial",
     "softmax",
     "summary",
     "train",
     "value_and_grad",
-    "viz",
 ]

@@ -12,7 +12,6 @@ drops whichever the formula does not read.
 import math
 from typing import Callable, NamedTuple, Optional
 
-import jax
 import jax.numpy as jnp
 from jax.scipy.special import erf
 

@@ -5,6 +5,7 @@ import sys
 import jax
 
 from fnn.checkpoint import CheckpointError
+from fnn.validate import check_number, check_positive_int
 
 __all__ = ["ArgumentParser", "USER_ERRORS", "run", "device_description", "positive_int", "positive_float"]
 
@@ -39,23 +40,17 @@ def device_description():
     return f"{d.platform} ({d.device_kind}) x{len(devices)}"
 
 
-def positive_int(text):
-    """argparse type: an int > 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _argument_type(parse, check, expected):
+    """An argparse type: the text parsed, then checked by an fnn.validate function."""
+    def convert(text):
+        try:
+            return check("value", parse(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    convert.__doc__ = f"argparse type: {expected}."
+    return convert
 
 
-def positive_float(text):
-    """argparse type: a finite float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+positive_int = _argument_type(int, check_positive_int, "a positive integer")
+positive_float = _argument_type(float, lambda name, v: check_number(name, v, 0, low_open=True),
+                                "a positive finite number")

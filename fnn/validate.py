@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["check_positive_int", "check_non_negative_int", "check_int_at_least", "check_number",
-           "check_choice", "check_key", "parse_int_list", "check_params", "check_data", "check_targets",
+           "check_choice", "check_key", "parse_int_list", "parse_float_list", "check_params", "check_data", "check_targets",
            "is_concrete"]
 
 
@@ -91,14 +91,28 @@ def _describe_value(value):
     return repr(value)
 
 
-def parse_int_list(name, text):
-    """'100,100' -> [100, 100]; ValueError unless every comma-separated entry is a positive integer."""
+def parse_int_list(name, text, *, at_least=0):
+    """'100,100' -> [100, 100]; ValueError unless every comma-separated entry is a positive integer.
+
+    at_least: the fewest entries accepted ('' is [] when 0).
+    """
     try:
         values = [int(s) for s in str(text).split(",") if s.strip()]
     except ValueError:
         values = None
-    if values is None or any(v < 1 for v in values):
+    if values is None or any(v < 1 for v in values) or len(values) < at_least:
         raise ValueError(f"{name} must be comma-separated positive integers such as 100,100, got {text!r}")
+    return values
+
+
+def parse_float_list(name, text):
+    """'0.3,1' -> [0.3, 1.0]; ValueError unless there is one or more finite positive numbers."""
+    try:
+        values = [float(s) for s in str(text).split(",") if s.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"{name} must be comma-separated positive numbers such as 0.3,1.0, got {text!r}")
     return values
 
 

@@ -16,6 +16,7 @@ from fnn.viz import report  # noqa: E402
 from fnn.gradcheck import relative_error  # noqa: E402
 from fnn.train import fit, evaluate, init_state  # noqa: E402
 from fnn.train.step import training_optimizer  # noqa: E402
+from fnn.validate import parse_int_list  # noqa: E402
 
 # Defaults: MNIST-1D, MLP 40-100-100-10 ReLU, Adam, batch 100 (the dataset's published MLP setup).
 DEFAULTS = dict(dataset="mnist1d", hidden="100,100", activation="relu", optimizer="adam",
@@ -70,13 +71,8 @@ def run_config(args):
 
 
 def hidden_sizes(text):
-    try:
-        sizes = [int(s) for s in str(text).split(",") if s.strip()]
-    except ValueError:
-        raise ValueError(f"--hidden must be comma-separated positive ints such as 100,100, got {text!r}") from None
-    if any(s <= 0 for s in sizes):
-        raise ValueError(f"--hidden must be comma-separated positive ints such as 100,100, got {text!r}")
-    return sizes
+    """--hidden's widths: '100,100' -> [100, 100], '' -> [] (no hidden layer)."""
+    return parse_int_list("--hidden", text)
 
 
 def build(config):

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 
 import fnn  # noqa: E402
 from fnn import cli, data, ensemble, optim  # noqa: E402
+from fnn.validate import parse_float_list, parse_int_list  # noqa: E402
 
 # Settings: 2-h-1 tanh networks, one logit, binary cross-entropy, full-batch gradient
 # descent (all 4 points every step) at lr 1.0 for 2000 steps, 100 networks per width, the
@@ -20,26 +21,6 @@ from fnn import cli, data, ensemble, optim  # noqa: E402
 DEFAULTS = dict(hidden="2,3,4", nets=100, steps=2000, lrs="1.0", seed=0, grad="manual",
                 activation="tanh", plot="runs/xor_convergence.png")
 LOSS = "binary_cross_entropy"
-
-
-def _ints(text, flag):
-    try:
-        values = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        values = []
-    if not values or any(v <= 0 for v in values):
-        raise ValueError(f"{flag} must be comma-separated positive ints such as 2,3,4, got {text!r}")
-    return values
-
-
-def _floats(text, flag):
-    try:
-        values = [float(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        values = []
-    if not values or not all(math.isfinite(v) and v > 0 for v in values):
-        raise ValueError(f"{flag} must be comma-separated positive numbers such as 0.3,1.0, got {text!r}")
-    return values
 
 
 def parse_args(argv):
@@ -141,8 +122,8 @@ def save_plot(records, path, settings):
 
 def main(argv=None):
     args = parse_args(argv)
-    widths = _ints(args.hidden, "--hidden")
-    lrs = _floats(args.lrs, "--lrs")
+    widths = parse_int_list("--hidden", args.hidden, at_least=1)
+    lrs = parse_float_list("--lrs", args.lrs)
     fnn.get_activation(args.activation)                     # fail early on a bad name
     print(f"device: {cli.device_description()}")
     print(f"XOR, 2-h-1 {args.activation}, binary cross-entropy, full-batch gradient descent, {args.steps} steps, "
