@@ -52,8 +52,6 @@ from fnn.train import predict
 
 __version__ = "0.1.0"
 
-# matplotlib-backed, so imported on first use (fnn.viz), not with fnn. fnn.plotting and
-# fnn.report are the old names of fnn.viz and fnn.viz.report, kept for existing code.
 # matplotlib-backed: imported on first use, not with fnn (and not by `from fnn import *`).
 # fnn.plotting and fnn.report are the earlier names of fnn.viz and fnn.viz.report.
 _LAZY = ("viz", "plotting", "report")
