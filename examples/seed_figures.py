@@ -30,7 +30,7 @@ SEED_FIGURES = ("house_prices", "xor_boundaries", "gradient_descent", "loss_surf
 
 
 def _house_prices_figure(key):
-    r = seeds.house_prices(key)
+    r = seeds.house_prices(key=key)
     fig = figure((6, 4))
     ax = fig.add_subplot()
     sizes = np.linspace(800, 2700, 50)

@@ -2,12 +2,12 @@
 
 Each function returns a dict of plain Python numbers (JSON-ready):
 
-    house_prices(key)        seed 000: price from size with one linear neuron
+    house_prices(key=...)    seed 000: price from size with one linear neuron
     single_neuron()          seed 002: one gradient-descent step, ŷ = w·x + b
     two_layer_linear()       seed 002: forward, backward and one step through two linear layers
     computational_graph()    seed 002: y = (a + b)(b − c) and its three partial derivatives
-    xor(key)                 seeds 003/004: a hidden layer solves XOR, a single neuron cannot
-    all_examples(key)        all of them, keyed by name
+    xor(key=...)             seeds 003/004: a hidden layer solves XOR, a single neuron cannot
+    all_examples(key=...)    all of them, keyed by name
 
 Gradients come from the hand-written backward passes (model.forward, then
 loss.grad, then model.backward); parameters move by the seeds' plain rule
@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnn
+from fnn.validate import check_key, check_positive_int
 from examples.graph import backprop
 
 __all__ = [
@@ -59,11 +60,6 @@ def accuracy(logits, targets):
     return jnp.mean(predicted == jnp.asarray(targets, jnp.float32).reshape(-1))
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def _f(x):
     return float(x)
 
@@ -81,7 +77,7 @@ HOUSE_PRICES = (200_000.0, 300_000.0, 400_000.0)
 HOUSE_QUERY = 2500.0
 
 
-def house_prices(key, *, lr=0.1, steps=200):
+def house_prices(*, key, lr=0.1, steps=200):
     """Seed 000: one linear neuron, price = w·size + b, fit by gradient descent on MSE.
 
     Sizes and prices are standardized (z = (v − mean)/std) so one learning rate
@@ -94,7 +90,7 @@ def house_prices(key, *, lr=0.1, steps=200):
       dict with the fitted price_per_sqft and intercept (dollars), the prediction
       at 2,500 sq ft, the training predictions and the first/last loss.
     """
-    _check_positive_int("steps", steps)
+    check_positive_int("steps", steps)
     sizes, prices = jnp.asarray(HOUSE_SIZES), jnp.asarray(HOUSE_PRICES)
     x_mean, x_std = jnp.mean(sizes), jnp.std(sizes)
     y_mean, y_std = jnp.mean(prices), jnp.std(prices)
@@ -168,7 +164,7 @@ def two_layer_linear(*, x=1.0, y=5.0, w1=2.0, b1=0.0, w2=3.0, b2=1.0, lr=0.1, mo
         ∂J/∂w1 = ∂J/∂a1 · x,    ∂J/∂b1 = ∂J/∂a1
     Then one step w ← w − α·∂J/∂w, and the loss after `more_steps` steps.
     """
-    _check_positive_int("more_steps", more_steps)
+    check_positive_int("more_steps", more_steps)
     model = fnn.serial(fnn.Dense(1), fnn.Dense(1))
     layer1, layer2 = model.layers
     loss = fnn.get_loss("half_squared_error")
@@ -256,7 +252,7 @@ def _fit_many(model, in_width, keys, x, y, lr, steps):
     return jax.jit(jax.vmap(one))(keys)
 
 
-def xor(key, *, inits=8, lr=1.0, steps=2000, hidden=4):
+def xor(*, key, inits=8, lr=1.0, steps=2000, hidden=4):
     """Seeds 003/004: XOR with a hidden layer, with one neuron, and with one neuron plus φ = x1·x2.
 
     All three minimize binary cross-entropy on the logits by gradient descent,
@@ -267,7 +263,7 @@ def xor(key, *, inits=8, lr=1.0, steps=2000, hidden=4):
     Also a grid search over linear classifiers, independent of training.
     """
     for name, value in (("inits", inits), ("steps", steps), ("hidden", hidden)):
-        _check_positive_int(name, value)
+        check_positive_int(name, value)
     x = jnp.asarray(XOR_INPUTS, jnp.float32)                   # (4, 2)
     y = jnp.asarray(XOR_TARGETS, jnp.float32)                  # (4,)
     x_phi = jnp.concatenate([x, x[:, :1] * x[:, 1:]], axis=1)  # (4, 3): x1, x2, x1·x2
@@ -298,13 +294,13 @@ def xor(key, *, inits=8, lr=1.0, steps=2000, hidden=4):
     }
 
 
-def all_examples(key):
+def all_examples(*, key):
     """Every example, keyed by name; `key` seeds the two that train from random weights."""
-    k_house, k_xor = jax.random.split(key)
+    k_house, k_xor = jax.random.split(check_key("all_examples: key", key))
     return {
-        "house_prices": house_prices(k_house),
+        "house_prices": house_prices(key=k_house),
         "single_neuron": single_neuron(),
         "two_layer_linear": two_layer_linear(),
         "computational_graph": computational_graph(),
-        "xor": xor(k_xor),
+        "xor": xor(key=k_xor),
     }

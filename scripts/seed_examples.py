@@ -107,7 +107,7 @@ def main(argv=None):
     args = parse_args(argv)
     device = cli.device_description()
     print(f"device: {device}")
-    results = seeds.all_examples(jax.random.key(args.seed))
+    results = seeds.all_examples(key=jax.random.key(args.seed))
     print_house(results["house_prices"])
     print_single_neuron(results["single_neuron"])
     print_two_layer(results["two_layer_linear"])

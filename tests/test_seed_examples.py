@@ -169,9 +169,13 @@ def test_linear_grid_search_small_grid():
 
 def test_bad_settings_raise():
     with pytest.raises(ValueError, match="inits"):
-        seeds.xor(jax.random.key(0), inits=0)
+        seeds.xor(key=jax.random.key(0), inits=0)
     with pytest.raises(ValueError, match="steps"):
-        seeds.house_prices(jax.random.key(0), steps=2.5)
+        seeds.house_prices(key=jax.random.key(0), steps=2.5)
+    with pytest.raises(TypeError, match="key"):
+        seeds.house_prices()                                  # the key is required, never a default
+    with pytest.raises(TypeError, match="PRNG key"):
+        seeds.all_examples(key=0)
 
 
 # --- pictures: the computational graph ---------------------------------------
