@@ -50,7 +50,7 @@ from fnn.train import evaluate
 from fnn.train import fit
 from fnn.train import predict
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # matplotlib-backed: imported on first use, not with fnn (and not by `from fnn import *`).
 # fnn.plotting and fnn.report are the earlier names of fnn.viz and fnn.viz.report.
