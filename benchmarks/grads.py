@@ -13,7 +13,7 @@ import numpy as np
 
 import fnn
 from fnn import cli
-from fnn.gradcheck import relative_error
+from fnn.check import relative_error
 from fnn.grads import METHODS
 from fnn.train import StepConfig, init_state, make_step
 from fnn.validate import check_choice, check_positive_int

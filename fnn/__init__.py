@@ -1,8 +1,9 @@
 """fnn: neural networks as pure JAX functions with hand-written backpropagation."""
 from fnn import activations
+from fnn import check
 from fnn import checkpoint
 from fnn import data
-from fnn import gradcheck
+from fnn import gradcheck   # the old name of fnn.check
 from fnn import initializers
 from fnn import losses
 from fnn import numerics
@@ -17,9 +18,9 @@ from fnn.activations import ActivationFn
 from fnn.activations import get_activation
 from fnn.data import DATASETS
 from fnn.data import get_dataset
-from fnn.gradcheck import check_gradients
-from fnn.gradcheck import check_layer
-from fnn.gradcheck import relative_error
+from fnn.check import check_gradients
+from fnn.check import check_layer
+from fnn.check import relative_error
 from fnn.grads import Backprop
 from fnn.grads import differentiable
 from fnn.grads import differentiable_loss
@@ -78,6 +79,7 @@ __all__ = [
     "StepConfig",
     "TrainState",
     "activations",
+    "check",
     "check_gradients",
     "check_layer",
     "checkpoint",

@@ -178,7 +178,7 @@ def gradient_check(model, loss, params, x, y, *, precision="bf16", key=None):
       tolerance, float32_tolerance, precision, compute_dtype.
     rel(a, b) = ‖a − b‖∞ / max(‖a‖∞, ‖b‖∞) over all parameters, as fnn.gradcheck.relative_error.
     """
-    from fnn.gradcheck import relative_error
+    from fnn.check import relative_error
     policy = get_policy(precision)
     manual, auto, reference = _three_gradients_program(model, get_loss(loss), policy, params, x, y, key)
     flat = lambda g: ravel_pytree(g)[0]

@@ -1,7 +1,5 @@
 """Check every hand-written gradient against jax.grad and finite differences, in float64."""
-import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -11,37 +9,32 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 
 import fnn  # noqa: E402
-from fnn import gradcheck  # noqa: E402
+from examples import gradcheck_grid  # noqa: E402
+from fnn import check, cli, validate  # noqa: E402
 
-# Settings: tolerances and step from fnn.gradcheck; the grid is gradcheck.default_cases.
-TOL_AUTODIFF = gradcheck.TOL_AUTODIFF   # manual vs jax.grad
-TOL_FD = gradcheck.TOL_FD               # manual and jax.grad vs central differences
-EPS = gradcheck.FD_EPS                  # central-difference step
+# Settings: tolerances and step from fnn.check; the grid is examples.gradcheck_grid.default_cases.
+TOL_AUTODIFF = check.TOL_AUTODIFF   # manual vs jax.grad
+TOL_FD = check.TOL_FD               # manual and jax.grad vs central differences
+EPS = check.FD_EPS                  # central-difference step
 SEED = 0
 
 COLUMNS = (("layers", 10), ("activation", 10), ("loss", 29), ("shape", 11),
            ("vs autodiff", 11), ("vs FD", 9), ("result", 6))
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument in one stderr line and exits 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def parse_args(argv):
-    parser = _Parser(prog="gradcheck.py", description=__doc__)
+    parser = cli.ArgumentParser(prog="gradcheck.py", description=__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="reduced grid: every layer type, activation and loss at least once")
     parser.add_argument("--json", metavar="PATH", help="write one record per case, with the tolerances, here")
     parser.add_argument("--seed", type=int, default=SEED, help=f"PRNG seed for the random problems (default {SEED})")
-    parser.add_argument("--eps", type=float, default=EPS, help=f"finite-difference step (default {EPS:g})")
+    parser.add_argument("--eps", type=cli.positive_float, default=EPS,
+                        help=f"finite-difference step (default {EPS:g})")
     args = parser.parse_args(argv)
-    if not (math.isfinite(args.eps) and args.eps > 0):
-        parser.error(f"--eps must be a finite number > 0, got {args.eps!r}")
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
+    try:
+        validate.check_non_negative_int("--seed", args.seed)
+    except ValueError as e:
+        parser.error(str(e))
     if args.json is not None:
         folder = os.path.dirname(os.path.abspath(args.json))
         if not os.path.isdir(folder):
@@ -68,7 +61,7 @@ def write_json(path, results, args, seconds):
         "eps": args.eps,
         "seed": args.seed,
         "quick": args.quick,
-        "device": str(jax.devices()[0]),
+        "device": cli.device_description(),
         "seconds": round(seconds, 2),
         "passed": sum(r.passed for r in results),
         "failed": sum(not r.passed for r in results),
@@ -80,14 +73,14 @@ def write_json(path, results, args, seconds):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    print(f"device: {jax.devices()[0]}  fnn {fnn.__version__}  float64, eps={args.eps:g}")
+    print(f"device: {cli.device_description()}  fnn {fnn.__version__}  float64, eps={args.eps:g}")
     print(f"tolerances: manual vs jax.grad <= {TOL_AUTODIFF:g}, vs finite differences <= {TOL_FD:g}")
-    cases = gradcheck.default_cases(quick=args.quick)
+    cases = gradcheck_grid.default_cases(quick=args.quick)
     print(row(name for name, _ in COLUMNS))
     print(row("-" * w for _, w in COLUMNS))
     start = time.perf_counter()
-    results = gradcheck.run_cases(cases, key=jax.random.key(args.seed), eps=args.eps,
-                                  callback=lambda r: print(case_row(r), flush=True))
+    results = gradcheck_grid.run_cases(gradcheck_grid.Grid(), cases, key=jax.random.key(args.seed),
+                                       eps=args.eps, callback=lambda r: print(case_row(r), flush=True))
     seconds = time.perf_counter() - start
     failed = [r for r in results if not r.passed]
     worst_ad = max(r.result.max_manual_vs_autodiff for r in results)
@@ -107,4 +100,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

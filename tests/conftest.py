@@ -1,5 +1,12 @@
-"""Shared test setup: silent broadcasting is an error, float64 only where asked."""
+"""Shared test setup and helpers: silent broadcasting is an error, float64 only where asked.
+
+Helpers used by several test files (import them with `from conftest import ...`):
+random arrays and parameters, tree comparison in float64, dropout keys, and
+deliberately wrong backward passes that the checks must catch.
+"""
 import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 # (n,) against (n, 1) is the classic hand-written-gradient bug: make it raise.
@@ -11,3 +18,49 @@ def x64():
     """Run the test body with float64 enabled (and only that test)."""
     with jax.enable_x64(True):
         yield
+
+
+def dropout_key(seed):
+    """A key for dropout inside compiled tests: "rbg" compiles far faster than threefry on CPU."""
+    return jax.random.key(seed, impl="rbg")
+
+
+def normal(seed, shape):
+    """N(0, 1) values of `shape` from NumPy's generator (float64 under x64, else float32)."""
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape))
+
+
+def init_shape(in_shape):
+    """The shape passed to init: -1 for the batch dimension, if there is one."""
+    return (-1,) + tuple(in_shape[1:]) if len(in_shape) > 1 else tuple(in_shape)
+
+
+def random_params(model, in_shape, seed, dtype=jnp.float64):
+    """Parameters shaped as model.init makes them for inputs of in_shape, filled with N(0, ½²) values.
+
+    seed: an int, or a numpy Generator to draw from (and leave advanced).
+    jax.eval_shape only traces init, which saves compiling a random generator per shape.
+    """
+    shapes = jax.eval_shape(lambda key: model.init(key, init_shape(in_shape), dtype)[1],
+                            jax.random.key(0))                 # traced only: no numbers drawn
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda s: jnp.asarray(0.5 * rng.standard_normal(s.shape), s.dtype), shapes)
+
+
+def assert_trees_close(a, b, rtol=1e-10, atol=1e-12):
+    """Same tree structure, shapes and dtypes, and values within rtol/atol leaf by leaf."""
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        assert u.shape == v.shape and u.dtype == v.dtype
+        np.testing.assert_allclose(u, v, rtol=rtol, atol=atol)
+
+
+def wrong_backward(layer, *, dparams=lambda g: g, dx=lambda d: d):
+    """The layer with a deliberately wrong backward: its (dparams, dx) passed through the given maps.
+
+    e.g. wrong_backward(dense, dparams=lambda g: {**g, "W": 1.01 * g["W"]}) scales dW only.
+    """
+    def backward(params, saved, dy):
+        g, d = layer.backward(params, saved, dy)
+        return dparams(g), dx(d)
+    return layer.replace(backward=backward)

@@ -8,34 +8,7 @@ import pytest
 from jax.test_util import check_grads
 
 import fnn
-
-KEY = jax.random.key(0)
-
-
-def dropout_key(seed):
-    """A key for dropout inside compiled tests: "rbg" compiles far faster than threefry on CPU."""
-    return jax.random.key(seed, impl="rbg")
-
-
-def normal(seed, shape):
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape))
-
-
-def random_params(model, in_width, dtype, seed=3):
-    """Parameters shaped as model.init makes them, filled with N(0, 1/2) values.
-
-    jax.eval_shape only traces init, which saves compiling a random generator per shape.
-    """
-    shapes = jax.eval_shape(lambda key: model.init(key, (-1, in_width), dtype)[1], KEY)
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda s: jnp.asarray(0.5 * rng.standard_normal(s.shape), s.dtype), shapes)
-
-
-def assert_trees_close(a, b, rtol=1e-10, atol=1e-12):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        assert u.shape == v.shape and u.dtype == v.dtype
-        np.testing.assert_allclose(u, v, rtol=rtol, atol=atol)
+from conftest import assert_trees_close, dropout_key, normal, random_params, wrong_backward
 
 
 def targets(loss_name, seed, batch, classes):
@@ -69,7 +42,7 @@ CASES = {
 def build_case(name, dtype=jnp.float64):
     model, loss_name, batch, key_seed = CASES[name]
     classes = 4 if loss_name.startswith("ce") or loss_name == "mse_4" else 1
-    params = random_params(model, 3, dtype)
+    params = random_params(model, (-1, 3), 3, dtype)
     x = normal(4, (batch, 3)).astype(dtype)
     if loss_name == "mse_4":
         y, loss_name = normal(5, (batch, 4)).astype(dtype), "mse"
@@ -94,7 +67,7 @@ F = fnn.differentiable(MODEL)
 def mlp_case():
     """(params, x, labels) in float64 for MODEL."""
     with jax.enable_x64(True):
-        params = random_params(MODEL, 3, jnp.float64)
+        params = random_params(MODEL, (-1, 3), 3)
         x = normal(6, (5, 3))
         y = jnp.asarray([0, 1, 1, 0, 1], jnp.int32)
     return params, x, y
@@ -141,14 +114,14 @@ def test_loss_value_is_the_training_forward_loss(x64):
 @pytest.mark.parametrize("method", ["manual", "autodiff"])
 def test_dropout_without_key_raises(method):
     model = fnn.mlp([3, 4, 1], dropout=0.5)
-    params = random_params(model, 3, jnp.float32)
+    params = random_params(model, (-1, 3), 3, jnp.float32)
     with pytest.raises(ValueError, match="key=jax.random.key"):
         fnn.value_and_grad(model, "mse", params, jnp.ones((2, 3)), jnp.ones(2), method=method)
 
 
 def test_unknown_method_raises():
     model = fnn.mlp([3, 1])
-    params = random_params(model, 3, jnp.float32)
+    params = random_params(model, (-1, 3), 3, jnp.float32)
     for call in (lambda: fnn.value_and_grad(model, "mse", params, jnp.ones((2, 3)), jnp.ones(2),
                                             method="numeric"),
                  lambda: fnn.make_value_and_grad(model, "mse", method="jax")):
@@ -166,7 +139,7 @@ def test_jitted_step_does_not_recompile():
         return fnn.make_value_and_grad(model, "softmax_cross_entropy")(params, x, y)
 
     step = jax.jit(counted)
-    params = random_params(model, 3, jnp.float32)
+    params = random_params(model, (-1, 3), 3, jnp.float32)
     x, y = jnp.ones((4, 3)), jnp.array([0, 1, 1, 0])
     value1, grads = step(params, x, y)
     params = jax.tree.map(lambda p, g: p - 0.5 * g, params, grads)
@@ -177,14 +150,6 @@ def test_jitted_step_does_not_recompile():
 
 # --------------------------------------------------------------------------- differentiable
 
-def _doubled_backward(model):
-    """The same model with a deliberately wrong backward: every gradient times 2."""
-    def backward(params, saved, dy):
-        dparams, dx = model.backward(params, saved, dy)
-        return jax.tree.map(lambda g: 2 * g, dparams), 2 * dx
-    return model.replace(backward=backward)
-
-
 def test_differentiable_gradient_equals_manual(x64, mlp_case):
     params, x, y = mlp_case
     grads = jax.grad(lambda p: CE.fn(F(p, x), y))(params)
@@ -194,9 +159,10 @@ def test_differentiable_gradient_equals_manual(x64, mlp_case):
 
 def test_differentiable_uses_the_hand_written_backward(x64, mlp_case):
     params, x, y = mlp_case
-    doubled = fnn.differentiable(_doubled_backward(MODEL))
+    double = lambda tree: jax.tree.map(lambda g: 2 * g, tree)
+    doubled = fnn.differentiable(wrong_backward(MODEL, dparams=double, dx=double))   # every gradient × 2
     grads = jax.grad(lambda p: CE.fn(doubled(p, x), y))(params)
-    assert_trees_close(grads, jax.tree.map(lambda g: 2 * g, manual_grads(params, x, y)))
+    assert_trees_close(grads, double(manual_grads(params, x, y)))
 
 
 @jax.jit

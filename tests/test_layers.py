@@ -8,23 +8,10 @@ import pytest
 from jax.test_util import check_grads
 
 import fnn
+from conftest import assert_trees_close, dropout_key, init_shape, normal, random_params
 from fnn.layers import MISSING_KEY
 
 KEY = jax.random.key(0)
-
-
-def dropout_key(seed):
-    """A key for dropout inside compiled tests: "rbg" compiles far faster than threefry on CPU."""
-    return jax.random.key(seed, impl="rbg")
-
-
-def init_shape(in_shape):
-    """The shape passed to init: -1 for the batch dimension, if there is one."""
-    return (-1,) + tuple(in_shape[1:]) if len(in_shape) > 1 else tuple(in_shape)
-
-
-def normal(seed, shape):
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape))
 
 
 @partial(jax.jit, static_argnums=(0, 5))
@@ -33,23 +20,6 @@ def _manual_and_autodiff(model, params, x, dy, key, train):
     forward = partial(model.forward, key=key, train=train)
     y, pullback, saved = jax.vjp(forward, params, x, has_aux=True)  # one forward for both
     return y, model.backward(params, saved, dy), pullback(dy)
-
-
-def assert_trees_close(a, b, rtol=1e-10, atol=1e-12):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        assert u.shape == v.shape and u.dtype == v.dtype
-        np.testing.assert_allclose(u, v, rtol=rtol, atol=atol)
-
-
-def random_params(model, in_shape, seed, dtype=jnp.float64):
-    """Parameters shaped as model.init makes them, filled with N(0, 1/2) values.
-
-    jax.eval_shape only traces init, which saves compiling a random generator per shape.
-    """
-    shapes = jax.eval_shape(lambda key: model.init(key, init_shape(in_shape), dtype)[1], KEY)
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda s: jnp.asarray(0.5 * rng.standard_normal(s.shape), s.dtype), shapes)
 
 
 def check_backward(model, in_shape, *, key=None, train=False, seed=0):

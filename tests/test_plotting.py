@@ -277,7 +277,7 @@ def test_gradient_agreement_bars_per_parameter_on_a_log_scale():
 def test_gradient_agreement_per_layer_and_exact_zeros():
     layer = fnn.Dense(3)
     _, params = layer.init(jax.random.key(0), (-1, 2))
-    per_layer = {"Dense(3)": fnn.check_layer(layer, params, jnp.ones((4, 2))), "tanh": 0.0}
+    per_layer = {"Dense(3)": fnn.check_layer(layer, params, jnp.ones((4, 2)), key=jax.random.key(1)), "tanh": 0.0}
     with pytest.raises(TypeError, match="GradCheckResult"):
         viz.plot_gradient_agreement(per_layer)                # mixed kinds
     ax = viz.plot_gradient_agreement({"Dense(3)": 3e-17, "tanh": 0.0})
@@ -287,7 +287,7 @@ def test_gradient_agreement_per_layer_and_exact_zeros():
     ax = viz.plot_gradient_agreement(per_layer["Dense(3)"])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["['W']", "['b']", "dx"]
     layers = {"Dense(3)": per_layer["Dense(3)"], "tanh": fnn.check_layer(fnn.Activation("tanh"), (),
-                                                                          jnp.ones((4, 3)))}
+                                                                          jnp.ones((4, 3)), key=jax.random.key(1))}
     ax = viz.plot_gradient_agreement(layers, title="per layer")
     bars = [p for p in ax.patches if (p.get_gid() or "").startswith("bar-")]
     assert [b.get_gid() for b in bars] == ["bar-0-Dense(3)", "bar-0-tanh"]

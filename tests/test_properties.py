@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from jax.flatten_util import ravel_pytree
 
 import fnn
+from conftest import random_params
 from fnn import numerics
 
 ACTIVATIONS = sorted(fnn.ACTIVATIONS)
@@ -59,8 +60,7 @@ class Problem(NamedTuple):
         """(model, params, x, y, key): params N(0, ½²), x N(0, 1), targets that fit the loss."""
         model = fnn.mlp(self.widths, self.activation, output=self.output, dropout=self.dropout)
         rng = np.random.default_rng(self.seed)
-        shapes = jax.eval_shape(lambda k: model.init(k, (-1, self.widths[0]), dtype)[1], jax.random.key(0))
-        params = jax.tree.map(lambda s: jnp.asarray(0.5 * rng.standard_normal(s.shape), dtype), shapes)
+        params = random_params(model, (-1, self.widths[0]), rng, dtype)       # advances rng
         x = jnp.asarray(rng.standard_normal((self.batch, self.widths[0])), dtype)
         out = self.widths[-1]
         if self.loss in CROSS_ENTROPY:

@@ -1,0 +1,422 @@
+"""The gradient-check grid: layer variant × hidden activation × loss × shape, each checked in float64.
+
+Every case is one problem for fnn.check_gradients (manual backprop vs jax.grad
+vs central finite differences); scripts/gradcheck.py prints the grid's table,
+tests/test_gradcheck.py runs its quick version. Course tooling, not library code.
+
+    grid = Grid()                                   # holds the compiled code the cases share
+    results = run_cases(grid, default_cases(), key=jax.random.key(0))
+
+Cases build their models from the Grid's leaf layers: one Dense per width, one
+Activation per function, one Dropout per rate, each with its forward and
+backward under jax.jit, and one jitted fn/grad per loss. The 861 cases then
+compile each leaf once per input shape, not once per case. Pass one Grid to
+every call that should share compiled code; a new Grid starts with none.
+"""
+import math
+import zlib
+from typing import Any, NamedTuple, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnn.activations import ACTIVATIONS
+from fnn.check import FD_EPS, TOL_AUTODIFF, TOL_FD, GradCheckResult, check_gradients
+from fnn.layers import Activation, Dense, Dropout, Layer, serial
+from fnn.losses import Loss, get_loss
+from fnn.validate import check_key
+
+__all__ = [
+    "Grid", "Case", "CaseResult", "Problem", "default_cases", "build_model", "make_problem",
+    "run_case", "run_cases", "LAYER_VARIANTS", "LOSS_TARGETS",
+]
+
+# (loss name, kind of targets)
+LOSS_TARGETS = (
+    ("softmax_cross_entropy", "labels"),
+    ("softmax_cross_entropy", "soft"),
+    ("binary_cross_entropy", "binary"),
+    ("mse", "float"),
+    ("half_squared_error", "float"),
+    ("l1", "float"),
+    ("huber", "float"),
+)
+_SHAPES = ((1, 3, 4, 2), (3, 2, 5, 3), (8, 4, 6, 1))   # (batch, in, hidden, out)
+_DROPOUT_RATE = 0.25
+_KINK_MARGIN = 1e-3     # ≫ eps·|x|: no finite-difference step crosses a kink
+_GRAD_FLOOR = 1e-4      # smallest leaf gradient, relative to |L|, in a drawn problem
+_DRAWS = 20
+_POOL = 512            # normals per draw: one compiled shape for every case
+
+
+class Grid:
+    """The compiled code that cases share: jitted leaf layers and losses, made on first use.
+
+    Leaf layers are keyed by their constructor and its argument (Dense and a
+    width, Activation and a name, Dropout and a rate), losses by name. Models
+    built through one Grid are made of the same leaf Layer objects, so jit's
+    caches, which live on those objects' functions, serve every case.
+    """
+
+    def __init__(self):
+        self._layers = {}     # (constructor, argument) -> Layer, forward and backward jitted
+        self._losses = {}     # loss name -> Loss, fn and grad jitted
+
+    def dense(self, width):
+        """Dense(width), jitted."""
+        return self._leaf(Dense, width)
+
+    def activation(self, name):
+        """Activation(name), jitted."""
+        return self._leaf(Activation, name)
+
+    def dropout(self, rate):
+        """Dropout(rate), jitted."""
+        return self._leaf(Dropout, rate)
+
+    def loss(self, name):
+        """get_loss(name) with fn and grad under jax.jit."""
+        if name not in self._losses:
+            loss = get_loss(name)
+            self._losses[name] = loss._replace(fn=jax.jit(loss.fn), grad=jax.jit(loss.grad))
+        return self._losses[name]
+
+    def _leaf(self, constructor, argument):
+        if (constructor, argument) not in self._layers:
+            self._layers[constructor, argument] = _jitted(constructor(argument))
+        return self._layers[constructor, argument]
+
+
+def _jitted(layer):
+    """The leaf layer with its own forward (train static) and backward under jax.jit.
+
+    A deterministic layer's forward drops the key before the jitted call:
+    serial hands every layer a key, and key=None vs a key would otherwise
+    compile it twice.
+    """
+    forward = jax.jit(layer.forward, static_argnames=("train",))
+    if not layer.stochastic:
+        forward = _without_key(forward)
+    return layer.replace(forward=forward, backward=jax.jit(layer.backward))
+
+
+def _without_key(forward):
+    def forward_without_key(params, x, *, key=None, train=False):
+        del key
+        return forward(params, x, train=train)
+    return forward_without_key
+
+
+def _hidden_activations():
+    """Names in ACTIVATIONS, one per distinct function (aliases such as linear and silu dropped)."""
+    seen, names = set(), []
+    for name, act in ACTIVATIONS.items():
+        if id(act) not in seen:
+            seen.add(id(act))
+            names.append(name)
+    return tuple(names)
+
+
+class Case(NamedTuple):
+    """One gradient-check problem: layers, hidden activation, loss and targets, batch and widths."""
+    layers: str        # one of LAYER_VARIANTS
+    activation: str    # hidden activation, "-" for the plain Dense variant
+    loss: str
+    targets: str       # "labels", "soft", "binary" or "float"
+    batch: int
+    sizes: Tuple[int, int, int]   # (in, hidden, out)
+
+    @property
+    def loss_label(self):
+        """The loss, with the kind of targets for a classification loss (labels or soft)."""
+        classification = get_loss(self.loss).task == "classification"
+        return f"{self.loss}({self.targets})" if classification else self.loss
+
+    @property
+    def shape_label(self):
+        return f"B={self.batch} " + "-".join(str(s) for s in self.sizes)
+
+    @property
+    def label(self):
+        return f"{self.layers} {self.activation} {self.loss_label} {self.shape_label}"
+
+    @property
+    def output_activation(self):
+        """The output activation of the output_act variant (None for the others).
+
+        softmax before a regression loss on several outputs, sigmoid otherwise
+        (one regression output, or before a cross-entropy).
+        """
+        if self.layers != "output_act":
+            return None
+        regression = get_loss(self.loss).task == "regression"
+        return "softmax" if regression and self.sizes[2] > 1 else "sigmoid"
+
+
+class CaseResult(NamedTuple):
+    """A case, its GradCheckResult, and whether it passed the tolerances."""
+    case: Case
+    result: GradCheckResult
+    passed: bool
+
+    def record(self):
+        """A JSON-ready dict: the case, its max relative errors (None for inf/NaN), and the pass flag."""
+        c, r = self.case, self.result
+
+        def num(v):
+            return v if math.isfinite(v) else None
+        return {
+            "layers": c.layers, "activation": c.activation, "loss": c.loss,
+            "targets": c.targets, "batch": c.batch, "sizes": list(c.sizes),
+            "output_activation": c.output_activation,
+            "max_rel_err_autodiff": num(r.max_manual_vs_autodiff),
+            "max_rel_err_fd": num(r.max_manual_vs_fd),
+            "max_rel_err_autodiff_vs_fd": num(r.max_autodiff_vs_fd),
+            "pass": self.passed,
+        }
+
+
+# --- The layer variants: (grid, case) -> Layer, the structures fnn.mlp builds. ---
+
+def _dense(grid, case):
+    """serial(Dense(out)): no hidden layer, no activation."""
+    return serial(grid.dense(case.sizes[2]))
+
+
+def _dense_act(grid, case):
+    """mlp([in, hidden, out], activation)."""
+    _, hidden, out = case.sizes
+    return serial(grid.dense(hidden), grid.activation(case.activation), grid.dense(out))
+
+
+def _dropout(grid, case):
+    """mlp([in, hidden, out], activation, dropout=0.25), checked in train mode with one key."""
+    _, hidden, out = case.sizes
+    return serial(grid.dense(hidden), grid.activation(case.activation),
+                  grid.dropout(_DROPOUT_RATE), grid.dense(out))
+
+
+def _deep(grid, case):
+    """serial(serial(Dense, act), serial(Dense, act, Dropout), Dense, act, Dense): nested serials."""
+    _, hidden, out = case.sizes
+    act = grid.activation(case.activation)
+    return serial(
+        serial(grid.dense(hidden), act),
+        serial(grid.dense(hidden), act, grid.dropout(_DROPOUT_RATE)),
+        grid.dense(hidden), act,
+        grid.dense(out))
+
+
+def _output_act(grid, case):
+    """mlp([in, hidden, out], activation, output=case.output_activation)."""
+    return serial(*_dense_act(grid, case).layers, grid.activation(case.output_activation))
+
+
+_VARIANTS = {
+    "dense": _dense,
+    "dense+act": _dense_act,
+    "dropout": _dropout,
+    "deep": _deep,
+    "output_act": _output_act,
+}
+LAYER_VARIANTS = tuple(_VARIANTS)
+
+
+def _case_sizes(loss, shape):
+    """(batch, (in, hidden, out)); a cross-entropy over one class is degenerate, so ≥ 3 classes."""
+    batch, d_in, hidden, out = shape
+    if get_loss(loss).task == "classification" and out < 2:
+        out = 3
+    return batch, (d_in, hidden, out)
+
+
+def default_cases(quick=False):
+    """The grid of cases: every layer variant × hidden activation × loss (and targets) × shape.
+
+    Shapes are (batch, in, hidden, out) = (1, 3, 4, 2), (3, 2, 5, 3) and
+    (8, 4, 6, 1); a softmax cross-entropy gets 3 classes where out is 1. The
+    "dense" variant has no hidden activation, so it appears once per loss and
+    shape. quick=True keeps one case per hidden activation, taking the losses,
+    the other layer variants and the first two shapes (batch 1 and 3) in turn,
+    plus the plain Dense layer at batch 8 with two losses: every layer type,
+    activation and loss still appears.
+    """
+    activations = _hidden_activations()
+    if quick:
+        return _quick_cases(activations)
+    cases = []
+    for layers in LAYER_VARIANTS:
+        for loss, targets in LOSS_TARGETS:
+            for act in ("-",) if layers == "dense" else activations:
+                for shape in _SHAPES:
+                    cases.append(Case(layers, act, loss, targets, *_case_sizes(loss, shape)))
+    return cases
+
+
+def _quick_cases(activations):
+    variants = [v for v in LAYER_VARIANTS if v != "dense"]
+    cases = []
+    for i, act in enumerate(activations):
+        loss, targets = LOSS_TARGETS[i % len(LOSS_TARGETS)]
+        shape = _SHAPES[i % 2]
+        cases.append(Case(variants[i % len(variants)], act, loss, targets, *_case_sizes(loss, shape)))
+    for loss, targets in (LOSS_TARGETS[0], LOSS_TARGETS[3]):
+        cases.append(Case("dense", "-", loss, targets, *_case_sizes(loss, _SHAPES[2])))
+    return cases
+
+
+def build_model(grid, case):
+    """The case's model as an fnn Layer, made of the grid's jitted leaf layers.
+
+    Args:
+      grid: the Grid whose compiled layers the model shares.
+      case: a Case; case.layers is one of LAYER_VARIANTS.
+    """
+    if case.layers not in _VARIANTS:
+        raise ValueError(f"unknown layer variant {case.layers!r}; expected one of {', '.join(LAYER_VARIANTS)}")
+    return _VARIANTS[case.layers](grid, case)
+
+
+def _normals(key, n):
+    """n standard normals (float64, on the host) from one fixed-size draw, compiled once."""
+    size = max(_POOL, 1 << max(0, n - 1).bit_length())
+    with jax.enable_x64(True):
+        return np.asarray(jax.random.normal(key, (size,), jnp.float64))[:n]
+
+
+def _draw_params(model, key, d_in):
+    """Params of the model's structure: N(0, 1/fan_in) matrices, N(0, 0.2²) vectors (no exact zeros)."""
+    with jax.enable_x64(True):
+        shapes = jax.eval_shape(lambda k: model.init(k, (-1, d_in), jnp.float64)[1], key)
+    leaves, treedef = jax.tree_util.tree_flatten(shapes)
+    z = _normals(key, sum(math.prod(leaf.shape) for leaf in leaves))
+    drawn, start = [], 0
+    for leaf in leaves:
+        n = math.prod(leaf.shape)
+        scale = 1 / math.sqrt(leaf.shape[0]) if len(leaf.shape) >= 2 else 0.2
+        drawn.append(scale * z[start:start + n].reshape(leaf.shape))
+        start += n
+    return jax.tree_util.tree_unflatten(treedef, drawn)
+
+
+def _draw_data(case, key):
+    """(x, y) on the host: x ~ N(0, 1), targets of the case's kind for outputs (batch, out)."""
+    batch, (d_in, _, out) = case.batch, case.sizes
+    z = _normals(key, batch * (d_in + out))
+    x = z[:batch * d_in].reshape(batch, d_in)                # (batch, in)
+    t = z[batch * d_in:].reshape(batch, out)                 # (batch, out)
+    if case.targets == "labels":
+        return x, np.argmax(t, axis=-1).astype(np.int32)      # uniform over the classes
+    if case.targets == "soft":
+        e = np.exp(2 * (t - t.max(axis=-1, keepdims=True)))
+        return x, e / e.sum(axis=-1, keepdims=True)
+    t = t.reshape(batch) if out == 1 else t                  # (batch,) targets for one output
+    return x, (t > 0).astype(np.float64) if case.targets == "binary" else t
+
+
+def _activation_inputs(layer, saved):
+    """The pre-activations z saved by each kinked Activation layer (relu, leaky_relu) in a model."""
+    if layer.layers:
+        for sub, s in zip(layer.layers, saved):
+            yield from _activation_inputs(sub, s)
+    elif layer.activation is not None and layer.activation.kinked:
+        yield saved[0]
+
+
+def _well_posed(model, loss, params, x, y, key):
+    """Whether finite differences can measure every gradient of this problem.
+
+    False if a kinked activation's pre-activation, or the residual of a loss
+    with a kink (loss.kink_distance), lies within _KINK_MARGIN of the kink, or
+    if a parameter leaf's (manual) gradient is below _GRAD_FLOOR·|L|.
+    """
+    out, saved = model.forward(params, x, key=key, train=True)
+    value = loss.fn(out, y)
+    grads, _ = model.backward(params, saved, loss.grad(out, y))
+    gaps = [np.min(np.abs(z)) for z in _activation_inputs(model, saved)]
+    if loss.kink_distance is not None:
+        gaps.append(np.min(np.asarray(loss.kink_distance(out, y))))
+    if min(gaps, default=math.inf) < _KINK_MARGIN:
+        return False
+    floor = _GRAD_FLOOR * abs(float(value))
+    return all(np.max(np.abs(g)) >= floor for g in jax.tree_util.tree_leaves(grads) if g.size)
+
+
+class Problem(NamedTuple):
+    """A drawn case: its model and loss (the grid's jitted ones), float64 params and data, dropout key."""
+    model: Layer
+    loss: Loss
+    params: Any
+    x: np.ndarray
+    y: np.ndarray
+    key: Optional[jax.Array]     # None when the model has no stochastic layer
+
+
+def make_problem(grid, case, *, key):
+    """The case's Problem in float64, drawn from `key`.
+
+    Weights are N(0, 1/fan_in) and biases N(0, 0.2²), so no bias is exactly 0.
+    x and y are redrawn (up to 20 times) until the problem is well posed for
+    finite differences:
+
+    - no pre-activation of a kinked activation (relu, leaky_relu), and no
+      residual of a loss with a kink (l1, huber: Loss.kink_distance), lies
+      within 1e-3 of the kink (a difference across a kink measures a
+      one-sided slope, not the gradient);
+    - no parameter leaf has a gradient below 1e-4·|L| (an l1 loss whose
+      residual signs cancel, or a layer of dead relus, has an exactly zero
+      gradient that finite differences only see as round-off, relative error 1).
+
+    Args:
+      grid: the Grid whose compiled layers and losses the problem uses.
+      case: a Case.
+      key: PRNG key, required: split for the params, the dropout mask and the data.
+    """
+    check_key("key", key)
+    model = build_model(grid, case)
+    loss = grid.loss(case.loss)
+    k_params, k_drop, k_data = jax.random.split(key, 3)
+    k_drop = k_drop if model.stochastic else None
+    params = _draw_params(model, k_params, case.sizes[0])
+    with jax.enable_x64(True):
+        for attempt in range(_DRAWS):
+            x, y = _draw_data(case, jax.random.fold_in(k_data, attempt))
+            if _well_posed(model, loss, params, x, y, k_drop):
+                break
+    return Problem(model, loss, params, x, y, k_drop)
+
+
+def _case_key(key, case):
+    """A key for the case from its label, so a case draws the same problem in any grid."""
+    return jax.random.fold_in(key, zlib.crc32(case.label.encode()) & 0x7FFFFFFF)
+
+
+def run_case(grid, case, *, key, eps=FD_EPS, tol_autodiff=TOL_AUTODIFF, tol_fd=TOL_FD):
+    """Draw the case's problem from `key` (folded with the case's label) and check its gradients.
+
+    Args:
+      grid: the Grid whose compiled code the case uses (and adds to).
+      case: a Case.
+      key: PRNG key, required; the same key draws the same problem for a case in any list.
+      eps: the finite-difference step.
+      tol_autodiff, tol_fd: the tolerances of GradCheckResult.ok.
+    Returns:
+      a CaseResult.
+    """
+    problem = make_problem(grid, case, key=_case_key(check_key("key", key), case))
+    result = check_gradients(problem.model, problem.loss, problem.params, problem.x, problem.y,
+                             key=problem.key, eps=eps)
+    return CaseResult(case, result, result.ok(tol_autodiff, tol_fd))
+
+
+def run_cases(grid, cases, *, key, eps=FD_EPS, tol_autodiff=TOL_AUTODIFF, tol_fd=TOL_FD,
+              callback=None):
+    """run_case for each case, in order, sharing the grid; `callback(case_result)` after each if given."""
+    results = []
+    for case in cases:
+        r = run_case(grid, case, key=key, eps=eps, tol_autodiff=tol_autodiff, tol_fd=tol_fd)
+        if callback is not None:
+            callback(r)
+        results.append(r)
+    return results
