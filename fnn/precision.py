@@ -22,7 +22,7 @@ finite is skipped (no update, optimizer state unchanged) and halves s; after
 `growth_interval` finite steps in a row s doubles. bfloat16 has float32's
 exponent range and needs no scaling.
 
-Gradients in a compute dtype are only as exact as that dtype. gradient_check
+Gradients in a compute dtype are only as exact as that dtype. fnn.check.precision_check
 compares the hand-written backward with jax.grad in the same precision
 (GRAD_TOLERANCE: a few units of round-off) and with float32 jax.grad
 (FLOAT32_TOLERANCE: what the precision costs).
@@ -31,15 +31,13 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 
-from fnn.losses import get_loss
 from fnn.numerics import all_finite
 from fnn.optim.base import GradientTransformation
 
 __all__ = ["Policy", "POLICIES", "PRECISIONS", "GRAD_TOLERANCE", "get_policy", "cast_floating",
            "LossScaleState", "LossScaledOptimizer",
-           "dynamic_loss_scale", "loss_scale", "FLOAT32_TOLERANCE", "gradient_check"]
+           "dynamic_loss_scale", "loss_scale", "FLOAT32_TOLERANCE"]
 
 
 class Policy(NamedTuple):
@@ -58,7 +56,7 @@ POLICIES = {
 }
 PRECISIONS = tuple(POLICIES)
 
-# Relative errors ‖a − b‖∞ / max(‖a‖∞, ‖b‖∞) over all gradients (see gradient_check).
+# Relative errors ‖a − b‖∞ / max(‖a‖∞, ‖b‖∞) over all gradients (see fnn.check.precision_check).
 # Hand-written backward vs jax.grad, both in the policy's precision: a few units of round-off
 # (u = 2⁻⁸ ≈ 3.9e-3 for bfloat16, 2⁻¹¹ ≈ 4.9e-4 for float16); measured up to 6.7e-3 and 9.6e-4.
 GRAD_TOLERANCE = {"fp32": 1e-5, "bf16": 2e-2, "fp16": 3e-3}
@@ -154,36 +152,3 @@ def loss_scale(opt_state):
 
 
 # ---------------------------------------------------------------- gradient check
-
-def _three_gradients(model, loss, policy, params, x, y, key):
-    """Manual and jax.grad in the policy's precision, jax.grad in float32: one compiled program."""
-    from fnn.grads import forward_backward
-    manual = forward_backward(model, loss, params, x, y, key=key, method="manual", precision=policy).grads
-    auto = forward_backward(model, loss, params, x, y, key=key, method="autodiff", precision=policy).grads
-    reference = forward_backward(model, loss, params, x, y, key=key, method="autodiff").grads
-    return manual, auto, reference
-
-
-_three_gradients_program = jax.jit(_three_gradients, static_argnums=(0, 1, 2))
-
-
-def gradient_check(model, loss, params, x, y, *, precision="bf16", key=None):
-    """The hand-written backward in a precision, against jax.grad in the same precision and in float32.
-
-    Returns a dict:
-      vs_autodiff   rel(manual, jax.grad), both in this precision: is the backward right?
-                    Below GRAD_TOLERANCE[name] (a few units of round-off of the compute dtype).
-      vs_float32    rel(manual, float32 jax.grad): what the precision itself costs.
-                    Below FLOAT32_TOLERANCE[name].
-      tolerance, float32_tolerance, precision, compute_dtype.
-    rel(a, b) = ‖a − b‖∞ / max(‖a‖∞, ‖b‖∞) over all parameters, as fnn.gradcheck.relative_error.
-    """
-    from fnn.check import relative_error
-    policy = get_policy(precision)
-    manual, auto, reference = _three_gradients_program(model, get_loss(loss), policy, params, x, y, key)
-    flat = lambda g: ravel_pytree(g)[0]
-    return {"precision": policy.name, "compute_dtype": str(policy.compute_dtype),
-            "vs_autodiff": relative_error(flat(manual), flat(auto)),
-            "vs_float32": relative_error(flat(manual), flat(reference)),
-            "tolerance": GRAD_TOLERANCE[policy.name],
-            "float32_tolerance": FLOAT32_TOLERANCE[policy.name]}

@@ -13,7 +13,7 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 import fnn  # noqa: E402
 from fnn import checkpoint, cli, data, optim, parallel, precision  # noqa: E402
 from fnn.viz import report  # noqa: E402
-from fnn.gradcheck import relative_error  # noqa: E402
+from fnn.check import precision_check, relative_error  # noqa: E402
 from fnn.train import fit, evaluate, init_state  # noqa: E402
 from fnn.train.step import training_optimizer  # noqa: E402
 from fnn.validate import parse_int_list  # noqa: E402
@@ -153,7 +153,7 @@ def main(argv=None):
         rel = grad_check(*check_args)
         print(f"gradient check (one batch, float32): hand-written vs jax.grad max relative error {rel:.2e}")
     else:
-        check = precision.gradient_check(*check_args, precision=policy)
+        check = precision_check(*check_args, precision=policy)
         rel = check["vs_autodiff"]
         print(f"gradient check (one batch, {policy.compute_dtype}): hand-written vs jax.grad max relative "
               f"error {rel:.2e} (expected below {check['tolerance']:.0e}); vs float32 jax.grad "

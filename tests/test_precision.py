@@ -54,7 +54,7 @@ def test_gradient_check_within_the_tolerance_of_each_dtype(mnist1d, name, sizes,
     y = jnp.asarray(mnist1d.y_train[:100])
     if loss == "binary_cross_entropy":
         y = (y >= 5).astype(jnp.float32).reshape(-1, 1)
-    check = precision.gradient_check(model, loss, params, x, y, precision=name)
+    check = fnn.check.precision_check(model, loss, params, x, y, precision=name)
     assert check["vs_autodiff"] <= precision.GRAD_TOLERANCE[name], check
     assert check["vs_float32"] <= precision.FLOAT32_TOLERANCE[name], check
     if name != "fp32":                                        # really computed in 16 bits

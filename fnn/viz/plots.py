@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.ticker import LogFormatter
 
 from fnn.activations import get_activation
-from fnn.gradcheck import TOL_AUTODIFF, TOL_FD, GradCheckResult, LayerCheckResult
+from fnn.check import TOL_AUTODIFF, TOL_FD, GradCheckResult, LayerCheckResult
 from fnn.validate import check_choice, check_non_negative_int, check_positive_int
 from fnn.viz.figures import NEGATIVE, POSITIVE, figure, new_axes
 
@@ -309,7 +309,7 @@ def plot_gradient_agreement(check, *, ax=None, title=None, tolerances=True):
     """Hand-written vs automatic gradients: relative error per layer or parameter, log scale.
 
     Each bar is rel(a, b) = ‖a − b‖∞ / max(‖a‖∞, ‖b‖∞); an exact 0 is drawn at
-    1e-18 and labelled "0". Dashed lines mark fnn.gradcheck's tolerances
+    1e-18 and labelled "0". Dashed lines mark fnn.check's tolerances
     (TOL_AUTODIFF for manual vs jax.grad, TOL_FD against finite differences).
 
     Args:
