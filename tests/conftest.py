@@ -4,10 +4,22 @@ Helpers used by several test files (import them with `from conftest import ...`)
 random arrays and parameters, tree comparison in float64, dropout keys, and
 deliberately wrong backward passes that the checks must catch.
 """
-import jax
-import jax.numpy as jnp
-import numpy as np
-import pytest
+import os
+import tempfile
+
+# One persistent XLA compilation cache for the run, set before jax is imported: the tests,
+# the xdist workers and the scripts the tests start as subprocesses (which inherit the
+# environment) compile the same programs many times over, and a script's run then takes about
+# half as long. Entries are keyed on the program, the jax version and the compile options, so a
+# cached program is the program XLA would build; a file that cannot be read is compiled anew.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "fnn-tests-xla-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 # (n,) against (n, 1) is the classic hand-written-gradient bug: make it raise.
 jax.config.update("jax_numpy_rank_promotion", "raise")
