@@ -48,6 +48,11 @@ class Policy(NamedTuple):
     output_dtype: Any
     loss_scaling: bool
 
+    @property
+    def mixed(self):
+        """Whether the computation runs in another dtype than the parameters (bf16, fp16; not fp32)."""
+        return self.compute_dtype != self.param_dtype
+
 
 POLICIES = {
     "fp32": Policy("fp32", jnp.dtype(jnp.float32), jnp.dtype(jnp.float32), jnp.dtype(jnp.float32), False),

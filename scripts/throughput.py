@@ -84,7 +84,7 @@ def matmul_rate(n, dtype, repeats):
 
 def prepare(model, sizes, x, y, *, method, policy, steps, key):
     """(call, compile seconds): call() runs `steps` compiled train steps and returns their losses."""
-    config = StepConfig(method=method, precision=None if policy.name == "fp32" else policy)
+    config = StepConfig(method=method, precision=policy if policy.mixed else None)
     opt = training_optimizer(optim.sgd(LEARNING_RATE), config)      # float16: with its loss scale
     step = make_step(model, "softmax_cross_entropy", opt, config)
 

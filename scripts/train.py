@@ -121,7 +121,7 @@ def main(argv=None):
                          f"{ds.x_train.shape[0]} training examples of {config['dataset']}")
     if mesh is not None:
         parallel.check_batch_size(config["batch_size"], mesh)
-    step_config = fnn.StepConfig(method=config["grad"], precision=None if policy.name == "fp32" else policy,
+    step_config = fnn.StepConfig(method=config["grad"], precision=policy if policy.mixed else None,
                                  mesh=mesh)
     template_optimizer = training_optimizer(optimizer, step_config)   # float16: its state holds the loss scale
     print(f"device: {cli.device_description()}")
@@ -129,7 +129,7 @@ def main(argv=None):
         n = mesh.devices.size
         print(f"data parallel: each batch of {config['batch_size']} split over {n} devices "
               f"({config['batch_size'] // n} each), gradients all-reduced")
-    if policy.name != "fp32":
+    if policy.mixed:
         print(f"precision: {policy.name}: float32 master parameters, forward and backward in "
               f"{policy.compute_dtype}" + (", dynamic loss scaling" if policy.loss_scaling else ""))
     print(f"data: {ds!r}")
@@ -149,7 +149,7 @@ def main(argv=None):
     batch = config["batch_size"]
     check_args = (model, loss, params if state is None else state.params,
                   jnp.asarray(ds.x_train[:batch]), jnp.asarray(ds.y_train[:batch]))
-    if policy.name == "fp32":
+    if not policy.mixed:
         rel = grad_check(*check_args)
         print(f"gradient check (one batch, float32): hand-written vs jax.grad max relative error {rel:.2e}")
     else:

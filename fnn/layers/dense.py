@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from fnn.activations import get_activation
+from fnn.activations import get_activation, identity
 from fnn.initializers import get_initializer
 from fnn.layers.core import Layer, serial
 from fnn.layers.elementwise import Activation, Dropout
@@ -97,6 +97,6 @@ def mlp(sizes, activation="relu", output="identity", W_init=None, b_init="zeros"
             if dropout:
                 layers.append(Dropout(dropout))
     out = get_activation(output)
-    if out.name != "identity":
+    if out is not identity:                     # "identity" and "linear" both name this one
         layers.append(Activation(out))
     return serial(*layers)
