@@ -125,7 +125,7 @@ def _as_schedule(learning_rate):
     if callable(learning_rate):
         return learning_rate
     _check_hyper("scale_by_learning_rate", "learning_rate", learning_rate, lambda v: v > 0,
-                 "> 0 (or a schedule from fnn.schedules)")
+                 "> 0 (or a schedule from fnn.optim.schedules)")
     return lambda count: learning_rate
 
 

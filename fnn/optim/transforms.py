@@ -86,7 +86,7 @@ def scale_by_learning_rate(learning_rate):
     The state records the rate just applied, for current_lr(state).
 
     Args:
-      learning_rate: a float > 0 or a schedule count -> rate (fnn.schedules).
+      learning_rate: a float > 0 or a schedule count -> rate (fnn.optim.schedules).
     """
     schedule = _as_schedule(learning_rate)
 
