@@ -15,6 +15,7 @@ The number of steps left is a traced value, so the last, shorter chunk does
 not recompile; the program is keyed on (model, loss, optimizer, ChunkConfig),
 so a second fit with the same objects and shapes compiles nothing.
 """
+import functools
 import math
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
@@ -74,18 +75,27 @@ class EpochMetrics(NamedTuple):
     steps: jax.Array
 
 
-class _Steps(NamedTuple):
-    """The chunk's two train steps: without and with the per-step non-finite check."""
-    fast: Callable
-    checked: Callable
+class _Chunk(NamedTuple):
+    """What every epoch of a compiled chunk reads: its two steps, the model and loss, the data."""
+    fast_step: Callable           # the train step without the per-step non-finite check
+    checked_step: Callable        # and with it
+    model: Any
+    loss: Any
+    config: ChunkConfig
+    x: jax.Array
+    y: jax.Array
+    x_val: Optional[jax.Array]
+    y_val: Optional[jax.Array]
 
 
-def _train_epoch(steps, batch, state, n_steps):
+def _train_epoch(c, state, key, idx, n_steps):
     """n_steps of the unchecked step; again with the checked step if anything came out non-finite."""
-    fast_state, fast_record = run_epoch(steps.fast, state, batch, n_steps, MeanRecord.empty())
+    batch = epoch_batches(c.x, c.y, idx, c.config.copy_data)     # (permuted only for an epoch that runs)
+    start = state._replace(key=key)
+    fast_state, fast_record = run_epoch(c.fast_step, start, batch, n_steps, MeanRecord.empty())
     clean = fast_record.finite & all_finite((fast_state.params, fast_state.opt_state))
     return jax.lax.cond(clean, lambda: (fast_state, fast_record),
-                        lambda: run_epoch(steps.checked, state, batch, n_steps, MeanRecord.empty()))
+                        lambda: run_epoch(c.checked_step, start, batch, n_steps, MeanRecord.empty()))
 
 
 def _halted(state, early, config):
@@ -103,34 +113,31 @@ def _early_stop(early, active, val_loss, params, patience):
                      wait, early.stopped | (wait >= patience))
 
 
+def _one_epoch(c, carry, epoch):
+    """One epoch of a chunk, if steps are left and the run has not halted; its EpochMetrics."""
+    state, early, left = carry
+    key, idx = epoch                                             # idx: (steps, batch)
+    active = (left > 0) & ~_halted(state, early, c.config)      # True for a prefix of the epochs
+    n_run = jnp.where(active, jnp.minimum(left, idx.shape[0]), 0)
+    state, record = jax.lax.cond(active, lambda s: _train_epoch(c, s, key, idx, n_run),
+                                 lambda s: (s, MeanRecord.empty()), state)
+    train_loss, train_accuracy = record.means()                 # NaN for an epoch that did not run
+    nan = jnp.full((), jnp.nan, jnp.float32)
+    val_loss, val_accuracy = (nan, nan) if c.x_val is None else evaluate_batch(
+        c.model, c.loss, state.params, c.x_val, c.y_val)
+    if c.config.patience is not None:
+        early = _early_stop(early, active, val_loss, state.params, c.config.patience)
+    return (state, early, left - n_run), EpochMetrics(train_loss, train_accuracy, val_loss, val_accuracy, n_run)
+
+
 def _chunk(model, loss, optimizer, config, state, early, x, y, x_val, y_val, steps_left):
     """config.epochs_per_chunk epochs, at most steps_left steps: (state, early, EpochMetrics of (epochs,))."""
-    steps = _Steps(make_step(model, loss, optimizer, config.step, checked=False),
-                   make_step(model, loss, optimizer, config.step))
+    c = _Chunk(make_step(model, loss, optimizer, config.step, checked=False),
+               make_step(model, loss, optimizer, config.step), model, loss, config, x, y, x_val, y_val)
     keys, perm_keys = epoch_keys(state.key, config.epochs_per_chunk)      # (epochs,) each
     all_idx = epoch_indices(perm_keys, x.shape[0], config.batch_size)     # (epochs, steps, batch)
-    nan = jnp.full((), jnp.nan, jnp.float32)
-
-    def one_epoch(carry, epoch):
-        state, early, left = carry
-        key, idx = epoch
-        active = (left > 0) & ~_halted(state, early, config)            # True for a prefix of the epochs
-        n_run = jnp.where(active, jnp.minimum(left, idx.shape[0]), 0)
-
-        def train(state):                                # (the data is permuted only for an epoch that runs)
-            batch = epoch_batches(x, y, idx, config.copy_data)
-            return _train_epoch(steps, batch, state._replace(key=key), n_run)
-
-        state, record = jax.lax.cond(active, train, lambda s: (s, MeanRecord.empty()), state)
-        train_loss, train_accuracy = record.means()      # NaN for an epoch that did not run
-        val_loss, val_accuracy = (nan, nan) if x_val is None else evaluate_batch(
-            model, loss, state.params, x_val, y_val)
-        if config.patience is not None:
-            early = _early_stop(early, active, val_loss, state.params, config.patience)
-        m = EpochMetrics(train_loss, train_accuracy, val_loss, val_accuracy, n_run)
-        return (state, early, left - n_run), m
-
-    (state, early, _), metrics = jax.lax.scan(one_epoch, (state, early, steps_left), (keys, all_idx))
+    (state, early, _), metrics = jax.lax.scan(functools.partial(_one_epoch, c), (state, early, steps_left),
+                                              (keys, all_idx))
     return state, early, metrics
 
 
