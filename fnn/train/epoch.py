@@ -34,9 +34,12 @@ __all__ = ["COPY_EPOCH_BYTES", "StepRecord", "MeanRecord", "epoch_keys", "epoch_
 COPY_EPOCH_BYTES = 64 * 2**20
 
 
-def copies_data(x, y, limit=COPY_EPOCH_BYTES):
-    """Whether an epoch over (x, y) should permute a copy of the data (small data) or gather per step."""
-    return x.nbytes + y.nbytes <= limit
+def copies_data(x, y, limit=None):
+    """Whether an epoch over (x, y) should permute a copy of the data (small data) or gather per step.
+
+    limit: bytes of x and y together; None for COPY_EPOCH_BYTES as it is at the call.
+    """
+    return x.nbytes + y.nbytes <= (COPY_EPOCH_BYTES if limit is None else limit)
 
 
 class StepRecord(NamedTuple):
@@ -106,15 +109,15 @@ def epoch_batches(x, y, idx, copy_data):
 def run_epoch(step, state, batch, n_steps, record):
     """n_steps of `step` on batch(0), batch(1), ...; each step's metrics folded into `record`.
 
-    n_steps may be traced (a loop with that many turns, no per-step branch) or an int.
-    Returns (state, record).
+    n_steps may be traced (a while loop with that many turns, no per-step branch) or an
+    int (a scan). Returns (state, record).
     """
     def body(j, carry):
         s, r = carry
         s, m = step(s, *batch(j))
         return s, r.add(j, m)
 
-    start = jnp.zeros((), jnp.asarray(n_steps).dtype)
+    start = 0 if isinstance(n_steps, int) else jnp.zeros((), jnp.asarray(n_steps).dtype)
     return jax.lax.fori_loop(start, n_steps, body, (state, record))
 
 
