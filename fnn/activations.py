@@ -12,6 +12,7 @@ drops whichever the formula does not read.
 import math
 from typing import Callable, NamedTuple, Optional
 
+import jax
 import jax.numpy as jnp
 from jax.scipy.special import erf
 
@@ -69,24 +70,50 @@ relu = _elementwise(
     relu_like=True, kinked=True)
 
 
-def leaky_relu(slope=0.1):
-    """max(slope·z, z) for 0 ≤ slope < 1;  f'(z) = 1 if z ≥ 0 else slope.
+def _is_negative(z):
+    """z < 0, read from the bits: true for negative subnormals, false for −0.0.
 
-    Seed 004 draws it with slope 0.1, the default here. For slope > 0 the
-    derivative is read from the output, y ≥ 0 exactly where z ≥ 0, so the
-    backward keeps y (the next layer's input) and not z; slope 0 needs z,
-    since y = 0 on both sides of the kink.
+    XLA's CPU backend treats subnormal inputs as 0 in comparisons, so z < 0 is
+    false for z = −1e-45 in float32; the sign bit and a non-zero magnitude are not.
+    """
+    bits = jax.lax.bitcast_convert_type(z, jnp.dtype(f"int{8 * z.dtype.itemsize}"))
+    return (bits < 0) & (bits != jnp.iinfo(bits.dtype).min)          # sign set, magnitude ≠ 0
+
+
+def _sign_set(y):
+    """The sign bit of y (set for −0.0 too), read from the bits."""
+    return jax.lax.bitcast_convert_type(y, jnp.dtype(f"int{8 * y.dtype.itemsize}")) < 0
+
+
+def leaky_relu(slope=0.1):
+    """max(slope·z, z) for 0 ≤ slope < 1;  f'(z) = 1 if z ≥ 0 else slope (1 at ±0).
+
+        y = slope·z   where z < 0,     |z|   where z ≥ 0
+
+    Seed 004 draws it with slope 0.1, the default here. z < 0 is read from
+    z's bits (`_is_negative`), so a negative subnormal z takes the slope.
+    For slope > 0 the derivative is read from the output's sign bit, so the
+    backward keeps y (the next layer's input) and not z (benchmarks/RESULTS.md,
+    finding 2). The sign bit and not y ≥ 0: slope·z can underflow to −0.0
+    (z = −1e-37 in float32), which still carries the sign; and |z| in the
+    forward turns z = −0.0 into +0.0, whose derivative is 1 as at +0.
+    Slope 0 needs z, since y is ±0 on both sides of the kink.
     """
     if not 0 <= slope < 1:
         raise ValueError(f"leaky_relu slope must be in [0, 1), got {slope!r}")
+
+    def fn(z):
+        return jnp.where(_is_negative(z), slope * z, jnp.abs(z))
+
     if slope > 0:
-        derivative = lambda z, y: jnp.where(y >= 0, jnp.ones_like(y), jnp.full_like(y, slope))
+        def derivative(z, y):
+            return jnp.where(_sign_set(y), jnp.full_like(y, slope), jnp.ones_like(y))
     else:
-        derivative = lambda z, y: jnp.where(z >= 0, jnp.ones_like(z), jnp.full_like(z, slope))
+        def derivative(z, y):
+            return jnp.where(_is_negative(z), jnp.full_like(z, slope), jnp.ones_like(z))
     return _elementwise(
         "leaky_relu" if slope == 0.1 else f"leaky_relu({slope})",
-        lambda z: jnp.where(z >= 0, z, slope * z),
-        derivative, relu_like=True, kinked=True)
+        fn, derivative, relu_like=True, kinked=True)
 
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)

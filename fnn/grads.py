@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnn.losses import get_loss
 from fnn.precision import cast_floating, get_policy
@@ -168,7 +169,16 @@ def differentiable(model, *, train=False):
 
 
 def differentiable_loss(loss):
-    """The loss as L(out, target) whose VJP is the hand-written loss.grad."""
+    """The loss as L(out, target) whose VJP is the hand-written loss.grad (and loss.target_grad).
+
+        dL/d out    = loss.grad(out, target)
+        dL/d target = loss.target_grad(out, target) for float targets; integer labels
+                      are not differentiable and get a float0 zero cotangent
+
+    A loss without a target_grad raises TypeError when the target is
+    differentiated (it is among jax.grad's argnums, or computed from them),
+    instead of giving zeros; jax.grad in `out` alone works for every loss.
+    """
     loss = get_loss(loss)
 
     @jax.custom_vjp
@@ -176,11 +186,32 @@ def differentiable_loss(loss):
         return loss.fn(out, target)
 
     def f_fwd(out, target):
-        return loss.fn(out, target), (out, target)
+        if target.perturbed and loss.target_grad is None and _differentiable(target.value):
+            raise TypeError(
+                f"differentiable_loss({loss.name}): the loss has no target_grad, so it cannot be "
+                "differentiated with respect to the target; differentiate in the output only "
+                "(jax.grad(L, argnums=0)), or give the Loss a target_grad(out, target) = dL/dtarget")
+        return loss.fn(out.value, target.value), (out.value, target.value, target.perturbed)
 
     def f_bwd(residuals, dL):
-        out, target = residuals
-        return dL * loss.grad(out, target), None
+        out, target, target_perturbed = residuals
+        dL = jnp.zeros((), out.dtype) if isinstance(dL, jax.custom_derivatives.SymbolicZero) else dL
+        return dL * loss.grad(out, target), _target_cotangent(loss, out, target, target_perturbed, dL)
 
-    f.defvjp(f_fwd, f_bwd)
+    f.defvjp(f_fwd, f_bwd, symbolic_zeros=True)
     return f
+
+
+def _differentiable(target):
+    """Whether the target can carry a gradient: float (or complex) values, not integer labels."""
+    return jnp.issubdtype(jnp.result_type(target), jnp.inexact)
+
+
+def _target_cotangent(loss, out, target, perturbed, dL):
+    """dL · dL/dtarget shaped and typed like target; float0 zeros for integer labels, None if unused."""
+    if not _differentiable(target):
+        return np.zeros(np.shape(target), jax.dtypes.float0)
+    if not perturbed:
+        return None
+    target = jnp.asarray(target)
+    return (dL * loss.target_grad(out, target)).reshape(target.shape).astype(target.dtype)

@@ -2,8 +2,10 @@
 
 A `Loss` bundles
 
-    fn(out, target)   -> scalar L
-    grad(out, target) -> dL/d out, same shape as out
+    fn(out, target)          -> scalar L
+    grad(out, target)        -> dL/d out, same shape as out
+    target_grad(out, target) -> dL/d target, same shape as target (float targets;
+                                used by fnn.differentiable_loss, never in training)
 
 `out` is the network's raw output: predictions for the regression losses,
 logits for the cross-entropies (never probabilities: the fused forms are the
@@ -15,7 +17,6 @@ from typing import Callable, NamedTuple, Optional
 import jax.numpy as jnp
 
 from fnn import numerics
-from fnn.activations import softplus as _softplus_activation
 
 __all__ = [
     "TASKS", "Loss", "mse", "half_squared_error", "binary_cross_entropy",
@@ -30,18 +31,26 @@ class Loss(NamedTuple):
     """A named loss with its hand-written gradient w.r.t. the network output.
 
     task: what the targets are, and so how they are checked and scored:
-      "classification"  integer labels (batch,) or soft targets (batch, classes); out are logits
+      "classification"  integer labels (batch,) of any integer dtype, or soft targets
+                        (batch, classes) of weights y_bc ≥ 0, any row mass; out are logits.
+                        L = −(1/B) Σ_b Σ_c y_bc log softmax(z_b)_c, terms with y_bc = 0 left
+                        out (0·log 0 = 0 at a masked logit, z_c = −inf); negative weights
+                        are refused by fnn.validate.check_targets at fnn's entries
       "binary"          0/1 (or probability) targets; out is one logit per target
       "regression"      real targets shaped like out (or out without its last axis of 1)
     kink_distance(out, target): elementwise distance of the residual to the
       nearest point where the loss is not differentiable (l1 at ŷ = y, huber at
       |ŷ − y| = δ); None for a smooth loss. Gradient checks draw problems away from it.
+    target_grad(out, target): dL/d target for float targets, shaped like target;
+      None if not written, and then fnn.differentiable_loss refuses to be
+      differentiated with respect to the target (rather than return zeros).
     """
     name: str
     fn: Callable
     grad: Callable
     task: str = "regression"
     kink_distance: Optional[Callable] = None
+    target_grad: Optional[Callable] = None
 
     def accuracy(self, out, target):
         """Fraction of correct predictions for classification losses; None for regression."""
@@ -78,7 +87,13 @@ def _mse_grad(out, target):
     return 2 * (out - _like_output(out, target, "mse")) / out.size
 
 
-mse = Loss("mse", _mse, _mse_grad)
+def _mse_target_grad(out, target):
+    """dL/dy = −2 (ŷ − y) / n."""
+    target = jnp.asarray(target)
+    return (-_mse_grad(out, target)).reshape(target.shape)
+
+
+mse = Loss("mse", _mse, _mse_grad, target_grad=_mse_target_grad)
 
 
 def _half_se(out, target):
@@ -92,32 +107,63 @@ def _half_se_grad(out, target):
     return (out - _like_output(out, target, "half_squared_error")) / out.size
 
 
-half_squared_error = Loss("half_squared_error", _half_se, _half_se_grad)
+def _half_se_target_grad(out, target):
+    """dL/dy = −(ŷ − y) / n."""
+    target = jnp.asarray(target)
+    return (-_half_se_grad(out, target)).reshape(target.shape)
+
+
+half_squared_error = Loss("half_squared_error", _half_se, _half_se_grad,
+                          target_grad=_half_se_target_grad)
 
 
 def _bce(logits, target):
-    """L = (1/n) Σ softplus(z) − y·z  =  −(1/n) Σ [y log σ(z) + (1 − y) log(1 − σ(z))]."""
+    """L = (1/n) Σ softplus(z) − y·z  =  −(1/n) Σ [y log σ(z) + (1 − y) log(1 − σ(z))].
+
+    Computed per element as y·softplus(−z) + (1 − y)·softplus(z), i.e.
+
+        log1p(e^−|z|) + (1 − y)·z   for z ≥ 0,     log1p(e^−|z|) − y·z   for z < 0,
+
+    a sum of terms ≥ 0 for targets in [0, 1]: nothing cancels, so both tails are
+    accurate (softplus(z) − y·z rounds to 0 for z = 20, y = 1 in float32, where
+    L = 2.06e-9). e^−|z| is the exponential the gradient reads too.
+    """
     y = _like_output(logits, target, "binary_cross_entropy")
-    return jnp.mean(_softplus_activation.fn(logits) - y * logits)
+    linear = jnp.where(logits >= 0, (1 - y) * logits, -y * logits)     # y·max(−z, 0) + (1 − y)·max(z, 0)
+    return jnp.mean(jnp.log1p(jnp.exp(-jnp.abs(logits))) + linear)
 
 
 def _bce_grad(logits, target):
     """dL/dz = (σ(z) − y) / n.
 
-    σ from e^−|z|, the exponential the loss value's softplus computes too, so
-    XLA computes it once for both (numerics.sigmoid_from_exp; benchmarks/RESULTS.md, finding 10).
+    σ from e^−|z|, the exponential the loss value computes too, so XLA
+    computes it once for both (numerics.sigmoid_from_exp; benchmarks/RESULTS.md, finding 10).
     """
     y = _like_output(logits, target, "binary_cross_entropy")
     return (numerics.sigmoid_from_exp(logits) - y) / logits.size
 
 
-binary_cross_entropy = Loss("binary_cross_entropy", _bce, _bce_grad, "binary")
+def _bce_target_grad(logits, target):
+    """dL/dy = −z / n."""
+    target = jnp.asarray(target)
+    return (-logits / logits.size).reshape(target.shape).astype(jnp.result_type(logits))
+
+
+binary_cross_entropy = Loss("binary_cross_entropy", _bce, _bce_grad, "binary",
+                            target_grad=_bce_target_grad)
 
 
 def _targets(logits, target):
-    """(batch, classes) target distribution from integer labels or one-hot/soft targets."""
+    """(batch, classes) target distribution from integer labels or one-hot/soft targets.
+
+    Labels narrower than int32 (uint8, int16, ...) are compared with the class
+    indices in int32: in their own dtype the indices would wrap past the
+    dtype's range (uint8 class 256 would read as 0).
+    """
     target = jnp.asarray(target)
     if jnp.issubdtype(target.dtype, jnp.integer) and target.shape == logits.shape[:-1]:
+        if target.dtype.itemsize < 4:
+            target = target.astype(jnp.int32)
         classes = jnp.arange(logits.shape[-1], dtype=target.dtype)
         return (target[..., None] == classes.reshape((1,) * target.ndim + (-1,))).astype(logits.dtype)
     if target.shape == logits.shape and jnp.issubdtype(target.dtype, jnp.floating):
@@ -133,17 +179,23 @@ def _batch_size(logits):
 
 
 def _softmax_ce(logits, target):
-    """L = −(1/B) Σ_b Σ_c y_bc log softmax(z_b)_c, with 0·log 0 = 0 for masked classes."""
+    """L = −(1/B) Σ_b Σ_c y_bc log softmax(z_b)_c, with 0·log 0 = 0 for masked classes.
+
+    Soft targets are weights y_bc ≥ 0 of any row mass (a distribution sums to
+    1); the formula is applied as written, only the terms with y_bc = 0 are
+    left out, so a masked class (z_c = −inf) with y_c = 0 adds 0, not NaN.
+    Negative weights are refused at fnn's entries (fnn.validate.check_targets).
+    """
     y = _targets(logits, target)
     logp = numerics.log_softmax(logits, axis=-1)
-    terms = jnp.where(y > 0, y * logp, jnp.zeros_like(logp))
+    terms = jnp.where(y != 0, y * logp, jnp.zeros_like(logp))
     return -jnp.sum(terms) / _batch_size(logits)
 
 
 def _softmax_ce_grad(logits, target):
     """dL/dz by the chain rule through the loss's two stages, logits → log_softmax → L.
 
-        dL/dlogp_c = g_c = −y_c / B        (0 where y_c ≤ 0: those terms are not in L)
+        dL/dlogp_c = g_c = −y_c / B        (0 where y_c = 0: those terms are not in L)
         dL/dz      = g − softmax(z) · Σ_c g_c          (log_softmax's vector-Jacobian product)
 
     For a target distribution (integer labels, one-hot: Σ_c y_c = 1) this is
@@ -154,11 +206,17 @@ def _softmax_ce_grad(logits, target):
     one select that dz reads from memory (benchmarks/RESULTS.md, findings 4, 8, 9).
     """
     y = _targets(logits, target)
-    g = jnp.where(y > 0, -y / _batch_size(logits), jnp.zeros_like(y))              # dL/dlogp
+    g = jnp.where(y != 0, -y / _batch_size(logits), jnp.zeros_like(y))             # dL/dlogp
     return g + numerics.softmax(logits, axis=-1) * -jnp.sum(g, axis=-1, keepdims=True)
 
 
-softmax_cross_entropy = Loss("softmax_cross_entropy", _softmax_ce, _softmax_ce_grad, "classification")
+def _softmax_ce_target_grad(logits, target):
+    """dL/dy_bc = −log softmax(z_b)_c / B for float targets (+inf for a masked class, z_c = −inf)."""
+    return -numerics.log_softmax(logits, axis=-1) / _batch_size(logits)
+
+
+softmax_cross_entropy = Loss("softmax_cross_entropy", _softmax_ce, _softmax_ce_grad, "classification",
+                             target_grad=_softmax_ce_target_grad)
 
 
 def _l1(out, target):
@@ -176,14 +234,20 @@ def _l1_kink(out, target):
     return jnp.abs(out - _like_output(out, target, "l1"))
 
 
-l1 = Loss("l1", _l1, _l1_grad, "regression", _l1_kink)
+def _l1_target_grad(out, target):
+    """dL/dy = −sign(ŷ − y) / n."""
+    target = jnp.asarray(target)
+    return (-_l1_grad(out, target)).reshape(target.shape)
+
+
+l1 = Loss("l1", _l1, _l1_grad, "regression", _l1_kink, _l1_target_grad)
 
 
 def huber(delta=1.0):
     """Huber loss: quadratic within ±delta of the target, linear beyond.
 
     L = (1/n) Σ h(r),  r = ŷ − y,  h(r) = ½ r² if |r| ≤ δ else δ(|r| − ½δ)
-    dL/dŷ = clip(r, −δ, δ) / n
+    dL/dŷ = clip(r, −δ, δ) / n,   dL/dy = −dL/dŷ
     """
     if not delta > 0:
         raise ValueError(f"huber delta must be > 0, got {delta!r}")
@@ -197,11 +261,15 @@ def huber(delta=1.0):
         r = out - _like_output(out, target, "huber")
         return jnp.clip(r, -delta, delta) / out.size
 
+    def target_grad(out, target):
+        return (-grad(out, target)).reshape(jnp.shape(target))
+
     def kink_distance(out, target):
         """| |ŷ − y| − δ |: huber switches from quadratic to linear at |ŷ − y| = δ."""
         return jnp.abs(jnp.abs(out - _like_output(out, target, "huber")) - delta)
 
-    return Loss("huber" if delta == 1.0 else f"huber({delta})", fn, grad, "regression", kink_distance)
+    return Loss("huber" if delta == 1.0 else f"huber({delta})", fn, grad, "regression", kink_distance,
+                target_grad)
 
 
 LOSSES = {

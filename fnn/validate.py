@@ -168,8 +168,21 @@ def check_data(x, y, where="data"):
     return x, y
 
 
+def _check_soft_targets(name, y):
+    """ValueError at the first negative soft target (concrete targets only): weights must be ≥ 0."""
+    if not (is_concrete(y) and y.size):
+        return
+    values = np.asarray(y, np.float64)
+    negative = np.flatnonzero(values.reshape(-1) < 0)
+    if len(negative):
+        where = np.unravel_index(negative[0], values.shape)
+        raise ValueError(f"{name}: soft target {values[where]:g} at index {tuple(map(int, where))} is "
+                         "negative; expected weights ≥ 0 per class (one-hot or a probability "
+                         "distribution per example)")
+
+
 def check_targets(loss, out_shape, y):
-    """Targets fit for the loss's task: integer labels in [0, classes) or float targets; 0/1 for binary."""
+    """Targets fit for the loss's task: integer labels in [0, classes) or soft targets ≥ 0; [0, 1] for binary."""
     y = jnp.asarray(y)
     if loss.task == "classification":
         classes = out_shape[-1]
@@ -185,6 +198,8 @@ def check_targets(loss, out_shape, y):
             raise TypeError(f"{loss.name}: targets of dtype {y.dtype} and shape {y.shape}; expected "
                             f"integer class labels of shape {tuple(out_shape[:-1])} or float "
                             f"(one-hot/soft) targets of shape {tuple(out_shape)}")
+        else:
+            _check_soft_targets(loss.name, y)
     if loss.task == "binary" and is_concrete(y) and y.size:
         values = np.asarray(y, np.float64)
         if values.min() < 0 or values.max() > 1:

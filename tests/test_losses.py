@@ -262,15 +262,16 @@ def test_softmax_cross_entropy_gradient_for_targets_that_do_not_sum_to_one(x64):
                                rtol=1e-12, atol=1e-15)
 
 
-def test_softmax_cross_entropy_gradient_ignores_entries_the_loss_ignores(x64):
-    # L keeps only the terms with y_c > 0; the hand-written gradient masks the target the
-    # same way, so entries <= 0 change neither (the unmasked form got these rows wrong).
+def test_softmax_cross_entropy_negative_entries_follow_the_formula(x64):
+    # fnn's entries refuse negative soft targets (test_numerical_edges.py); where they get
+    # through (traced), L is the formula as written, −Σ y log p / B, negative terms included
+    # (they used to be dropped silently), and the hand-written gradient is that formula's.
     logits = jnp.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]])
     target = jnp.array([[0.7, -0.4, 0.3], [-1.0, 1.0, 0.0]])
     loss = fnn.get_loss("softmax_cross_entropy")
     np.testing.assert_allclose(loss.grad(logits, target), jax.grad(loss.fn)(logits, target),
                                rtol=1e-12, atol=1e-15)
-    clipped = jnp.maximum(target, 0.0)
-    np.testing.assert_array_equal(loss.grad(logits, target), loss.grad(logits, clipped))
+    logp = np.asarray(jax.nn.log_softmax(logits))
+    np.testing.assert_allclose(loss.fn(logits, target), -np.sum(np.asarray(target) * logp) / 2, rtol=1e-14)
     f = fnn.differentiable_loss(loss)
     check_grads(lambda o: f(o, target), (logits,), order=1, modes=("rev",))
