@@ -159,7 +159,7 @@ _INLINE = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr",
 SUPPORTED_PRIMITIVES = tuple(sorted(_RULES)) + tuple(sorted(_INLINE))
 
 _NOT_SUPPORTED = (
-    "fnn.graph.backprop: operation {op!r} has no local derivative rule here; "
+    "examples.graph.backprop: operation {op!r} has no local derivative rule here; "
     "supported operations: {supported}")
 
 
@@ -180,16 +180,16 @@ def _is_float(x):
 def _as_input(i, arg):
     """A float array from an argument; Python numbers become the default float dtype."""
     if isinstance(arg, bool):
-        raise TypeError(f"fnn.graph.backprop: argument {i} is the bool {arg!r}; expected a float or float array")
+        raise TypeError(f"examples.graph.backprop: argument {i} is the bool {arg!r}; expected a float or float array")
     if isinstance(arg, (int, float)):
         return jnp.asarray(float(arg))
     try:
         x = jnp.asarray(arg)
     except TypeError as e:
-        raise TypeError(f"fnn.graph.backprop: argument {i} ({type(arg).__name__}) is not an array: {e}") from None
+        raise TypeError(f"examples.graph.backprop: argument {i} ({type(arg).__name__}) is not an array: {e}") from None
     if not _is_float(x):
         raise TypeError(
-            f"fnn.graph.backprop: argument {i} has dtype {x.dtype}; expected a floating dtype")
+            f"examples.graph.backprop: argument {i} has dtype {x.dtype}; expected a floating dtype")
     return x
 
 
@@ -307,21 +307,21 @@ def backprop(fn, *args, output_name: Optional[str] = None) -> GraphResult:
         does not return exactly one array.
     """
     if not callable(fn):
-        raise TypeError(f"fnn.graph.backprop: fn must be callable, got {type(fn).__name__}")
+        raise TypeError(f"examples.graph.backprop: fn must be callable, got {type(fn).__name__}")
     if not args:
-        raise ValueError("fnn.graph.backprop: expected at least one argument to differentiate against")
+        raise ValueError("examples.graph.backprop: expected at least one argument to differentiate against")
     xs = [_as_input(i, a) for i, a in enumerate(args)]
     closed = jax.make_jaxpr(fn)(*xs)
     if len(closed.jaxpr.outvars) != 1:
         raise ValueError(
-            f"fnn.graph.backprop: fn must return one array, got {len(closed.jaxpr.outvars)} outputs")
+            f"examples.graph.backprop: fn must return one array, got {len(closed.jaxpr.outvars)} outputs")
     names = _input_names(fn, len(xs))
     b = _Builder(names)
     in_ids = [b.add(name, "input", (), x) for name, x in zip(names, xs)]
     (out_id,) = b.run(closed, in_ids)
     if output_name is not None and b.nodes[out_id]["op"] not in ("input", "const"):
         if output_name in b.taken - {b.nodes[out_id]["name"]}:
-            raise ValueError(f"fnn.graph.backprop: output_name {output_name!r} is already a node name")
+            raise ValueError(f"examples.graph.backprop: output_name {output_name!r} is already a node name")
         b.nodes[out_id]["name"] = output_name
     grads = _backward(b.nodes, out_id)
     by_id = [n["name"] for n in b.nodes]

@@ -1,4 +1,4 @@
-"""fnn.graph.backprop: hand-written local derivatives on a traced graph, checked against jax.grad in float64."""
+"""examples.graph.backprop: hand-written local derivatives on a traced graph, checked against jax.grad in float64."""
 import jax
 import jax.numpy as jnp
 import numpy as np
