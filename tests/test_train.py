@@ -306,6 +306,12 @@ def test_fit_rejects_bad_arguments():
         fit(model, "mse", optim.sgd(0.1), params, x, y, key=jax.random.key(0), epochs=1, batch_size=100)
     with pytest.raises(ValueError, match="patience"):
         fit(model, "mse", optim.sgd(0.1), params, x, y, key=jax.random.key(0), epochs=1, patience=2)
+    with pytest.raises(TypeError, match="config must be a fnn.StepConfig"):
+        fit(model, "mse", optim.sgd(0.1), params, x, y, key=jax.random.key(0), epochs=1,
+            config={"method": "autodiff"})
+    with pytest.raises(ValueError, match="unknown gradient method 'jax'"):
+        fit(model, "mse", optim.sgd(0.1), params, x, y, key=jax.random.key(0), epochs=1,
+            config=StepConfig(method="jax"))
 
 
 def test_dropout_model_trains_with_keys():

@@ -204,12 +204,12 @@ def train_many(model, loss, optimizer, x, y, *, keys, steps, hyperparams=None, b
     input_shape = (-1, x.shape[-1]) if input_shape is None else tuple(input_shape)
     if batch_size is not None and batch_size > x.shape[0]:
         raise ValueError(f"batch_size={batch_size!r} is larger than the {x.shape[0]} training examples")
-    if config.mesh is not None:
+    if StepConfig.checked(config).mesh is not None:
         raise ValueError("train_many runs its models on one device; a StepConfig with a mesh is for fit")
     state, record = _train_many_program(keys, hyper, x, y, model=model, loss=get_loss(loss),
                                         optimizer=optimizer, steps=check_positive_int("steps", steps),
                                         input_shape=input_shape, batch_size=batch_size,
-                                        config=config.checked(), dtype=jnp.dtype(dtype))
+                                        config=StepConfig.checked(config), dtype=jnp.dtype(dtype))
     return ManyResult(state.params, state, record.losses, record.accuracies)     # losses (N, steps)
 
 

@@ -203,7 +203,7 @@ def fit(model, loss, optimizer, params, x, y, *, key,
       train_accuracy (batch averages), val_loss and val_accuracy.
     """
     loss = get_loss(loss)
-    config = config.checked()
+    config = StepConfig.checked(config)
     if (epochs is None) == (steps is None):
         raise ValueError(f"fit needs exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
     check_positive_int("epochs" if steps is None else "steps", epochs if steps is None else steps)

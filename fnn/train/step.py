@@ -48,6 +48,9 @@ class StepConfig(NamedTuple):
 
     def checked(self):
         """self, or ValueError naming the setting that is not one fnn knows."""
+        if not isinstance(self, StepConfig):
+            raise TypeError(f"config must be a fnn.StepConfig, e.g. config=fnn.StepConfig(method='autodiff'), "
+                            f"got {self!r}")
         check_choice("gradient method", self.method, METHODS)
         check_choice("on_nonfinite", self.on_nonfinite, ON_NONFINITE)
         if self.precision is not None:
@@ -118,7 +121,7 @@ def make_step(model, loss, optimizer, config=StepConfig(), *, checked=True):
     Stochastic layers (dropout) draw from jax.random.fold_in(state.key, state.step);
     the step leaves state.key as it is (each epoch splits it for its permutation).
     """
-    config = config.checked()
+    config = StepConfig.checked(config)
     loss = get_loss(loss)
     optimizer = training_optimizer(optimizer, config)
     gradients = _gradients(model, loss, config)
