@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn.errors import InputError
+
 __all__ = [
     "DTYPES", "device_info", "dtype_supported", "dtype_context", "compile_timed",
     "memory_figures", "hlo_summary", "time_interleaved", "choose_repeats", "summarize_times",
@@ -77,7 +79,7 @@ def dtype_context(dtype):
 def dtype_supported(dtype):
     """True if the default device compiles and runs a matmul and its gradient in `dtype`."""
     if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
+        raise InputError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
     try:
         with dtype_context(dtype):
             a = jnp.ones((8, 8), dtype)

@@ -13,6 +13,7 @@ import numpy as np
 
 import fnn
 from fnn import cli
+from fnn.errors import InputError, InputTypeError
 from fnn.check import relative_error
 from fnn.grads import METHODS
 from fnn.train import StepConfig, init_state, make_step
@@ -92,7 +93,7 @@ def flops_per_step(config):
 def _check_axis(name, values, allowed=None):
     values = tuple(values)
     if not values:
-        raise ValueError(f"{name}: expected at least one value, got none")
+        raise InputError(f"{name}: expected at least one value, got none")
     for v in values:
         if allowed is None:
             check_positive_int(f"{name}: each value", v)
@@ -340,7 +341,7 @@ def run(grid, *, quick=False, timing=None, optimizer=OPTIMIZER, learning_rate=LE
     """
     grid_kind = grid_kind or ("quick" if quick else "full")
     if grid_kind not in GRID_KINDS:
-        raise ValueError(f"grid_kind {grid_kind!r}: expected one of {', '.join(GRID_KINDS)}")
+        raise InputError(f"grid_kind {grid_kind!r}: expected one of {', '.join(GRID_KINDS)}")
     log = log or (lambda *a, **k: None)
     timing = dict(QUICK_TIMING if quick else FULL_TIMING, **(timing or {}))
     info = device_info()
@@ -750,7 +751,7 @@ def main(argv=None):
         dtypes = list(_check_axis("dtypes", args.dtypes, DTYPES))
         missing = [t for t in dtypes if not dtype_supported(t)]
         if missing:
-            raise ValueError(f"--dtypes: {', '.join(missing)} not supported on {info['description']}")
+            raise InputError(f"--dtypes: {', '.join(missing)} not supported on {info['description']}")
     else:
         dtypes = [t for t in DTYPES if dtype_supported(t)]
         skipped = [t for t in DTYPES if t not in dtypes]
@@ -761,7 +762,7 @@ def main(argv=None):
     timing = {k: v for k, v in (("seconds", args.seconds), ("min_repeats", args.min_repeats),
                                 ("max_repeats", args.max_repeats)) if v is not None}
     if timing.get("min_repeats", 1) > timing.get("max_repeats", 10 ** 9):
-        raise ValueError(f"--min-repeats {args.min_repeats} is more than --max-repeats {args.max_repeats}")
+        raise InputError(f"--min-repeats {args.min_repeats} is more than --max-repeats {args.max_repeats}")
     print(f"{len(grid)} configurations, dtypes {', '.join(dtypes)}")
     results = run(grid, quick=args.quick, timing=timing, optimizer=args.optimizer, learning_rate=args.lr,
                   matmul_n=args.matmul_size, seed=args.seed, dump_hlo=args.dump_hlo,
@@ -786,7 +787,7 @@ def main(argv=None):
 def _json_default(v):
     if isinstance(v, (np.integer, np.floating)):
         return v.item()
-    raise TypeError(f"not JSON serializable: {type(v).__name__}")
+    raise InputTypeError(f"not JSON serializable: {type(v).__name__}")
 
 
 def _write(path, text):

@@ -13,6 +13,7 @@ import numpy as np
 
 import fnn
 from fnn import cli
+from fnn.errors import InputError
 from fnn.validate import check_positive_int
 
 from benchmarks.common import device_info
@@ -235,7 +236,7 @@ def _check_peers(peers):
     peers = tuple(peers)
     unknown = [p for p in peers if p not in PEERS]
     if unknown or not peers:
-        raise ValueError(f"unknown peer(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+        raise InputError(f"unknown peer(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
                          f"expected some of {', '.join(PEERS)}")
     return peers
 
@@ -260,7 +261,7 @@ def run(peers=None, *, data=None, steps=STEPS, batch_size=BATCH_SIZE, lr=LEARNIN
     ds = load_mnist1d() if data is None else data
     sizes = (ds.x_train.shape[1],) + tuple(sizes[1:-1]) + (ds.n_classes,)
     if not 0 < batch_size <= len(ds.x_train):
-        raise ValueError(f"batch_size {batch_size} must be between 1 and the {len(ds.x_train)} examples")
+        raise InputError(f"batch_size {batch_size} must be between 1 and the {len(ds.x_train)} examples")
     _, init_params, _ = _initial_params(seed, sizes)
     common = dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed, sizes=sizes)
     results = []

@@ -23,6 +23,7 @@ import numpy as np
 
 from fnn.activations import ACTIVATIONS
 from fnn.check import FD_EPS, TOL_AUTODIFF, TOL_FD, GradCheckResult, check_gradients
+from fnn.errors import InputError
 from fnn.layers import Activation, Dense, Dropout, Layer, serial
 from fnn.losses import Loss, get_loss
 from fnn.validate import check_key
@@ -274,7 +275,7 @@ def build_model(grid, case):
       case: a Case; case.layers is one of LAYER_VARIANTS.
     """
     if case.layers not in _VARIANTS:
-        raise ValueError(f"unknown layer variant {case.layers!r}; expected one of {', '.join(LAYER_VARIANTS)}")
+        raise InputError(f"unknown layer variant {case.layers!r}; expected one of {', '.join(LAYER_VARIANTS)}")
     return _VARIANTS[case.layers](grid, case)
 
 

@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 from jax.extend.core import Literal
 
+from fnn.errors import InputError, InputTypeError
+
 __all__ = ["Node", "GraphResult", "backprop", "SUPPORTED_PRIMITIVES"]
 
 
@@ -180,15 +182,15 @@ def _is_float(x):
 def _as_input(i, arg):
     """A float array from an argument; Python numbers become the default float dtype."""
     if isinstance(arg, bool):
-        raise TypeError(f"examples.graph.backprop: argument {i} is the bool {arg!r}; expected a float or float array")
+        raise InputTypeError(f"examples.graph.backprop: argument {i} is the bool {arg!r}; expected a float or float array")
     if isinstance(arg, (int, float)):
         return jnp.asarray(float(arg))
     try:
         x = jnp.asarray(arg)
     except TypeError as e:
-        raise TypeError(f"examples.graph.backprop: argument {i} ({type(arg).__name__}) is not an array: {e}") from None
+        raise InputTypeError(f"examples.graph.backprop: argument {i} ({type(arg).__name__}) is not an array: {e}") from None
     if not _is_float(x):
-        raise TypeError(
+        raise InputTypeError(
             f"examples.graph.backprop: argument {i} has dtype {x.dtype}; expected a floating dtype")
     return x
 
@@ -307,13 +309,13 @@ def backprop(fn, *args, output_name: Optional[str] = None) -> GraphResult:
         does not return exactly one array.
     """
     if not callable(fn):
-        raise TypeError(f"examples.graph.backprop: fn must be callable, got {type(fn).__name__}")
+        raise InputTypeError(f"examples.graph.backprop: fn must be callable, got {type(fn).__name__}")
     if not args:
-        raise ValueError("examples.graph.backprop: expected at least one argument to differentiate against")
+        raise InputError("examples.graph.backprop: expected at least one argument to differentiate against")
     xs = [_as_input(i, a) for i, a in enumerate(args)]
     closed = jax.make_jaxpr(fn)(*xs)
     if len(closed.jaxpr.outvars) != 1:
-        raise ValueError(
+        raise InputError(
             f"examples.graph.backprop: fn must return one array, got {len(closed.jaxpr.outvars)} outputs")
     names = _input_names(fn, len(xs))
     b = _Builder(names)
@@ -321,7 +323,7 @@ def backprop(fn, *args, output_name: Optional[str] = None) -> GraphResult:
     (out_id,) = b.run(closed, in_ids)
     if output_name is not None and b.nodes[out_id]["op"] not in ("input", "const"):
         if output_name in b.taken - {b.nodes[out_id]["name"]}:
-            raise ValueError(f"examples.graph.backprop: output_name {output_name!r} is already a node name")
+            raise InputError(f"examples.graph.backprop: output_name {output_name!r} is already a node name")
         b.nodes[out_id]["name"] = output_name
     grads = _backward(b.nodes, out_id)
     by_id = [n["name"] for n in b.nodes]

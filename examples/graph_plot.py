@@ -9,6 +9,7 @@ y = (a + b)(b − c) this way:
 """
 import numpy as np
 
+from fnn.errors import InputTypeError
 from fnn.viz.figures import LAYER_COLORS, new_axes
 
 __all__ = ["plot_computational_graph"]
@@ -79,7 +80,7 @@ def plot_computational_graph(graph, *, ax=None, title=None):
     """
     nodes = getattr(graph, "nodes", None)
     if not nodes or not hasattr(graph, "output"):
-        raise TypeError(f"plot_computational_graph needs examples.graph.backprop's GraphResult, "
+        raise InputTypeError(f"plot_computational_graph needs examples.graph.backprop's GraphResult, "
                         f"got {type(graph).__name__}")
     pos = _graph_layout(nodes)
     cols = max(c for c, _ in pos.values()) + 1

@@ -16,6 +16,7 @@ from matplotlib.ticker import FuncFormatter
 from examples import seeds
 from examples.graph import backprop
 from examples.graph_plot import plot_computational_graph
+from fnn.errors import InputError
 from fnn.layers import Dense, mlp
 from fnn.losses import get_loss
 from fnn.train import predict
@@ -207,7 +208,7 @@ def save_seed_figures(directory, *, key, names=SEED_FIGURES, dpi=100):
     check_number("dpi", dpi, 0, low_open=True)
     directory = os.fspath(directory)
     if os.path.exists(directory) and not os.path.isdir(directory):
-        raise ValueError(f"{directory} exists and is not a directory; expected a folder for the pictures")
+        raise InputError(f"{directory} exists and is not a directory; expected a folder for the pictures")
     os.makedirs(directory, exist_ok=True)
     paths = []
     for name, fig in seed_figures(key=key, names=names).items():

@@ -3,6 +3,7 @@ from fnn import activations
 from fnn import check
 from fnn import checkpoint
 from fnn import data
+from fnn import errors
 from fnn import gradcheck   # the old name of fnn.check
 from fnn import initializers
 from fnn import losses
@@ -21,6 +22,9 @@ from fnn.data import get_dataset
 from fnn.check import check_gradients
 from fnn.check import check_layer
 from fnn.check import relative_error
+from fnn.errors import FnnError
+from fnn.errors import InputError
+from fnn.errors import InputTypeError
 from fnn.grads import Backprop
 from fnn.grads import differentiable
 from fnn.grads import differentiable_loss
@@ -72,6 +76,9 @@ __all__ = [
     "DATASETS",
     "Dense",
     "Dropout",
+    "FnnError",
+    "InputError",
+    "InputTypeError",
     "LOSSES",
     "Layer",
     "Loss",
@@ -87,6 +94,7 @@ __all__ = [
     "differentiable",
     "differentiable_loss",
     "ensemble",
+    "errors",
     "evaluate",
     "fit",
     "forward_backward",

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jax.scipy.special import erf
 
 from fnn import numerics
+from fnn.errors import InputError
 
 __all__ = [
     "ActivationFn", "identity", "sigmoid", "tanh", "relu", "leaky_relu", "gelu",
@@ -100,7 +101,7 @@ def leaky_relu(slope=0.1):
     Slope 0 needs z, since y is ±0 on both sides of the kink.
     """
     if not 0 <= slope < 1:
-        raise ValueError(f"leaky_relu slope must be in [0, 1), got {slope!r}")
+        raise InputError(f"leaky_relu slope must be in [0, 1), got {slope!r}")
 
     def fn(z):
         return jnp.where(_is_negative(z), slope * z, jnp.abs(z))
@@ -206,6 +207,6 @@ def get_activation(activation):
         return activation
     if isinstance(activation, str) and activation in ACTIVATIONS:
         return ACTIVATIONS[activation]
-    raise ValueError(
+    raise InputError(
         f"unknown activation {activation!r}; expected one of "
         f"{', '.join(sorted(ACTIVATIONS))} or an fnn.ActivationFn")

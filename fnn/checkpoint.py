@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn.errors import InputError
+
 __all__ = ["CheckpointError", "save", "load", "read_config", "FORMAT"]
 
 FORMAT = "fnn-checkpoint-1"
@@ -36,7 +38,7 @@ _ENTRY_KEYS = frozenset({"path", "shape", "dtype", "key", "sha256"})
 _CORRUPT = "checkpoint {path!r} is truncated or corrupt ({error})"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that is missing, truncated, corrupt, or of another model."""
 
 

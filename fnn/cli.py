@@ -4,13 +4,14 @@ import sys
 
 import jax
 
-from fnn.checkpoint import CheckpointError
+from fnn.errors import FnnError
 from fnn.validate import check_number, check_positive_int
 
 __all__ = ["ArgumentParser", "USER_ERRORS", "run", "device_description", "positive_int", "positive_float"]
 
-# A user's mistake: reported as one line on stderr, exit code 2, no traceback.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, IsADirectoryError, CheckpointError)
+# A user's mistake, which fnn raised on purpose (fnn.errors): one line on stderr, exit code 2,
+# no traceback. Any other exception is a bug and keeps its traceback.
+USER_ERRORS = (FnnError,)
 
 
 class ArgumentParser(argparse.ArgumentParser):

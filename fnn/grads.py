@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn.errors import InputTypeError
 from fnn.losses import get_loss
 from fnn.precision import cast_floating, get_policy
 from fnn.validate import check_choice, check_params, check_targets
@@ -187,7 +188,7 @@ def differentiable_loss(loss):
 
     def f_fwd(out, target):
         if target.perturbed and loss.target_grad is None and _differentiable(target.value):
-            raise TypeError(
+            raise InputTypeError(
                 f"differentiable_loss({loss.name}): the loss has no target_grad, so it cannot be "
                 "differentiated with respect to the target; differentiate in the output only "
                 "(jax.grad(L, argnums=0)), or give the Loss a target_grad(out, target) = dL/dtarget")

@@ -12,6 +12,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from fnn.errors import InputError
+
 __all__ = [
     "glorot_uniform", "glorot_normal", "xavier_uniform", "xavier_normal",
     "he_uniform", "he_normal", "kaiming_uniform", "kaiming_normal",
@@ -92,6 +94,6 @@ def get_initializer(init):
         return init
     if isinstance(init, str) and init in INITIALIZERS:
         return INITIALIZERS[init]
-    raise ValueError(
+    raise InputError(
         f"unknown initializer {init!r}; expected one of {', '.join(sorted(INITIALIZERS))} "
         "or a callable (key, shape, dtype) -> array")

@@ -17,6 +17,7 @@ from typing import Callable, NamedTuple, Optional
 import jax.numpy as jnp
 
 from fnn import numerics
+from fnn.errors import InputError
 
 __all__ = [
     "TASKS", "Loss", "mse", "half_squared_error", "binary_cross_entropy",
@@ -70,7 +71,7 @@ def _like_output(out, target, loss_name):
         return target.astype(out.dtype)
     if out.ndim == target.ndim + 1 and out.shape[-1] == 1 and out.shape[:-1] == target.shape:
         return target.reshape(out.shape).astype(out.dtype)
-    raise ValueError(
+    raise InputError(
         f"{loss_name}: target shape {target.shape} does not match output shape "
         f"{out.shape}; expected {out.shape}" + (
             f" or {out.shape[:-1]}" if out.shape and out.shape[-1] == 1 else ""))
@@ -168,7 +169,7 @@ def _targets(logits, target):
         return (target[..., None] == classes.reshape((1,) * target.ndim + (-1,))).astype(logits.dtype)
     if target.shape == logits.shape and jnp.issubdtype(target.dtype, jnp.floating):
         return target.astype(logits.dtype)
-    raise ValueError(
+    raise InputError(
         f"softmax_cross_entropy: target of shape {target.shape} and dtype {target.dtype} "
         f"does not fit logits of shape {logits.shape}; expected integer labels of shape "
         f"{logits.shape[:-1]} or float targets of shape {logits.shape}")
@@ -250,7 +251,7 @@ def huber(delta=1.0):
     dL/dŷ = clip(r, −δ, δ) / n,   dL/dy = −dL/dŷ
     """
     if not delta > 0:
-        raise ValueError(f"huber delta must be > 0, got {delta!r}")
+        raise InputError(f"huber delta must be > 0, got {delta!r}")
 
     def fn(out, target):
         r = out - _like_output(out, target, "huber")
@@ -290,5 +291,5 @@ def get_loss(loss):
         return loss
     if isinstance(loss, str) and loss in LOSSES:
         return LOSSES[loss]
-    raise ValueError(
+    raise InputError(
         f"unknown loss {loss!r}; expected one of {', '.join(sorted(LOSSES))} or an fnn.Loss")

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from fnn.errors import InputError, InputTypeError
 from fnn.numerics import all_finite
 from fnn.optim.base import GradientTransformation
 
@@ -77,7 +78,7 @@ def get_policy(precision):
         return precision
     if isinstance(precision, str) and precision in POLICIES:
         return POLICIES[precision]
-    raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    raise InputError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
 
 
 def cast_floating(tree, dtype):
@@ -114,14 +115,14 @@ def dynamic_loss_scale(optimizer, initial_scale=2.0 ** 15, growth_interval=2000,
     if isinstance(optimizer, LossScaledOptimizer):
         return optimizer
     if not isinstance(optimizer, GradientTransformation):
-        raise TypeError(f"dynamic_loss_scale wraps a GradientTransformation, got {optimizer!r}")
+        raise InputTypeError(f"dynamic_loss_scale wraps a GradientTransformation, got {optimizer!r}")
     for name, value, ok in (("initial_scale", initial_scale, initial_scale >= 1),
                             ("growth_interval", growth_interval, isinstance(growth_interval, int) and growth_interval >= 1),
                             ("growth_factor", growth_factor, growth_factor > 1),
                             ("backoff_factor", backoff_factor, 0 < backoff_factor < 1),
                             ("min_scale", min_scale, 0 < min_scale <= initial_scale)):
         if not ok:
-            raise ValueError(f"dynamic_loss_scale: {name}={value!r} is out of range (initial_scale >= 1, "
+            raise InputError(f"dynamic_loss_scale: {name}={value!r} is out of range (initial_scale >= 1, "
                              "growth_interval an int >= 1, growth_factor > 1, 0 < backoff_factor < 1, "
                              "0 < min_scale <= initial_scale)")
 
@@ -131,7 +132,7 @@ def dynamic_loss_scale(optimizer, initial_scale=2.0 ** 15, growth_interval=2000,
 
     def update(grads, state, params=None):
         if not isinstance(state, LossScaleState):
-            raise TypeError(f"a loss-scaled optimizer needs the state from its own init, got {type(state).__name__}")
+            raise InputTypeError(f"a loss-scaled optimizer needs the state from its own init, got {type(state).__name__}")
         finite = all_finite(grads)
         safe = jax.tree.map(lambda g: jnp.where(finite, g, jnp.zeros_like(g)), grads)
         updates, inner = optimizer.update(safe, state.inner, params)
@@ -149,7 +150,7 @@ def dynamic_loss_scale(optimizer, initial_scale=2.0 ** 15, growth_interval=2000,
 def loss_scale(opt_state):
     """The current loss scale s of a loss-scaled optimizer's state."""
     if not isinstance(opt_state, LossScaleState):
-        raise TypeError(
+        raise InputTypeError(
             "float16 training keeps its loss scale in the optimizer state: initialize it with "
             "fnn.precision.dynamic_loss_scale(optimizer).init(params) (fit does this for precision='fp16'), "
             f"got {type(opt_state).__name__}")

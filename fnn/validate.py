@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn.errors import InputError, InputTypeError
+
 __all__ = ["check_positive_int", "check_non_negative_int", "check_int_at_least", "check_number",
            "check_choice", "check_key", "parse_int_list", "parse_float_list", "check_params", "check_data", "check_targets",
            "is_concrete"]
@@ -29,21 +31,21 @@ def _is_int(value):
 def check_positive_int(name, value):
     """value as an int, or ValueError unless it is an integer ≥ 1 (bools refused)."""
     if not _is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
 def check_non_negative_int(name, value):
     """value as an int, or ValueError unless it is an integer ≥ 0 (bools refused)."""
     if not _is_int(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        raise InputError(f"{name} must be a non-negative integer, got {value!r}")
     return int(value)
 
 
 def check_int_at_least(name, value, minimum):
     """value as an int, or ValueError unless it is an integer ≥ minimum (bools refused)."""
     if not _is_int(value) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -62,14 +64,14 @@ def check_number(name, value, low=None, high=None, *, low_open=False, high_open=
         lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
         hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
         where = (f" in {lo or '(-inf'}, {hi or 'inf)'}" if low is not None or high is not None else "")
-        raise ValueError(f"{name} must be a finite number{where}, got {value!r}")
+        raise InputError(f"{name} must be a finite number{where}, got {value!r}")
     return float(value)
 
 
 def check_choice(name, value, choices):
     """value, or ValueError unless it is one of `choices` (listed in the message)."""
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(str, choices))}")
+        raise InputError(f"unknown {name} {value!r}; expected one of {', '.join(map(str, choices))}")
     return value
 
 
@@ -81,7 +83,7 @@ def check_key(name, key):
             return key
         if dtype == jnp.uint32 and shape == (2,):
             return key
-    raise TypeError(f"{name} must be a PRNG key such as jax.random.key(0), got "
+    raise InputTypeError(f"{name} must be a PRNG key such as jax.random.key(0), got "
                     f"{_describe_value(key)}")
 
 
@@ -101,7 +103,7 @@ def parse_int_list(name, text, *, at_least=0):
     except ValueError:
         values = None
     if values is None or any(v < 1 for v in values) or len(values) < at_least:
-        raise ValueError(f"{name} must be comma-separated positive integers such as 100,100, got {text!r}")
+        raise InputError(f"{name} must be comma-separated positive integers such as 100,100, got {text!r}")
     return values
 
 
@@ -112,7 +114,7 @@ def parse_float_list(name, text):
     except ValueError:
         values = []
     if not values or not all(math.isfinite(v) and v > 0 for v in values):
-        raise ValueError(f"{name} must be comma-separated positive numbers such as 0.3,1.0, got {text!r}")
+        raise InputError(f"{name} must be comma-separated positive numbers such as 0.3,1.0, got {text!r}")
     return values
 
 
@@ -145,7 +147,7 @@ def check_params(model, params, x_shape):
         return                                  # the forward pass will name the input problem
     if (jax.tree.structure(params) != structure
             or [tuple(np.shape(p)) for p in jax.tree.leaves(params)] != shapes):
-        raise ValueError(PARAMS_MISMATCH.format(model=model.name, shape=tuple(x_shape),
+        raise InputError(PARAMS_MISMATCH.format(model=model.name, shape=tuple(x_shape),
                                                 expected=expected, got=_describe(params)))
 
 
@@ -153,17 +155,17 @@ def check_data(x, y, where="data"):
     """x and y as arrays of the same, non-zero length, with finite values (when concrete)."""
     x, y = jnp.asarray(x), jnp.asarray(y)
     if x.ndim < 1 or x.shape[0] == 0:
-        raise ValueError(f"{where}: x is empty (shape {x.shape}); expected at least one example")
+        raise InputError(f"{where}: x is empty (shape {x.shape}); expected at least one example")
     if y.ndim < 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(f"{where}: x has {x.shape[0]} examples (shape {x.shape}) but y has "
+        raise InputError(f"{where}: x has {x.shape[0]} examples (shape {x.shape}) but y has "
                          f"{y.shape[0] if y.ndim else 'no'} (shape {y.shape}); expected one target per example")
     if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"{where}: x has dtype {x.dtype}; expected floating-point features")
+        raise InputTypeError(f"{where}: x has dtype {x.dtype}; expected floating-point features")
     for name, a in (("x", x), ("y", y)):
         if is_concrete(a) and jnp.issubdtype(a.dtype, jnp.floating):
             bad = np.flatnonzero(~np.isfinite(np.asarray(a).reshape(a.shape[0], -1)).all(axis=1))
             if len(bad):
-                raise ValueError(f"{where}: {name} has NaN or inf in {len(bad)} example(s), the first "
+                raise InputError(f"{where}: {name} has NaN or inf in {len(bad)} example(s), the first "
                                  f"at index {bad[0]}; expected finite values")
     return x, y
 
@@ -176,7 +178,7 @@ def _check_soft_targets(name, y):
     negative = np.flatnonzero(values.reshape(-1) < 0)
     if len(negative):
         where = np.unravel_index(negative[0], values.shape)
-        raise ValueError(f"{name}: soft target {values[where]:g} at index {tuple(map(int, where))} is "
+        raise InputError(f"{name}: soft target {values[where]:g} at index {tuple(map(int, where))} is "
                          "negative; expected weights ≥ 0 per class (one-hot or a probability "
                          "distribution per example)")
 
@@ -192,10 +194,10 @@ def check_targets(loss, out_shape, y):
                 lo, hi = int(values.min()), int(values.max())
                 if lo < 0 or hi >= classes:
                     bad = lo if lo < 0 else hi
-                    raise ValueError(f"{loss.name}: label {bad} is out of range for {classes} classes; "
+                    raise InputError(f"{loss.name}: label {bad} is out of range for {classes} classes; "
                                      f"expected integers in [0, {classes - 1}]")
         elif y.shape != tuple(out_shape):
-            raise TypeError(f"{loss.name}: targets of dtype {y.dtype} and shape {y.shape}; expected "
+            raise InputTypeError(f"{loss.name}: targets of dtype {y.dtype} and shape {y.shape}; expected "
                             f"integer class labels of shape {tuple(out_shape[:-1])} or float "
                             f"(one-hot/soft) targets of shape {tuple(out_shape)}")
         else:
@@ -203,5 +205,5 @@ def check_targets(loss, out_shape, y):
     if loss.task == "binary" and is_concrete(y) and y.size:
         values = np.asarray(y, np.float64)
         if values.min() < 0 or values.max() > 1:
-            raise ValueError(f"{loss.name}: target {values.min() if values.min() < 0 else values.max():g} "
+            raise InputError(f"{loss.name}: target {values.min() if values.min() < 0 else values.max():g} "
                              "is outside [0, 1]; expected probabilities (0/1 labels)")

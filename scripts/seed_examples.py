@@ -9,6 +9,7 @@ import jax  # noqa: E402
 
 from examples import seeds  # noqa: E402
 from fnn import cli  # noqa: E402
+from fnn.errors import InputError  # noqa: E402
 
 SEED = 0  # PRNG seed for the examples that start from random weights
 
@@ -117,7 +118,7 @@ def main(argv=None):
         try:
             Path(args.json).write_text(json.dumps({"seed": args.seed, "device": device, **results}, indent=2))
         except OSError as e:
-            raise ValueError(f"cannot write --json {args.json}: {e.strerror}") from None
+            raise InputError(f"cannot write --json {args.json}: {e.strerror}") from None
         print(f"wrote {args.json}")
     if args.plots is not None:
         from examples.seed_figures import save_seed_figures   # matplotlib only when drawing

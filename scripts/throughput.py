@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 
 import fnn  # noqa: E402
 from fnn import cli, optim, precision  # noqa: E402
+from fnn.errors import InputError  # noqa: E402
 from fnn.train import StepConfig, init_state, make_step  # noqa: E402
 from fnn.train.step import training_optimizer  # noqa: E402
 
@@ -53,7 +54,7 @@ def parse_sizes(text):
     except ValueError:
         sizes = []
     if len(sizes) < 2 or any(s <= 0 for s in sizes):
-        raise ValueError(f"--sizes must be two or more positive widths such as 784-4096-4096-10, got {text!r}")
+        raise InputError(f"--sizes must be two or more positive widths such as 784-4096-4096-10, got {text!r}")
     return sizes
 
 

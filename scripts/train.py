@@ -12,6 +12,7 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import fnn  # noqa: E402
 from fnn import checkpoint, cli, data, optim, parallel, precision  # noqa: E402
+from fnn.errors import InputError  # noqa: E402
 from fnn.viz import report  # noqa: E402
 from fnn.check import precision_check, relative_error  # noqa: E402
 from fnn.train import fit, evaluate, init_state  # noqa: E402
@@ -117,7 +118,7 @@ def main(argv=None):
     if config["batch_size"] is None:
         config["batch_size"] = min(DEFAULTS["batch_size"], ds.x_train.shape[0])
     if config["batch_size"] > ds.x_train.shape[0]:
-        raise ValueError(f"--batch-size {config['batch_size']} is larger than the "
+        raise InputError(f"--batch-size {config['batch_size']} is larger than the "
                          f"{ds.x_train.shape[0]} training examples of {config['dataset']}")
     if mesh is not None:
         parallel.check_batch_size(config["batch_size"], mesh)

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn.check.finite_differences import FD_EPS, central_differences, sample_indices
+from fnn.errors import InputError, InputTypeError
 from fnn.grads import loss_value, value_and_grad
 from fnn.layers import Layer
 from fnn.losses import get_loss
@@ -64,7 +65,7 @@ def relative_error(a, b):
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"relative_error: shapes differ, {a.shape} vs {b.shape}; expected equal shapes")
+        raise InputError(f"relative_error: shapes differ, {a.shape} vs {b.shape}; expected equal shapes")
     if a.size == 0:
         return 0.0
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
@@ -115,12 +116,12 @@ def _to_float64(tree):
 
 def _check_layer_arg(name, layer):
     if not isinstance(layer, Layer):
-        raise TypeError(f"{name} must be an fnn.Layer, got {type(layer).__name__}")
+        raise InputTypeError(f"{name} must be an fnn.Layer, got {type(layer).__name__}")
 
 
 def _check_same_structure(params, grads, method):
     if jax.tree_util.tree_structure(grads) != jax.tree_util.tree_structure(params):
-        raise ValueError(
+        raise InputError(
             f"{method} gradients have structure {jax.tree_util.tree_structure(grads)}, "
             f"expected the structure of params {jax.tree_util.tree_structure(params)}")
 
@@ -129,7 +130,7 @@ def _check_float_leaves(path_leaves):
     for path, leaf in path_leaves:
         dtype = jnp.asarray(leaf).dtype
         if not jnp.issubdtype(dtype, jnp.floating):
-            raise TypeError(f"parameter {jax.tree_util.keystr(path)} has dtype {dtype}; "
+            raise InputTypeError(f"parameter {jax.tree_util.keystr(path)} has dtype {dtype}; "
                             "expected a float array")
 
 
@@ -142,11 +143,11 @@ def _check_keys(model, key, max_fd_per_leaf, fd_key):
     """The model's key (None where nothing is stochastic) and fd_key, checked; TypeError if missing."""
     if key is None:
         if model.stochastic:
-            raise TypeError(MISSING_MODEL_KEY.format(model=model.name))
+            raise InputTypeError(MISSING_MODEL_KEY.format(model=model.name))
     else:
         check_key("key", key)
     if max_fd_per_leaf is not None and fd_key is None:
-        raise TypeError(MISSING_FD_KEY.format(n=max_fd_per_leaf))
+        raise InputTypeError(MISSING_FD_KEY.format(n=max_fd_per_leaf))
     if fd_key is not None:
         check_key("fd_key", fd_key)
 
@@ -217,7 +218,7 @@ def _leaf_errors(path_leaves, manual, autodiff, picks, fd):
     start = 0
     for (path, leaf), g_man, g_auto, pick in zip(path_leaves, manual, autodiff, picks):
         if g_man.shape != g_auto.shape:
-            raise ValueError(f"manual gradient of {jax.tree_util.keystr(path)} has {g_man.size} "
+            raise InputError(f"manual gradient of {jax.tree_util.keystr(path)} has {g_man.size} "
                              f"elements, expected {g_auto.size} (shape {np.shape(leaf)})")
         fd_leaf = fd[start:start + len(pick)]
         start += len(pick)

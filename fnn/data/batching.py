@@ -11,6 +11,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from fnn.errors import InputError
 from fnn.validate import check_key, check_positive_int
 
 __all__ = ["permutation", "batch_indices", "batches"]
@@ -93,7 +94,7 @@ def batch_indices(key, n, batch_size, drop_remainder=True):
     n = check_positive_int("batch_indices: n", n)
     batch_size = check_positive_int("batch_indices: batch_size", batch_size)
     if batch_size > n:
-        raise ValueError(f"batch_size {batch_size} is larger than the {n} examples; expected <= {n}")
+        raise InputError(f"batch_size {batch_size} is larger than the {n} examples; expected <= {n}")
     return _batch_indices(key, n, batch_size, bool(drop_remainder))
 
 
@@ -104,6 +105,6 @@ def batches(key, x, y, batch_size, drop_remainder=True):
         params, losses = jax.lax.scan(step, params, (xb, yb))
     """
     if len(x) != len(y):
-        raise ValueError(f"batches: x has {len(x)} rows but y has {len(y)}")
+        raise InputError(f"batches: x has {len(x)} rows but y has {len(y)}")
     idx = batch_indices(key, len(x), batch_size, drop_remainder)   # (n_batches, batch_size)
     return jnp.asarray(x)[idx], jnp.asarray(y)[idx]

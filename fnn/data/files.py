@@ -13,6 +13,7 @@ import zipfile
 import numpy as np
 
 from fnn.data.dataset import TASKS, Dataset, numpy_rngs
+from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_choice, check_int_at_least, check_key, check_number
 
 __all__ = ["DataFileError", "DataFileNotFoundError", "load_file", "MISSING_SPLIT_KEY"]
@@ -23,7 +24,7 @@ MISSING_SPLIT_KEY = (
     "key=jax.random.key(0)), or pass test_fraction=0 to train on every row")
 
 
-class DataFileError(ValueError):
+class DataFileError(InputError):
     """A data file that cannot be used; the message names the file and the problem."""
 
     def __init__(self, path, problem):
@@ -254,7 +255,7 @@ def _split(path, x, y, test_fraction, key):
     if n_test >= n:
         raise DataFileError(path, f"{n} examples are too few for test_fraction={test_fraction}")
     if key is None:
-        raise TypeError(MISSING_SPLIT_KEY.format(path=path, fraction=test_fraction))
+        raise InputTypeError(MISSING_SPLIT_KEY.format(path=path, fraction=test_fraction))
     perm = numpy_rngs("load_file: key", key, 1)[0].permutation(n)
     x, y = x[perm], y[perm]
     return [(x[n_test:], y[n_test:]), (x[:n_test], y[:n_test])]

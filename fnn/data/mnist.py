@@ -14,6 +14,7 @@ import random
 import numpy as np
 
 from fnn.data.dataset import Dataset
+from fnn.errors import InputError
 from fnn.validate import check_non_negative_int
 
 __all__ = ["mnist1d"]
@@ -67,7 +68,7 @@ def mnist1d(seed=42, **overrides):
     valid = sorted(k for k in vars(args) if k not in ("url", "seed"))
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
-        raise ValueError(f"mnist1d: unknown argument(s) {', '.join(unknown)}; expected seed or one of "
+        raise InputError(f"mnist1d: unknown argument(s) {', '.join(unknown)}; expected seed or one of "
                          f"{', '.join(valid)}")
     args.seed = check_non_negative_int("mnist1d: seed", seed)
     vars(args).update(overrides)

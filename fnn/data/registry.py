@@ -4,6 +4,7 @@ import os
 from fnn.data.files import load_file
 from fnn.data.mnist import mnist1d
 from fnn.data.toy import blobs, circles, house_prices, moons, sine, spirals, xor
+from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_key
 
 __all__ = ["DATASETS", "RANDOM_DATASETS", "MISSING_DATASET_KEY", "get_dataset"]
@@ -57,10 +58,10 @@ def get_dataset(name, *, key=None, **kwargs):
     if _is_file(name):
         return load_file(name, key=key, **kwargs)
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)} "
+        raise InputError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)} "
                          f"or a path to a .npz or .csv file")
     if name not in RANDOM_DATASETS:
         return DATASETS[name](**kwargs)
     if key is None:
-        raise TypeError(MISSING_DATASET_KEY.format(name=name))
+        raise InputTypeError(MISSING_DATASET_KEY.format(name=name))
     return DATASETS[name](key, **kwargs)

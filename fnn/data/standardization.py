@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fnn.errors import InputError
+
 __all__ = ["Standardizer", "fit_standardizer", "standardize", "standardize_dataset"]
 
 
@@ -38,7 +40,7 @@ def fit_standardizer(x_train):
     """
     x = np.asarray(x_train, np.float64)
     if x.ndim < 1 or x.shape[0] == 0:
-        raise ValueError(f"fit_standardizer needs at least one training row, got shape {x.shape}")
+        raise InputError(f"fit_standardizer needs at least one training row, got shape {x.shape}")
     mean, std = x.mean(axis=0), x.std(axis=0)
     constant = std <= np.finfo(np.float32).eps * np.abs(mean)
     std = np.where(constant, 1.0, std)
@@ -68,7 +70,7 @@ def standardize_dataset(ds, targets=False):
     y_stats, y_train, y_test = None, ds.y_train, ds.y_test
     if targets:
         if ds.task != "regression":
-            raise ValueError(f"standardize_dataset: targets=True is for regression, {ds.name} is {ds.task}")
+            raise InputError(f"standardize_dataset: targets=True is for regression, {ds.name} is {ds.task}")
         y_stats, y_train, y_test = standardize(ds.y_train, ds.y_test)
     scaled = ds._replace(x_train=x_train, x_test=x_test, y_train=y_train, y_test=y_test)
     return scaled, {"x": x_stats, "y": y_stats}

@@ -11,6 +11,7 @@ import functools
 import numpy as np
 
 from fnn.data.dataset import Dataset, numpy_rngs
+from fnn.errors import InputError
 from fnn.validate import check_int_at_least, check_number, check_positive_int
 
 __all__ = ["xor", "house_prices", "spirals", "moons", "circles", "blobs", "sine",
@@ -162,7 +163,7 @@ def _blob_centers(rng, centers, box):
         return rng.uniform(low, high, size=(k, 2))
     c = np.asarray(centers, np.float64)
     if c.ndim != 2 or c.shape[1] != 2 or c.shape[0] < 2 or not np.all(np.isfinite(c)):
-        raise ValueError(
+        raise InputError(
             f"blobs: centers must be an int >= 2 or a finite (K >= 2, 2) array, got {centers!r}")
     return c
 
@@ -224,7 +225,7 @@ def as_binary(ds):
     if ds.task == "binary":
         return ds
     if ds.task != "classification" or ds.n_classes != 2:
-        raise ValueError(f"as_binary needs a 2-class classification dataset, got {ds!r}")
+        raise InputError(f"as_binary needs a 2-class classification dataset, got {ds!r}")
     return Dataset.from_arrays(ds.name, "binary", 2, ds.x_train, ds.y_train, ds.x_test, ds.y_test)
 
 
@@ -233,5 +234,5 @@ def as_classification(ds):
     if ds.task == "classification":
         return ds
     if ds.task != "binary":
-        raise ValueError(f"as_classification needs a binary or classification dataset, got {ds!r}")
+        raise InputError(f"as_classification needs a binary or classification dataset, got {ds!r}")
     return Dataset.from_arrays(ds.name, "classification", 2, ds.x_train, ds.y_train, ds.x_test, ds.y_test)

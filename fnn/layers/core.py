@@ -21,6 +21,8 @@ from typing import Any, Callable, NamedTuple, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
+from fnn.errors import InputError, InputTypeError
+
 __all__ = ["Layer", "serial", "summary", "Summary", "MISSING_KEY"]
 
 MISSING_KEY = (
@@ -70,7 +72,7 @@ def serial(*layers):
         dx_{i−1} = backward_i(params_i, saved_i, dx_i)
     """
     if not layers or not all(isinstance(l, Layer) for l in layers):
-        raise TypeError(f"serial expects one or more fnn Layers, got {layers!r}")
+        raise InputTypeError(f"serial expects one or more fnn Layers, got {layers!r}")
     name = "serial(" + ", ".join(l.name for l in layers) + ")"
     n = len(layers)
 
@@ -85,7 +87,7 @@ def serial(*layers):
     def _check(params):
         if not isinstance(params, (tuple, list)) or len(params) != n:
             got = len(params) if isinstance(params, (tuple, list)) else type(params).__name__
-            raise ValueError(
+            raise InputError(
                 f"{name}: params must be a tuple with one entry per layer ({n}), got {got}")
 
     def forward(params, x, *, key=None, train=False):
@@ -151,7 +153,7 @@ def summary(model, input_shape, dtype=jnp.float32):
         >>> print(fnn.summary(fnn.mlp([40, 100, 10]), (-1, 40)))
     """
     if not isinstance(model, Layer):
-        raise TypeError(f"summary expects an fnn Layer, got {type(model).__name__}")
+        raise InputTypeError(f"summary expects an fnn Layer, got {type(model).__name__}")
     rows = []
 
     def visit(layer, shape, depth):

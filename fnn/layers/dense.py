@@ -4,6 +4,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from fnn.activations import get_activation, identity
+from fnn.errors import InputError
 from fnn.initializers import get_initializer
 from fnn.layers.core import Layer, serial
 from fnn.layers.elementwise import Activation, Dropout
@@ -37,7 +38,7 @@ def Dense(out_features, W_init="glorot_uniform", b_init="zeros", in_features=Non
         fan_in = input_shape[-1] if len(input_shape) else None
         check_positive_int(f"{name}: the width (last dimension) of input shape {tuple(input_shape)}", fan_in)
         if in_features is not None and fan_in != in_features:
-            raise ValueError(
+            raise InputError(
                 f"{name}: input shape {tuple(input_shape)} has width {fan_in}, "
                 f"expected {in_features}")
         k_W, k_b = jax.random.split(key)
@@ -49,7 +50,7 @@ def Dense(out_features, W_init="glorot_uniform", b_init="zeros", in_features=Non
         del key, train
         W, b = params["W"], params["b"]
         if x.ndim < 1 or x.shape[-1] != W.shape[0]:
-            raise ValueError(
+            raise InputError(
                 f"{name}: input of shape {x.shape} has width "
                 f"{x.shape[-1] if x.ndim else None}, expected {W.shape[0]}")
         z = x @ W + b.reshape((1,) * (x.ndim - 1) + b.shape)  # (..., out)
@@ -83,7 +84,7 @@ def mlp(sizes, activation="relu", output="identity", W_init=None, b_init="zeros"
     """
     sizes = tuple(sizes)
     if len(sizes) < 2:
-        raise ValueError(f"mlp sizes must be two or more positive ints (input to output), got {sizes!r}")
+        raise InputError(f"mlp sizes must be two or more positive ints (input to output), got {sizes!r}")
     for s in sizes:
         check_positive_int(f"mlp sizes {sizes!r}: each width", s)
     act = get_activation(activation)

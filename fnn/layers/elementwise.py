@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 
 from fnn.activations import get_activation
+from fnn.errors import InputError
 from fnn.layers.core import MISSING_KEY, Layer
 from fnn.validate import check_number
 
@@ -50,7 +51,7 @@ def Dropout(rate):
         if not train or rate == 0:
             return x, None
         if key is None:
-            raise ValueError(MISSING_KEY.format(layer=name))
+            raise InputError(MISSING_KEY.format(layer=name))
         keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
         return jnp.where(keep, x * scale, jnp.zeros_like(x)), keep
 

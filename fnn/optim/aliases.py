@@ -4,6 +4,7 @@
     adam(α)     = chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(α))
     adamw(α)    = chain(scale_by_adam(...), add_decayed_weights(λ), scale_by_learning_rate(α))
 """
+from fnn.errors import InputError, InputTypeError
 from fnn.optim.base import GradientTransformation, _concrete, _unit_interval
 from fnn.optim.transforms import (add_decayed_weights, chain, ema, scale_by_adagrad, scale_by_adam,
                                   scale_by_learning_rate, scale_by_rms, trace)
@@ -80,10 +81,10 @@ def get_optimizer(optimizer, **kwargs):
     """
     if isinstance(optimizer, GradientTransformation):
         if kwargs:
-            raise TypeError(f"get_optimizer: arguments {sorted(kwargs)} given with an "
+            raise InputTypeError(f"get_optimizer: arguments {sorted(kwargs)} given with an "
                             f"already built GradientTransformation")
         return optimizer
     if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
         return OPTIMIZERS[optimizer](**kwargs)
-    raise ValueError(f"unknown optimizer {optimizer!r}; expected one of "
+    raise InputError(f"unknown optimizer {optimizer!r}; expected one of "
                      f"{', '.join(sorted(OPTIMIZERS))} or an fnn.optim.GradientTransformation")

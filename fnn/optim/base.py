@@ -15,6 +15,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from fnn.errors import InputError, InputTypeError
+
 __all__ = ["GradientTransformation", "ScaleByLearningRateState", "apply_updates", "global_norm",
            "current_lr"]
 
@@ -63,7 +65,7 @@ def current_lr(state):
     """
     found = [s for s in jax.tree.leaves(state, is_leaf=_is_lr_state) if _is_lr_state(s)]
     if not found:
-        raise ValueError(
+        raise InputError(
             f"no learning rate in this optimizer state (no ScaleByLearningRateState): {state!r}")
     return found[0].learning_rate
 
@@ -84,13 +86,13 @@ def _increment(count):
 def _check_tree(transform, what, grads, reference):
     got, expected = jax.tree.structure(grads), jax.tree.structure(reference)
     if got != expected:
-        raise ValueError(TREE_MISMATCH.format(
+        raise InputError(TREE_MISMATCH.format(
             transform=transform, what=what, got=got, expected=expected))
 
 
 def _needs_params(transform, grads, params):
     if params is None:
-        raise ValueError(NEEDS_PARAMS.format(transform=transform))
+        raise InputError(NEEDS_PARAMS.format(transform=transform))
     _check_tree(transform, "parameter", grads, params)
 
 
@@ -106,10 +108,10 @@ def _check_hyper(transform, name, value, ok, expected):
     """TypeError unless value is a real scalar; ValueError unless ok(value). Tracers pass."""
     is_scalar_array = hasattr(value, "dtype") and jnp.ndim(value) == 0
     if isinstance(value, bool) or not (isinstance(value, numbers.Real) or is_scalar_array):
-        raise TypeError(f"{transform}: {name} must be a real scalar {expected}, got {value!r}")
+        raise InputTypeError(f"{transform}: {name} must be a real scalar {expected}, got {value!r}")
     v = _concrete(value)
     if v is not None and not ok(v):
-        raise ValueError(f"{transform}: {name} must be {expected}, got {value!r}")
+        raise InputError(f"{transform}: {name} must be {expected}, got {value!r}")
 
 
 def _unit_interval(transform, name, value):

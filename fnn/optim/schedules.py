@@ -15,6 +15,7 @@ import math
 
 import jax.numpy as jnp
 
+from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_number, check_positive_int
 
 __all__ = ["constant", "step_decay", "exponential_decay", "cosine_decay",
@@ -28,7 +29,7 @@ def _as_float(x):
 
 def _check_schedule(fn, name, value):
     if not callable(value):
-        raise TypeError(
+        raise InputTypeError(
             f"{fn}: {name} must be a schedule (a function count -> value), got {value!r}")
 
 
@@ -103,13 +104,13 @@ def join(schedules, boundaries):
     for i, s in enumerate(schedules):
         _check_schedule("join", f"schedules[{i}]", s)
     if len(boundaries) != len(schedules) - 1 or not schedules:
-        raise ValueError(
+        raise InputError(
             f"join: expected {max(len(schedules) - 1, 0)} boundaries for {len(schedules)} "
             f"schedules, got {boundaries!r}")
     for b in boundaries:
         check_positive_int("join: each boundary", b)
     if any(b >= c for b, c in zip(boundaries, boundaries[1:])):
-        raise ValueError(f"join: boundaries must be strictly increasing, got {boundaries!r}")
+        raise InputError(f"join: boundaries must be strictly increasing, got {boundaries!r}")
 
     def schedule(count):
         count = jnp.asarray(count)

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from fnn.errors import InputError, InputTypeError
 from fnn.optim.base import (GradientTransformation, ScaleByLearningRateState, _as_schedule, _cast, _check_tree,
                             _check_hyper, _increment, _needs_params, _non_negative,
                             _unit_interval, _zero_count, global_norm)
@@ -60,7 +61,7 @@ def chain(*transforms):
     """
     for i, t in enumerate(transforms):
         if not isinstance(t, GradientTransformation):
-            raise TypeError(
+            raise InputTypeError(
                 f"chain: argument {i} must be a GradientTransformation, got {t!r}")
 
     def init(params):
@@ -68,7 +69,7 @@ def chain(*transforms):
 
     def update(grads, state, params=None):
         if not isinstance(state, tuple) or len(state) != len(transforms):
-            raise ValueError(
+            raise InputError(
                 f"chain of {len(transforms)} transforms: expected a tuple of "
                 f"{len(transforms)} states (from its init), got {type(state).__name__}")
         new_state = []

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from fnn.errors import InputError, InputTypeError
 from fnn.losses import get_loss
 from fnn.optim.base import GradientTransformation
 from fnn.train.epoch import StepRecord, epoch_batches, epoch_indices, epoch_keys, run_epoch
@@ -61,22 +62,22 @@ def _optimizer(optimizer, hyper):
     """The GradientTransformation for one model: optimizer itself, or optimizer(**hyper)."""
     if isinstance(optimizer, GradientTransformation):
         if hyper:
-            raise TypeError(f"hyperparams {sorted(hyper)} given with an already built optimizer; "
+            raise InputTypeError(f"hyperparams {sorted(hyper)} given with an already built optimizer; "
                             "pass a function of them instead, e.g. lambda learning_rate: optim.sgd(learning_rate)")
         return optimizer
     if not callable(optimizer):
-        raise TypeError(f"optimizer must be a GradientTransformation or a function of the "
+        raise InputTypeError(f"optimizer must be a GradientTransformation or a function of the "
                         f"hyperparams that returns one, got {optimizer!r}")
     opt = optimizer(**hyper)
     if not isinstance(opt, GradientTransformation):
-        raise TypeError(f"optimizer(**hyperparams) must return a GradientTransformation, got {opt!r}")
+        raise InputTypeError(f"optimizer(**hyperparams) must return a GradientTransformation, got {opt!r}")
     return opt
 
 
 def _check_keys(keys):
     keys = jnp.asarray(keys)
     if not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) or keys.ndim != 1:
-        raise TypeError(f"keys must be a 1-D array of PRNG keys, e.g. jax.random.split(jax.random.key(0), N), "
+        raise InputTypeError(f"keys must be a 1-D array of PRNG keys, e.g. jax.random.split(jax.random.key(0), N), "
                         f"got {getattr(keys, 'dtype', type(keys))} of shape {getattr(keys, 'shape', None)}")
     return keys
 
@@ -85,11 +86,11 @@ def _check_hyperparams(hyperparams, n):
     if hyperparams is None:
         return {}
     if not isinstance(hyperparams, dict):
-        raise TypeError(BAD_HYPERPARAMS.format(n=n, got=type(hyperparams).__name__))
+        raise InputTypeError(BAD_HYPERPARAMS.format(n=n, got=type(hyperparams).__name__))
     hyperparams = {k: jnp.asarray(v) for k, v in hyperparams.items()}
     for name, v in hyperparams.items():
         if v.shape != (n,):
-            raise ValueError(BAD_HYPERPARAMS.format(n=n, got=f"{name!r} of shape {v.shape}"))
+            raise InputError(BAD_HYPERPARAMS.format(n=n, got=f"{name!r} of shape {v.shape}"))
     return hyperparams
 
 
@@ -127,7 +128,7 @@ def make_train(model, loss, optimizer, *, steps, input_shape, batch_size=None, c
             return run_epoch(update, state, lambda j: (x, y), steps, StepRecord.empty(steps))
         per_epoch = x.shape[0] // batch_size
         if per_epoch < 1:
-            raise ValueError(f"batch_size={batch_size} is larger than the {x.shape[0]} training examples")
+            raise InputError(f"batch_size={batch_size} is larger than the {x.shape[0]} training examples")
 
         def epoch(state, n_steps):
             keys, perm_keys = epoch_keys(state.key, 1)
@@ -203,9 +204,9 @@ def train_many(model, loss, optimizer, x, y, *, keys, steps, hyperparams=None, b
     x, y = jnp.asarray(x), jnp.asarray(y)
     input_shape = (-1, x.shape[-1]) if input_shape is None else tuple(input_shape)
     if batch_size is not None and batch_size > x.shape[0]:
-        raise ValueError(f"batch_size={batch_size!r} is larger than the {x.shape[0]} training examples")
+        raise InputError(f"batch_size={batch_size!r} is larger than the {x.shape[0]} training examples")
     if StepConfig.checked(config).mesh is not None:
-        raise ValueError("train_many runs its models on one device; a StepConfig with a mesh is for fit")
+        raise InputError("train_many runs its models on one device; a StepConfig with a mesh is for fit")
     state, record = _train_many_program(keys, hyper, x, y, model=model, loss=get_loss(loss),
                                         optimizer=optimizer, steps=check_positive_int("steps", steps),
                                         input_shape=input_shape, batch_size=batch_size,

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn.errors import InputError
 from fnn.losses import get_loss
 from fnn.numerics import all_finite
 from fnn.train.epoch import (MeanRecord, copies_data, epoch_batches, epoch_indices, epoch_keys,
@@ -148,7 +149,7 @@ def _split_validation(key, x, y, fraction):
     n = x.shape[0]
     n_val = int(round(n * fraction))
     if not 0 < n_val < n:
-        raise ValueError(f"validation_split={fraction!r} leaves {n_val} of {n} examples for validation; "
+        raise InputError(f"validation_split={fraction!r} leaves {n_val} of {n} examples for validation; "
                          "expected a fraction that keeps both parts non-empty")
     perm = np.asarray(jax.random.permutation(key, n))
     return (x[perm[n_val:]], y[perm[n_val:]]), (x[perm[:n_val]], y[perm[:n_val]])
@@ -205,7 +206,7 @@ def fit(model, loss, optimizer, params, x, y, *, key,
     loss = get_loss(loss)
     config = StepConfig.checked(config)
     if (epochs is None) == (steps is None):
-        raise ValueError(f"fit needs exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
+        raise InputError(f"fit needs exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
     check_positive_int("epochs" if steps is None else "steps", epochs if steps is None else steps)
     check_positive_int("batch_size", batch_size)
     start_params = params if state is None else state.params
@@ -217,12 +218,12 @@ def fit(model, loss, optimizer, params, x, y, *, key,
         (x, y), validation_data = _split_validation(split_key, x, y, validation_split)
     n = x.shape[0]
     if not 0 < batch_size <= n:
-        raise ValueError(f"batch_size={batch_size!r} must be between 1 and the {n} training examples")
+        raise InputError(f"batch_size={batch_size!r} must be between 1 and the {n} training examples")
     per_epoch = n // batch_size
     total = steps if steps is not None else epochs * per_epoch
     x_val, y_val = (None, None) if validation_data is None else map(jnp.asarray, validation_data)
     if patience is not None and x_val is None:
-        raise ValueError("patience (early stopping) needs validation_data or validation_split")
+        raise InputError("patience (early stopping) needs validation_data or validation_split")
     if config.mesh is not None:
         from fnn.train.parallel import check_batch_size
         check_batch_size(batch_size, config.mesh)

@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from fnn.errors import InputError, InputTypeError
+
 __all__ = ["BATCH_AXIS", "make_mesh", "batch_sharding", "replicated_sharding", "replicate",
            "shard_batch", "check_batch_size", "data_parallel"]
 
@@ -50,21 +52,21 @@ def make_mesh(devices=None, axis_name=BATCH_AXIS):
         devices = available
     elif isinstance(devices, int) and not isinstance(devices, bool):
         if devices < 1:
-            raise ValueError(f"the number of devices must be >= 1, got {devices!r}")
+            raise InputError(f"the number of devices must be >= 1, got {devices!r}")
         if devices > len(available):
-            raise ValueError(TOO_MANY_DEVICES.format(n=devices, available=len(available),
+            raise InputError(TOO_MANY_DEVICES.format(n=devices, available=len(available),
                                                      platform=available[0].platform))
         devices = available[:devices]
     else:
         devices = list(devices)
         if not devices or not all(isinstance(d, jax.Device) for d in devices):
-            raise TypeError(f"devices must be an int, a non-empty list of jax devices or None, got {devices!r}")
+            raise InputTypeError(f"devices must be an int, a non-empty list of jax devices or None, got {devices!r}")
     return Mesh(np.array(devices), (axis_name,))
 
 
 def _axis(mesh):
     if not isinstance(mesh, Mesh) or len(mesh.axis_names) != 1:
-        raise TypeError(f"expected a 1-D jax.sharding.Mesh from fnn.parallel.make_mesh, got {mesh!r}")
+        raise InputTypeError(f"expected a 1-D jax.sharding.Mesh from fnn.parallel.make_mesh, got {mesh!r}")
     return mesh.axis_names[0]
 
 
@@ -102,7 +104,7 @@ def check_batch_size(batch_size, mesh):
     n = mesh.devices.size
     if batch_size % n:
         suggestion = max(n, batch_size - batch_size % n)
-        raise ValueError(NOT_DIVISIBLE.format(batch=batch_size, n=n, suggestion=suggestion))
+        raise InputError(NOT_DIVISIBLE.format(batch=batch_size, n=n, suggestion=suggestion))
 
 
 def shard_batch(tree, mesh):

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from fnn.errors import InputTypeError
 from fnn.grads import METHODS, forward_backward
 from fnn.losses import get_loss
 from fnn.numerics import all_finite
@@ -49,7 +50,7 @@ class StepConfig(NamedTuple):
     def checked(self):
         """self, or ValueError naming the setting that is not one fnn knows."""
         if not isinstance(self, StepConfig):
-            raise TypeError(f"config must be a fnn.StepConfig, e.g. config=fnn.StepConfig(method='autodiff'), "
+            raise InputTypeError(f"config must be a fnn.StepConfig, e.g. config=fnn.StepConfig(method='autodiff'), "
                             f"got {self!r}")
         check_choice("gradient method", self.method, METHODS)
         check_choice("on_nonfinite", self.on_nonfinite, ON_NONFINITE)

@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgb
 
+from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_number, check_positive_int
 from fnn.viz.figures import LAYER_COLORS, NEGATIVE, POSITIVE, new_axes
 
@@ -27,15 +28,15 @@ def dense_layers(params, where="params"):
     """
     if isinstance(params, Mapping):
         if "W" not in params:
-            raise TypeError(f"{where} is a dict without 'W' ({sorted(params)}); expected fnn Dense "
+            raise InputTypeError(f"{where} is a dict without 'W' ({sorted(params)}); expected fnn Dense "
                             "parameters {'W', 'b'} or a tuple of layer parameters")
         W = np.asarray(params["W"])
         if W.ndim != 2:
-            raise ValueError(f"{where}['W'] has shape {W.shape}; expected (in, out)")
+            raise InputError(f"{where}['W'] has shape {W.shape}; expected (in, out)")
         return [(W, None if params.get("b") is None else np.asarray(params["b"]))]
     if isinstance(params, (tuple, list)):
         return [d for i, p in enumerate(params) for d in dense_layers(p, f"{where}[{i}]")]
-    raise TypeError(f"{where} is a {type(params).__name__}; expected fnn parameters "
+    raise InputTypeError(f"{where} is a {type(params).__name__}; expected fnn parameters "
                     "(dicts {'W', 'b'} in tuples) or a list of layer widths")
 
 
@@ -58,7 +59,7 @@ def _captions_after_dense(model, n_dense):
         elif 0 <= i < n_dense:
             after[i].append(layer.name)
     if i + 1 != n_dense:
-        raise ValueError(f"model {model.name} has {i + 1} Dense layers but the params have {n_dense}")
+        raise InputError(f"model {model.name} has {i + 1} Dense layers but the params have {n_dense}")
     return after
 
 
@@ -93,16 +94,16 @@ def plot_architecture(params, *, model=None, ax=None, max_neurons=12, input_name
     check_number("max_neurons", max_neurons, 4)              # room for two neurons either side of ⋮
     if _is_widths(params):
         if len(params) < 2:
-            raise ValueError(f"layer widths must be two or more positive integers, got {list(params)!r}")
+            raise InputError(f"layer widths must be two or more positive integers, got {list(params)!r}")
         sizes = [check_positive_int(f"layer width {i}", s) for i, s in enumerate(params)]
         weights = None
     else:
         dense = dense_layers(params)
         if not dense:
-            raise ValueError("plot_architecture: the params hold no Dense layer to draw")
+            raise InputError("plot_architecture: the params hold no Dense layer to draw")
         for l in range(1, len(dense)):
             if dense[l][0].shape[0] != dense[l - 1][0].shape[1]:
-                raise ValueError(f"Dense layer {l} takes {dense[l][0].shape[0]} inputs but layer "
+                raise InputError(f"Dense layer {l} takes {dense[l][0].shape[0]} inputs but layer "
                                  f"{l - 1} has {dense[l - 1][0].shape[1]} outputs")
         sizes = [dense[0][0].shape[0]] + [W.shape[1] for W, _ in dense]
         weights = [W for W, _ in dense]

@@ -11,6 +11,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
+from fnn.errors import InputError
+
 __all__ = ["figure", "save_figure", "new_axes", "lighten", "class_labels", "POSITIVE", "NEGATIVE",
            "CLASS_COLORS", "LAYER_COLORS"]
 
@@ -57,5 +59,5 @@ def class_labels(y):
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.reshape(-1)
     if y.ndim != 1:
-        raise ValueError(f"labels must have shape (n,) or (n, 1), got {y.shape}")
+        raise InputError(f"labels must have shape (n,) or (n, 1), got {y.shape}")
     return np.rint(y).astype(np.int64)

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.gridspec import GridSpec
 
+from fnn.errors import InputError
 from fnn.losses import get_loss
 from fnn.numerics import sigmoid, softmax
 from fnn.train import evaluate, predict
@@ -51,7 +52,7 @@ def _probabilities(out):
 def _as_snapshots(snapshots):
     frames = [s if isinstance(s, Snapshot) else Snapshot(*s) for s in snapshots]
     if not frames:
-        raise ValueError("the report needs at least one snapshot of the parameters; pass "
+        raise InputError("the report needs at least one snapshot of the parameters; pass "
                          "Snapshots(params) as fit()'s callback")
     return frames
 

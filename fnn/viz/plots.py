@@ -20,6 +20,7 @@ from matplotlib.ticker import LogFormatter
 
 from fnn.activations import get_activation
 from fnn.check import TOL_AUTODIFF, TOL_FD, GradCheckResult, LayerCheckResult
+from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_choice, check_non_negative_int, check_positive_int
 from fnn.viz.figures import NEGATIVE, POSITIVE, figure, new_axes
 
@@ -60,10 +61,10 @@ def plot_activations(names=ACTIVATION_MENU, *, z_range=(-4.0, 4.0), points=401, 
     ncols = check_positive_int("ncols", ncols)
     acts = [get_activation(n) for n in names]
     if not acts:
-        raise ValueError("plot_activations needs at least one activation name")
+        raise InputError("plot_activations needs at least one activation name")
     for act in acts:
         if act.derivative is None:
-            raise ValueError(f"activation {act.name!r} has no elementwise derivative to draw "
+            raise InputError(f"activation {act.name!r} has no elementwise derivative to draw "
                              "(softmax's Jacobian is not diagonal); pick elementwise activations")
     ncols = min(ncols, len(acts))
     nrows = math.ceil(len(acts) / ncols)
@@ -97,7 +98,7 @@ def _series(history, name, n):
     """(x indices, values) of history[name] with the None entries dropped."""
     values = list(history.get(name) or [])
     if values and len(values) != n:
-        raise ValueError(f"history[{name!r}] has {len(values)} entries, expected {n} (one per epoch)")
+        raise InputError(f"history[{name!r}] has {len(values)} entries, expected {n} (one per epoch)")
     keep = [i for i, v in enumerate(values) if v is not None and math.isfinite(v)]
     return keep, [values[i] for i in keep]
 
@@ -120,10 +121,10 @@ def plot_history(history, *, x="epoch", metrics=_METRICS, axes=None, mark=None, 
     check_choice("history axis x", x, _HISTORY_X)
     unknown = [m for m in metrics if m not in _METRICS]
     if unknown or not metrics:
-        raise ValueError(f"plot_history: metrics must be drawn from {_METRICS}, got {metrics!r}")
+        raise InputError(f"plot_history: metrics must be drawn from {_METRICS}, got {metrics!r}")
     if not isinstance(history, Mapping) or not history.get(x) or "train_loss" not in history:
         got = sorted(history) if isinstance(history, Mapping) else type(history).__name__
-        raise ValueError(f"plot_history: history needs non-empty {x!r} and 'train_loss' lists "
+        raise InputError(f"plot_history: history needs non-empty {x!r} and 'train_loss' lists "
                          f"(fit()'s history), got {got}")
     xs = list(history[x])
     metrics = [m for m in metrics
@@ -196,7 +197,7 @@ def plot_loss_1d(loss_fn, path, *, ax=None, w_range=None, points=300, color=NEGA
     """
     path = np.asarray(path, np.float64).reshape(-1)
     if path.size == 0:
-        raise ValueError("plot_loss_1d needs a non-empty path of weights")
+        raise InputError("plot_loss_1d needs a non-empty path of weights")
     points = check_positive_int("points", points)
     ax = new_axes(ax, (6, 4))
     if curve:
@@ -229,7 +230,7 @@ def plot_loss_surface(loss_fn, path, *, ax=None, w_range=None, b_range=None, poi
     """
     path = np.asarray(path, np.float64)
     if path.ndim != 2 or path.shape[1] != 2 or len(path) == 0:
-        raise ValueError(f"plot_loss_surface needs a path of shape (steps, 2) of (w, b), got {path.shape}")
+        raise InputError(f"plot_loss_surface needs a path of shape (steps, 2) of (w, b), got {path.shape}")
     points = check_positive_int("points", points)
 
     def extent(col, given):
@@ -242,7 +243,7 @@ def plot_loss_surface(loss_fn, path, *, ax=None, w_range=None, b_range=None, poi
     if ax is None:
         ax = figure((6.4, 5)).add_subplot(projection="3d")
     if getattr(ax, "name", "") != "3d":
-        raise ValueError("plot_loss_surface draws on a 3-D Axes: fig.add_subplot(projection='3d')")
+        raise InputError("plot_loss_surface draws on a 3-D Axes: fig.add_subplot(projection='3d')")
     ax.computed_zorder = False          # the path is drawn over the surface, not sorted into it
     W, B = np.meshgrid(np.linspace(*extent(0, w_range), points), np.linspace(*extent(1, b_range), points))
     L = np.asarray(loss_fn(W, B), np.float64)
@@ -300,7 +301,7 @@ def _agreement_table(check):
                               True)
         if all(isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) for v in values):
             return _Agreement(list(check), {"manual vs jax.grad": [float(v) for v in values]}, False)
-    raise TypeError("plot_gradient_agreement takes a GradCheckResult, a LayerCheckResult, or a "
+    raise InputTypeError("plot_gradient_agreement takes a GradCheckResult, a LayerCheckResult, or a "
                     "non-empty dict of label -> relative error (float, LayerCheckResult or "
                     f"GradCheckResult); got {type(check).__name__}")
 

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.colors import LinearSegmentedColormap, ListedColormap
 from matplotlib.path import Path
 
+from fnn.errors import InputError
 from fnn.numerics import sigmoid
 from fnn.train import predict
 from fnn.validate import check_number, check_positive_int
@@ -82,10 +83,10 @@ def plot_decision_boundary(model, params, x, y, *, ax=None, resolution=150, marg
     """
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or x.shape[1] != 2:
-        raise ValueError(f"plot_decision_boundary needs 2-D points of shape (n, 2), got {x.shape}")
+        raise InputError(f"plot_decision_boundary needs 2-D points of shape (n, 2), got {x.shape}")
     labels = class_labels(y)
     if len(labels) != len(x):
-        raise ValueError(f"plot_decision_boundary: {len(x)} points but {len(labels)} labels")
+        raise InputError(f"plot_decision_boundary: {len(x)} points but {len(labels)} labels")
     resolution = check_positive_int("resolution", resolution)
     check_number("margin", margin, 0)
     ax = new_axes(ax, (5, 4.4))
@@ -136,7 +137,7 @@ def region_of(ax, point):
     """
     regions = [c for c in ax.collections if c.get_gid() == "decision-regions"]
     if not regions:
-        raise ValueError("the Axes has no decision regions; draw them with plot_decision_boundary")
+        raise InputError("the Axes has no decision regions; draw them with plot_decision_boundary")
     cs = regions[0]
     for i, path in enumerate(cs.get_paths()):
         inside = sum(Path(poly).contains_point(point) for poly in path.to_polygons(closed_only=True))
@@ -150,7 +151,7 @@ def plot_fit_1d(model, params, x, y, *, ax=None, points=200, title=None):
     x = np.asarray(x, np.float64).reshape(len(x), -1)
     y = np.asarray(y, np.float64).reshape(len(x), -1)
     if x.shape[1] != 1 or y.shape[1] != 1:
-        raise ValueError(f"plot_fit_1d needs one input and one output, got x {x.shape}, y {y.shape}")
+        raise InputError(f"plot_fit_1d needs one input and one output, got x {x.shape}, y {y.shape}")
     points = check_positive_int("points", points)
     ax = new_axes(ax, (5, 4))
     lo, hi = x.min(), x.max()
@@ -175,7 +176,7 @@ def confusion_counts(labels, predicted, n_classes=None):
     """counts[i, j] = number of examples of true class i predicted as j."""
     labels, predicted = class_labels(labels), class_labels(predicted)
     if labels.shape != predicted.shape:
-        raise ValueError(f"labels {labels.shape} and predictions {predicted.shape} differ in shape")
+        raise InputError(f"labels {labels.shape} and predictions {predicted.shape} differ in shape")
     k = n_classes or int(max(labels.max(initial=0), predicted.max(initial=0))) + 1
     counts = np.zeros((k, k), np.int64)
     np.add.at(counts, (labels, predicted), 1)
@@ -223,7 +224,7 @@ def plot_sample_predictions(x, labels, probabilities, *, axes=None, n=8, ncols=4
     x = np.asarray(x, np.float64).reshape(len(x), -1)
     labels, probs = class_labels(labels), np.asarray(probabilities, np.float64)
     if probs.ndim != 2 or len(probs) != len(x) or len(labels) != len(x):
-        raise ValueError(f"plot_sample_predictions: x has {len(x)} rows, labels {len(labels)}, "
+        raise InputError(f"plot_sample_predictions: x has {len(x)} rows, labels {len(labels)}, "
                          f"probabilities shape {probs.shape}; expected (n, K) probabilities for n examples")
     n = min(check_positive_int("n", n), len(x))
     ncols = check_positive_int("ncols", ncols)

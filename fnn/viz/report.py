@@ -26,6 +26,7 @@ from importlib import resources
 import matplotlib
 from matplotlib.animation import FuncAnimation
 
+from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_number, check_positive_int
 from fnn.viz.frames import Frames, frame_figure
 from fnn.viz.snapshots import REPORT_FRAMES, Snapshot, Snapshots, chunk_steps
@@ -96,7 +97,7 @@ def training_report(model, loss, dataset, snapshots, history, *, title=None, sum
       the page's HTML text.
     """
     if not hasattr(dataset, "task") or not hasattr(dataset, "x_train"):
-        raise TypeError(f"training_report needs an fnn.data.Dataset, got {type(dataset).__name__}")
+        raise InputTypeError(f"training_report needs an fnn.data.Dataset, got {type(dataset).__name__}")
     check_number("dpi", dpi, 0, low_open=True)
     check_number("interval", interval, 0, low_open=True)
     resolution = check_positive_int("resolution", resolution)
@@ -129,7 +130,7 @@ def write_report(path, model, loss, dataset, snapshots, history, **kwargs):
         path = os.path.join(path, "report.html")
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot write the report {path}: folder {folder} does not exist")
+        raise InputError(f"cannot write the report {path}: folder {folder} does not exist")
     page = training_report(model, loss, dataset, snapshots, history, **kwargs)
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)

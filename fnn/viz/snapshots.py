@@ -13,6 +13,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import numpy as np
 
+from fnn.errors import InputError
 from fnn.validate import check_positive_int
 
 __all__ = ["REPORT_FRAMES", "Snapshot", "Snapshots", "chunk_steps"]
@@ -92,9 +93,9 @@ def chunk_steps(n_train, batch_size, *, epochs=None, steps=None, frames=REPORT_F
     batch_size = check_positive_int("batch_size", batch_size)
     frames = check_positive_int("frames", frames)
     if batch_size > n_train:
-        raise ValueError(f"chunk_steps: batch_size {batch_size} is larger than the {n_train} examples")
+        raise InputError(f"chunk_steps: batch_size {batch_size} is larger than the {n_train} examples")
     if (epochs is None) == (steps is None):
-        raise ValueError(f"chunk_steps needs exactly one of epochs or steps, got epochs={epochs!r}, "
+        raise InputError(f"chunk_steps needs exactly one of epochs or steps, got epochs={epochs!r}, "
                          f"steps={steps!r}")
     per_epoch = n_train // batch_size
     if epochs is not None:
