@@ -23,8 +23,10 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "sigmoid_from_exp", "all_finite"]
+__all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "sigmoid_from_exp", "all_finite",
+           "nonfinite_leaves"]
 
 
 def sigmoid(z):
@@ -142,3 +144,18 @@ def all_finite(tree):
     flags = [jnp.ravel(jnp.isfinite(a)) for a in jax.tree.leaves(tree)
              if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
     return jnp.all(jnp.concatenate(flags)) if flags else jnp.ones((), bool)
+
+
+def nonfinite_leaves(tree):
+    """[(path, count), ...] of the floating-point leaves of a concrete pytree that hold NaN/inf.
+
+    path is jax.tree_util.keystr's, e.g. "[0]['W']"; an empty list when all is finite.
+    For messages at an entry (fit, checkpoints); inside jit use all_finite.
+    """
+    found = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+            bad = int(np.count_nonzero(~np.isfinite(np.asarray(leaf))))
+            if bad:
+                found.append((jax.tree_util.keystr(path), bad))
+    return found

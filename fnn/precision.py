@@ -144,7 +144,7 @@ def dynamic_loss_scale(optimizer, initial_scale=2.0 ** 15, growth_interval=2000,
         good = jnp.where(finite & ~grow, state.good_steps + 1, 0)
         return updates, LossScaleState(scale.astype(jnp.float32), good.astype(jnp.int32), inner)
 
-    return LossScaledOptimizer(init, update)
+    return LossScaledOptimizer(init, update, optimizer.schedules)
 
 
 def loss_scale(opt_state):

@@ -36,6 +36,7 @@ from fnn.optim.base import ScaleByLearningRateState
 from fnn.optim.base import apply_updates
 from fnn.optim.base import current_lr
 from fnn.optim.base import global_norm
+from fnn.optim.schedules import check_learning_rates
 from fnn.optim.transforms import CountState
 from fnn.optim.transforms import EmaState
 from fnn.optim.transforms import ScaleByAdagradState
@@ -81,6 +82,7 @@ __all__ = [
     "add_l2_penalty",
     "apply_updates",
     "chain",
+    "check_learning_rates",
     "clip_by_global_norm",
     "current_lr",
     "ema",

@@ -9,8 +9,9 @@ An optimizer is a `GradientTransformation(init, update)` of pure functions:
 Hyper-parameters may be traced values (one per model under vmap, see
 fnn.ensemble): `_check_hyper` checks them only where they are concrete.
 """
+import math
 import numbers
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -26,16 +27,21 @@ NEEDS_PARAMS = ("{transform} reads the parameters: call update(grads, state, par
                 "with params, not update(grads, state)")
 
 _INT32_MAX = jnp.iinfo(jnp.int32).max
+FLOAT32_MAX = float(jnp.finfo(jnp.float32).max)
 
 
 class GradientTransformation(NamedTuple):
-    """A pair of pure functions.
+    """A pair of pure functions, and the learning-rate schedules its updates apply.
 
     init(params) -> state
     update(grads, state, params=None) -> (updates, new_state)
+    schedules: the schedules (count -> rate) that update calls, so that a run can
+      check every rate it will use before it starts (fnn.optim.check_learning_rates);
+      () for constant rates, which are checked when the optimizer is built.
     """
     init: Callable[[Any], Any]
     update: Callable[..., Any]
+    schedules: Tuple[Callable, ...] = ()
 
 
 class ScaleByLearningRateState(NamedTuple):
@@ -105,11 +111,18 @@ def _concrete(value):
 
 
 def _check_hyper(transform, name, value, ok, expected):
-    """TypeError unless value is a real scalar; ValueError unless ok(value). Tracers pass."""
+    """TypeError unless value is a real scalar; ValueError unless finite in float32 and ok(value).
+
+    Hyper-parameters are cast to the dtype of the leaves they multiply, float32 by
+    default, so 1e39 (inf there) is refused with inf and NaN. Tracers pass.
+    """
     is_scalar_array = hasattr(value, "dtype") and jnp.ndim(value) == 0
     if isinstance(value, bool) or not (isinstance(value, numbers.Real) or is_scalar_array):
         raise InputTypeError(f"{transform}: {name} must be a real scalar {expected}, got {value!r}")
     v = _concrete(value)
+    if v is not None and not (math.isfinite(v) and abs(v) <= FLOAT32_MAX):
+        raise InputError(f"{transform}: {name} must be a finite number {expected}, at most "
+                         f"{FLOAT32_MAX:.4g} (the float32 maximum), got {value!r}")
     if v is not None and not ok(v):
         raise InputError(f"{transform}: {name} must be {expected}, got {value!r}")
 

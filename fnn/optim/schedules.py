@@ -9,17 +9,26 @@ count), so a schedule uses jnp operations only, never Python control flow on
     lr(0), lr(50), lr(100), lr(1000)   # 0, 5e-4, 1e-3, 0
 
 Any of them can be passed as the learning rate of an fnn.optim optimizer; the
-optimizer state then records the current value (fnn.optim.current_lr).
+optimizer state then records the current value (fnn.optim.current_lr), and
+the optimizer lists it in its `schedules`, so that fit and train_many can
+refuse a run whose schedule gives a rate that is NaN, inf (in float32) or
+negative at any of its steps, before the run starts (check_learning_rates).
 """
+import functools
 import math
+from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_number, check_positive_int
 
 __all__ = ["constant", "step_decay", "exponential_decay", "cosine_decay",
-           "linear_warmup", "join"]
+           "linear_warmup", "join", "check_learning_rates", "RATE_BLOCK"]
+
+# check_learning_rates evaluates a schedule at this many counts at a time.
+RATE_BLOCK = 2 ** 16
 
 
 def _as_float(x):
@@ -142,3 +151,70 @@ def linear_warmup(peak, warmup_steps, then=None, start=0.0):
         return _as_float(start) + _as_float(peak - start) * _as_float(count) / warmup_steps
 
     return join([warmup, then], [warmup_steps])
+
+
+class _Schedules(NamedTuple):
+    """hyper -> the schedules of an optimizer, or of optimizer(**hyper) (static, hashable)."""
+    optimizer: Any
+
+    def __call__(self, hyper):
+        from fnn.optim.base import GradientTransformation
+        opt = self.optimizer if isinstance(self.optimizer, GradientTransformation) else self.optimizer(**hyper)
+        return tuple(getattr(opt, "schedules", ()))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _first_bad_rate(schedules_of, hyper, steps):
+    """(found, flat index into (models?, schedules, RATE_BLOCK), block start, value) of the first bad rate."""
+    arange = jnp.arange(RATE_BLOCK, dtype=jnp.int32)
+
+    def rates(h, base):                                    # (schedules, RATE_BLOCK) float32
+        counts = base + jnp.minimum(arange, steps - 1 - base)   # never past steps - 1: no int32 wrap
+        return jnp.stack([jnp.broadcast_to(jax.vmap(s)(counts).astype(jnp.float32), counts.shape)
+                          for s in schedules_of(h)])
+
+    def body(carry):
+        base, _, _, _ = carry
+        r = jax.vmap(rates, in_axes=(0, None))(hyper, base) if hyper else rates(hyper, base)
+        bad = (~jnp.isfinite(r) | (r < 0)) & jnp.broadcast_to(arange < steps - base, r.shape)
+        flat = jnp.argmax(bad.reshape(-1))
+        return base + RATE_BLOCK, jnp.any(bad), flat.astype(jnp.int32), r.reshape(-1)[flat]
+
+    def more(carry):
+        base, found, _, _ = carry
+        return ~found & (base < steps)
+
+    start = (jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.zeros((), jnp.int32),
+             jnp.zeros((), jnp.float32))
+    base, found, flat, value = jax.lax.while_loop(more, body, start)
+    return found, flat, base - RATE_BLOCK, value
+
+
+def check_learning_rates(optimizer, steps, *, hyperparams=None):
+    """ValueError if a learning-rate schedule of `optimizer` is NaN, inf or negative at a count < steps.
+
+    optimizer: a GradientTransformation (its `schedules`), or, with hyperparams (a dict
+    of (N,) arrays, as fnn.train.train_many takes), a function of them returning one:
+    then each of the N optimizers is checked. Rates are read in float32, the dtype
+    they are cast to for float32 parameters, so 1e39 counts as inf. Constant rates are
+    checked when the optimizer is built; an optimizer without schedules costs nothing.
+    """
+    from fnn.errors import InputError
+    from fnn.validate import check_positive_int
+    steps = check_positive_int("steps", steps)
+    hyper = {k: jnp.asarray(v) for k, v in (hyperparams or {}).items()}
+    schedules_of = _Schedules(optimizer)
+    counted = []          # how many schedules one model's optimizer has, read while tracing it
+    jax.eval_shape(lambda h: counted.append(len(schedules_of(h))), {k: v[0] for k, v in hyper.items()})
+    n_schedules = counted[0]
+    if n_schedules == 0:
+        return
+    found, flat, base, value = jax.device_get(_first_bad_rate(schedules_of, hyper, jnp.int32(steps)))
+    if not found:
+        return
+    model, rest = divmod(int(flat), n_schedules * RATE_BLOCK)
+    schedule, j = divmod(rest, RATE_BLOCK)
+    which = f"model {model}'s " if hyper else ""
+    raise InputError(f"{which}learning-rate schedule {schedule} gives {float(value):.6g} at update "
+                     f"{int(base) + j}; expected a finite rate >= 0 (in float32) at every one of "
+                     f"the run's {steps} updates")

@@ -78,7 +78,7 @@ def chain(*transforms):
             new_state.append(s)
         return grads, tuple(new_state)
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update, sum((t.schedules for t in transforms), ()))
 
 
 def scale_by_learning_rate(learning_rate):
@@ -104,7 +104,7 @@ def scale_by_learning_rate(learning_rate):
         return updates, ScaleByLearningRateState(
             _increment(state.count), _cast(lr, state.learning_rate))
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update, (schedule,) if callable(learning_rate) else ())
 
 
 def trace(decay=0.9, nesterov=False):

@@ -35,7 +35,9 @@ import jax.numpy as jnp
 
 from fnn.errors import InputError, InputTypeError
 from fnn.losses import get_loss
+from fnn.numerics import all_finite
 from fnn.optim.base import GradientTransformation
+from fnn.optim.schedules import check_learning_rates
 from fnn.train.epoch import StepRecord, epoch_batches, epoch_indices, epoch_keys, run_epoch
 from fnn.train.step import StepConfig, init_state, make_step, training_optimizer
 from fnn.validate import check_positive_int
@@ -95,7 +97,7 @@ def _check_hyperparams(hyperparams, n):
 
 
 def make_train(model, loss, optimizer, *, steps, input_shape, batch_size=None, config=StepConfig(),
-               dtype=jnp.float32):
+               dtype=jnp.float32, checked=True):
     """The training of ONE network as a pure function train(key, hyper, x, y), ready for vmap.
 
     train(key, hyper, x, y) -> (state, StepRecord of (steps,)): params from
@@ -113,6 +115,7 @@ def make_train(model, loss, optimizer, *, steps, input_shape, batch_size=None, c
     when optimizer is a GradientTransformation). vmap(train) over keys and
     hyper is the loop of the vmapped step: JAX batches a loop by batching its body.
     config: a StepConfig, as in make_step ("fp16" wraps the optimizer in dynamic_loss_scale).
+    checked: False for the step without the non-finite check (make_step's `checked`).
     """
     loss = get_loss(loss)
     steps = check_positive_int("steps", steps)
@@ -122,7 +125,7 @@ def make_train(model, loss, optimizer, *, steps, input_shape, batch_size=None, c
     init = _init_fn(model, build, tuple(input_shape), dtype)
 
     def train(key, hyper, x, y):
-        update = make_step(model, loss, build(hyper), config)
+        update = make_step(model, loss, build(hyper), config, checked=checked)
         state = init(key, hyper)
         if batch_size is None:
             return run_epoch(update, state, lambda j: (x, y), steps, StepRecord.empty(steps))
@@ -167,14 +170,17 @@ def init_many(model, optimizer, input_shape, *, keys, hyperparams=None, dtype=jn
 
 
 def _train_many(keys, hyper, x, y, *, model, loss, optimizer, steps, input_shape, batch_size, config,
-                dtype):
+                dtype, checked):
+    """(state, StepRecord, clean): clean is whether every model's losses and final state are finite."""
     train = make_train(model, loss, optimizer, steps=steps, input_shape=input_shape,
-                       batch_size=batch_size, config=config, dtype=dtype)
-    return jax.vmap(train, in_axes=(0, 0, None, None))(keys, hyper, x, y)     # x, y shared by all models
+                       batch_size=batch_size, config=config, dtype=dtype, checked=checked)
+    state, record = jax.vmap(train, in_axes=(0, 0, None, None))(keys, hyper, x, y)  # x, y shared by all
+    clean = jnp.all(jnp.isfinite(record.losses)) & all_finite((state.params, state.opt_state))
+    return state, record, clean
 
 
 _train_many_program = jax.jit(_train_many, static_argnames=(
-    "model", "loss", "optimizer", "steps", "input_shape", "batch_size", "config", "dtype"))
+    "model", "loss", "optimizer", "steps", "input_shape", "batch_size", "config", "dtype", "checked"))
 
 
 def train_many(model, loss, optimizer, x, y, *, keys, steps, hyperparams=None, batch_size=None,
@@ -207,10 +213,16 @@ def train_many(model, loss, optimizer, x, y, *, keys, steps, hyperparams=None, b
         raise InputError(f"batch_size={batch_size!r} is larger than the {x.shape[0]} training examples")
     if StepConfig.checked(config).mesh is not None:
         raise InputError("train_many runs its models on one device; a StepConfig with a mesh is for fit")
-    state, record = _train_many_program(keys, hyper, x, y, model=model, loss=get_loss(loss),
-                                        optimizer=optimizer, steps=check_positive_int("steps", steps),
-                                        input_shape=input_shape, batch_size=batch_size,
-                                        config=StepConfig.checked(config), dtype=jnp.dtype(dtype))
+    steps = check_positive_int("steps", steps)
+    check_learning_rates(optimizer, steps, hyperparams=hyper)
+    settings = dict(model=model, loss=get_loss(loss), optimizer=optimizer, steps=steps,
+                    input_shape=input_shape, batch_size=batch_size, config=StepConfig.checked(config),
+                    dtype=jnp.dtype(dtype))
+    # As fit does: the unchecked steps first; where anything came out non-finite, the whole run
+    # again with the checked step, whose result it then is (vmap would run both branches of a cond).
+    state, record, clean = _train_many_program(keys, hyper, x, y, checked=False, **settings)
+    if not bool(clean):
+        state, record, _ = _train_many_program(keys, hyper, x, y, checked=True, **settings)
     return ManyResult(state.params, state, record.losses, record.accuracies)     # losses (N, steps)
 
 

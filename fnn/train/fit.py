@@ -11,6 +11,11 @@ A chunk is one jitted program of `epochs_per_chunk` epochs:
 
 The checked step is pure overhead when nothing goes wrong, so it runs only to
 find the step that went wrong; the result is always that of the checked step.
+It keeps no step whose loss, gradients, updates, new params or new optimizer
+state hold a NaN/inf (fnn.train.step), and fit starts only from finite params
+and state with learning rates that are finite and >= 0 at every step
+(fnn.optim.check_learning_rates), so the params fit returns, and every state
+its callback sees (e.g. to checkpoint), are finite.
 The number of steps left is a traced value, so the last, shorter chunk does
 not recompile; the program is keyed on (model, loss, optimizer, ChunkConfig),
 so a second fit with the same objects and shapes compiles nothing.
@@ -26,7 +31,8 @@ import numpy as np
 
 from fnn.errors import InputError
 from fnn.losses import get_loss
-from fnn.numerics import all_finite
+from fnn.numerics import all_finite, nonfinite_leaves
+from fnn.optim.schedules import check_learning_rates
 from fnn.train.epoch import (MeanRecord, copies_data, epoch_batches, epoch_indices, epoch_keys,
                              run_epoch)
 from fnn.train.evaluate import check_inputs, evaluate_batch
@@ -145,6 +151,16 @@ def _chunk(model, loss, optimizer, config, state, early, x, y, x_val, y_val, ste
 _chunk_program = jax.jit(_chunk, static_argnums=(0, 1, 2, 3), donate_argnums=(4, 5))
 
 
+def _check_finite_start(start):
+    """ValueError naming the first leaf of the params (or TrainState) given to fit that holds NaN/inf."""
+    bad = nonfinite_leaves(start)
+    if bad:
+        what = "state" if isinstance(start, TrainState) else "params"
+        path, count = bad[0]
+        raise InputError(f"fit: {what}{path} holds {count} NaN/inf value(s) ({len(bad)} leaf(s) in all); "
+                         "training starts from finite parameters and optimizer state only")
+
+
 def _split_validation(key, x, y, fraction):
     n = x.shape[0]
     n_val = int(round(n * fraction))
@@ -227,6 +243,8 @@ def fit(model, loss, optimizer, params, x, y, *, key,
     if config.mesh is not None:
         from fnn.train.parallel import check_batch_size
         check_batch_size(batch_size, config.mesh)
+    _check_finite_start(params if state is None else state)
+    check_learning_rates(optimizer, total)
 
     # fit donates its state to the compiled chunk: copy so the caller's arrays stay valid.
     state = init_state(params, training_optimizer(optimizer, config), key) if state is None else state

@@ -5,12 +5,17 @@
       where  (L, out, g) = forward_backward(params, x, y, key=fold_in(key, step))
              (u, opt_state') = optimizer.update(g, opt_state, params)
 
-The checked step also looks at L and g: if either is not finite the update
-is not applied and the step number is recorded in nonfinite_step (with
-on_nonfinite="stop" every later step is then skipped too, so the state keeps
-the last finite parameters). The unchecked step applies every update; where
-everything is finite the two give the same state (fit runs the unchecked one
-first: fnn.train.epoch).
+The checked step also looks at everything the step computed: the loss L, the
+gradients g, the updates u, the new parameters and the new optimizer state.
+If any of them is not finite, none of the step is kept and its number is
+recorded in nonfinite_step (with on_nonfinite="stop" every later step is then
+skipped too, so the state keeps the last finite parameters). So a state that
+came out of checked steps from a finite start is finite, whatever the
+learning rate or the data did. (float16: gradients that overflow are the loss
+scale's business — it skips them and backs off — so there only L, u and the
+new state are checked.) The unchecked step applies every update; where
+everything is finite the two give the same state (fit and train_many run the
+unchecked one first, and the checked one only to replay what went wrong).
 """
 from typing import Any, NamedTuple
 
@@ -36,7 +41,8 @@ class StepConfig(NamedTuple):
 
     method:       "manual" (hand-written backward) or "autodiff" (jax.grad).
     on_nonfinite: "stop" (keep the last finite state, skip every later step) or
-                  "skip" (drop each step whose loss or gradients are not finite).
+                  "skip" (drop each step whose loss, gradients, updates or new state
+                  are not finite).
     precision:    None (float32) or "bf16"/"fp16"/a fnn.precision.Policy: float32 params,
                   forward and backward in 16 bits; "fp16" with dynamic loss scaling.
     mesh:         None, or a Mesh from fnn.train.parallel.make_mesh: each batch split over
@@ -62,7 +68,8 @@ class StepConfig(NamedTuple):
 class TrainState(NamedTuple):
     """Everything a run needs to continue: params, optimizer state, PRNG key, step count.
 
-    nonfinite_step is the first step whose loss or gradients were NaN/inf (-1 if none).
+    nonfinite_step is the first step whose loss, gradients, updates, new params or new
+    optimizer state held a NaN/inf (-1 if none): a checked step does not keep such a step.
     """
     params: Any
     opt_state: Any
@@ -138,7 +145,8 @@ def make_step(model, loss, optimizer, config=StepConfig(), *, checked=True):
         if not checked:
             return TrainState(params, opt_state, state.key, state.step + 1, state.nonfinite_step), m
         # float16: overflowing gradients are skipped by the loss scale, not counted as non-finite
-        finite = jnp.isfinite(r.value) if scaled else jnp.isfinite(r.value) & all_finite(r.grads)
+        computed = (updates, params, opt_state) if scaled else (r.grads, updates, params, opt_state)
+        finite = jnp.isfinite(r.value) & all_finite(computed)
         ok = finite if config.on_nonfinite == "skip" else finite & (state.nonfinite_step < 0)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
         bad = jnp.where((state.nonfinite_step < 0) & ~finite, state.step, state.nonfinite_step)
