@@ -22,13 +22,17 @@ NOT_UTF8 = ("is not UTF-8 text ({why}); expected a UTF-8 CSV file of numbers (re
             "'CSV UTF-8'; a binary file or a spreadsheet cannot be read)")
 
 
-def _lines(path, f, limits):
-    """The file's lines as text, each checked for length and NUL bytes."""
+def _text(path, f):
+    """The binary file `f` as strict UTF-8 text (a UTF-8 BOM is dropped; a UTF-16 one is refused)."""
     start = f.read(4)
     f.seek(0)
     if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise DataFileError(path, NOT_UTF8.format(why="it starts with a UTF-16 byte-order mark"))
-    text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="strict", newline="")
+    return io.TextIOWrapper(f, encoding="utf-8-sig", errors="strict", newline="")
+
+
+def _lines(path, text, limits):
+    """The text's lines, each checked for length and NUL bytes."""
     number = 0
     while True:
         line = text.readline(limits.max_line_chars + 2)
@@ -45,9 +49,9 @@ def _lines(path, f, limits):
         yield line
 
 
-def _rows(path, f, delimiter, limits):
+def _rows(path, text, delimiter, limits):
     """(line number, stripped cells) of the non-blank, non-comment rows."""
-    reader = csv.reader(_lines(path, f, limits), delimiter=delimiter, strict=False)
+    reader = csv.reader(_lines(path, text, limits), delimiter=delimiter, strict=False)
     try:
         for row in reader:
             if row and any(c.strip() for c in row) and not row[0].lstrip().startswith("#"):
@@ -71,18 +75,19 @@ def _is_number(cell):
 
 def read_csv(path, f, label_column, header, delimiter, limits):
     """(x (n, d), y (n,), line numbers) from the CSV file open as `f` (binary)."""
-    rows = _rows(path, f, delimiter, limits)
-    first = next(rows, None)
-    if first is None:
-        raise DataFileError(path, "the file is empty: expected rows of numbers, features and a label")
-    if header is None:
-        header = not any(_is_number(c) for c in first[1])
-    names = first[1] if header else None
-    width = len(names) if names else len(first[1])
-    if width < 2:
-        raise DataFileError(path, f"rows have {width} column; expected at least 2 (features and a label)")
-    column = _label_index(path, label_column, names, width)
-    values, lines = _values(path, rows if header else _chain(first, rows), names, width, limits)
+    with _text(path, f) as text:
+        rows = _rows(path, text, delimiter, limits)
+        first = next(rows, None)
+        if first is None:
+            raise DataFileError(path, "the file is empty: expected rows of numbers, features and a label")
+        if header is None:
+            header = not any(_is_number(c) for c in first[1])
+        names = first[1] if header else None
+        width = len(names) if names else len(first[1])
+        if width < 2:
+            raise DataFileError(path, f"rows have {width} column; expected at least 2 (features and a label)")
+        column = _label_index(path, label_column, names, width)
+        values, lines = _values(path, rows if header else _chain(first, rows), names, width, limits)
     if not lines:
         raise DataFileError(path, "the file has a header but no data rows")
     values = np.frombuffer(values, np.float64).reshape(len(lines), width)     # (n, width)

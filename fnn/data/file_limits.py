@@ -110,14 +110,19 @@ def open_data_file(path, limits):
     Opened with O_NONBLOCK and checked again with fstat, so a FIFO swapped in
     between the two cannot block; OSErrors become DataFileErrors naming the path.
     """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         _check_regular(path, os.stat(path), limits)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, flags)
+    except DataFileError:
+        raise
     except FileNotFoundError:
         raise DataFileNotFoundError(path, "no such file (expected a .npz or .csv data file)") from None
     except OSError as e:
         raise DataFileError(path, f"cannot be read ({e.strerror or e}); expected a readable "
                                   f".npz or .csv file") from None
+    except ValueError:                                   # os.stat: "embedded null byte"
+        raise DataFileError(repr(path), "is not a valid path (it holds a NUL character)") from None
     try:
         _check_regular(path, os.fstat(fd), limits)
         if hasattr(os, "set_blocking"):

@@ -19,6 +19,7 @@ file and the member.
 import lzma
 import math
 import struct
+import tokenize
 import zipfile
 import zlib
 
@@ -30,6 +31,7 @@ from fnn.data.file_limits import DataFileError, over_limit, size_text
 __all__ = ["read_npz"]
 
 _CHUNK = 1 << 20
+_HEADER_SLACK = 1 << 16                # a member holds its .npy header (< 64 KiB) before the data
 _NPY_MAGIC = b"\x93NUMPY"
 # What zipfile, zlib, bz2/lzma and numpy's header parser raise on a damaged archive.
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
@@ -85,13 +87,13 @@ def _members(path, archive):
 def _check_entry_sizes(path, wanted, limits):
     """Each wanted member's uncompressed size, and their sum, within max_array_bytes (from the zip directory)."""
     for name, info in wanted.items():
-        if info.file_size > limits.max_array_bytes + _CHUNK:
+        if info.file_size > limits.max_array_bytes + _HEADER_SLACK:
             raise DataFileError(path, f"array {name!r} inflates to {size_text(info.file_size)} "
                                       f"(from {size_text(info.compress_size)} compressed), more than the "
                                       f"{size_text(limits.max_array_bytes)} allowed; "
                                       f"{over_limit(limits, 'max_array_bytes')}")
     total = sum(info.file_size for info in wanted.values())
-    if total > limits.max_array_bytes + _CHUNK * len(wanted):
+    if total > limits.max_array_bytes + _HEADER_SLACK * len(wanted):
         raise DataFileError(path, f"arrays {', '.join(map(repr, wanted))} inflate to {size_text(total)} "
                                   f"together, more than the {size_text(limits.max_array_bytes)} allowed; "
                                   f"{over_limit(limits, 'max_array_bytes')}")
@@ -109,8 +111,9 @@ def _header(path, name, stream):
                                   f"2.0 (as np.savez writes)")
     try:
         shape, fortran_order, dtype = readers[version](stream)
-    except ValueError as e:
-        raise DataFileError(path, f"array {name!r} has a malformed .npy header ({e})") from None
+    except (ValueError, SyntaxError, RecursionError, tokenize.TokenError) as e:   # numpy's parser raises each
+        raise DataFileError(path, f"array {name!r} has a malformed .npy header ({type(e).__name__}: "
+                                  f"{e}); expected a header as np.save writes") from None
     return shape, fortran_order, dtype, stream.tell()
 
 
