@@ -14,7 +14,7 @@ import io
 
 import numpy as np
 
-from fnn.data.file_limits import DataFileError, over_limit
+from fnn.data.file_limits import DataFileError, brief, over_limit
 
 __all__ = ["read_csv"]
 
@@ -61,7 +61,7 @@ def _rows(path, text, delimiter, limits):
         raise DataFileError(path, NOT_UTF8.format(why=f"byte 0x{bad} near line {reader.line_num + 1} "
                                                       f"is not valid UTF-8")) from None
     except csv.Error as e:
-        raise DataFileError(path, f"line {reader.line_num}: {e}; expected numbers separated "
+        raise DataFileError(path, f"line {reader.line_num}: {brief(e)}; expected numbers separated "
                                   f"by {delimiter!r}") from None
 
 
@@ -115,8 +115,8 @@ def _values(path, rows, names, width, limits):
             try:
                 values.append(float(cell))
             except ValueError:
-                column = f"column {c + 1}" + (f" ({names[c]!r})" if names else "")
-                raise DataFileError(path, f"line {line}, {column}: {cell!r} is not a number") from None
+                column = f"column {c + 1}" + (f" ({brief(repr(names[c]), 40)})" if names else "")
+                raise DataFileError(path, f"line {line}, {column}: {brief(repr(cell), 40)} is not a number") from None
         lines.append(line)
     return values, lines
 
@@ -125,7 +125,7 @@ def _label_index(path, label_column, names, width):
     """The label's column index in [0, width), from an index (negative counts from the end) or a name."""
     if isinstance(label_column, str):
         if not names or label_column not in names:
-            raise DataFileError(path, f"no column named {label_column!r}; columns: {names}")
+            raise DataFileError(path, f"no column named {label_column!r}; columns: {brief(names)}")
         label_column = names.index(label_column)
     if not -width <= label_column < width:
         raise DataFileError(path, f"label_column {label_column} is out of range for {width} columns")

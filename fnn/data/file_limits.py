@@ -15,7 +15,7 @@ from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_positive_int
 
 __all__ = ["Limits", "DEFAULT_LIMITS", "DataFileError", "DataFileNotFoundError", "open_data_file",
-           "check_limits", "over_limit", "size_text"]
+           "check_limits", "over_limit", "size_text", "brief"]
 
 
 class Limits(NamedTuple):
@@ -49,6 +49,7 @@ class DataFileError(InputError):
     """A data file that cannot be used; the message names the file and the problem."""
 
     def __init__(self, path, problem):
+        problem = " ".join(str(problem).splitlines())           # one line, as a script prints it
         super().__init__(f"{path}: {problem}")
         self.path, self.problem = str(path), problem
 
@@ -70,6 +71,12 @@ def check_limits(limits):
     for name, value in limits._asdict().items():
         check_positive_int(f"load_file: limits.{name}", value)
     return limits
+
+
+def brief(text, most=120):
+    """Text from the file (or a library's message quoting it) cut to one line of at most `most` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= most else text[:most - 3] + "..."
 
 
 def size_text(n):

@@ -21,7 +21,7 @@ import numpy as np
 from fnn.data.csv_file import read_csv
 from fnn.data.dataset import TASKS, Dataset, numpy_rngs
 from fnn.data.file_limits import (DEFAULT_LIMITS, DataFileError, DataFileNotFoundError, Limits,
-                                  check_limits, open_data_file, over_limit)
+                                  brief, check_limits, open_data_file, over_limit)
 from fnn.data.npz import read_npz
 from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_choice, check_int_at_least, check_key, check_number
@@ -34,8 +34,6 @@ MISSING_SPLIT_KEY = (
     "key: call load_file({path!r}, key=jax.random.key(0)) or get_dataset({path!r}, "
     "key=jax.random.key(0)), or pass test_fraction=0 to train on every row")
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
 
 def _read_npz(path, f, x_key, y_key, limits):
     """[(x, y, x name, y name)] for the file's split, and its test split (x_test, y_test) if it has one."""
@@ -44,7 +42,7 @@ def _read_npz(path, f, x_key, y_key, limits):
     for k in (x_key, y_key):
         if k not in arrays:
             raise DataFileError(path, f"no array named {k!r}; arrays in the file: "
-                                      f"{', '.join(names) or '(none)'}")
+                                      f"{brief(', '.join(names)) or '(none)'}")
     present = [k in arrays for k in test_keys]
     if any(present) and not all(present):
         raise DataFileError(path, f"has {test_keys[present.index(True)]!r} but not "
@@ -67,7 +65,7 @@ def _check_features(path, x, what, lines=None):
         r, c = bad[0]
         row = f"line {lines[r]}" if lines else f"row {r}"
         value = np.asarray(x).reshape(x32.shape)[r, c]
-        why = "is not finite" if not np.isfinite(value) else "overflows float32 (|x| > 3.4e38)"
+        why = "is not finite" if not np.isfinite(value) else "overflows float32 (|x| > 3.4e38), the precision fnn trains in"
         raise DataFileError(path, f"{what}: {row}, feature {c}: value {value:g} {why}")
     return x32
 
@@ -85,6 +83,9 @@ def _label_problems(task, flat, limits):
                       + over_limit(limits, "max_classes"))]
     elif task == "binary":
         problems += [((flat != 0) & (flat != 1), "is not 0 or 1; binary labels must be 0 or 1")]
+    else:
+        problems += [(np.abs(flat) > np.finfo(np.float32).max, "overflows float32 (|y| > 3.4e38), "
+                                                              "the precision fnn trains in")]
     return problems
 
 

@@ -26,7 +26,7 @@ import zlib
 import numpy as np
 from numpy.lib import format as npy_format
 
-from fnn.data.file_limits import DataFileError, over_limit, size_text
+from fnn.data.file_limits import DataFileError, brief, over_limit, size_text
 
 __all__ = ["read_npz"]
 
@@ -35,7 +35,8 @@ _HEADER_SLACK = 1 << 16                # a member holds its .npy header (< 64 Ki
 _NPY_MAGIC = b"\x93NUMPY"
 # What zipfile, zlib, bz2/lzma and numpy's header parser raise on a damaged archive.
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
-               NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError, struct.error, OverflowError)
+               NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError, struct.error, OverflowError,
+               IndexError)
 
 
 def read_npz(path, f, names, limits):
@@ -67,7 +68,7 @@ def read_npz(path, f, names, limits):
     except DataFileError:
         raise
     except _ZIP_ERRORS as e:
-        raise DataFileError(path, f"not a readable .npz archive ({type(e).__name__}: {e}); expected a "
+        raise DataFileError(path, f"not a readable .npz archive ({type(e).__name__}: {brief(e)}); expected a "
                                   f"zip of .npy arrays as np.savez writes") from None
 
 
@@ -75,11 +76,11 @@ def _members(path, archive):
     """{array name: ZipInfo}; the name is the member's without '.npy', as np.load names them."""
     members = {}
     for info in archive.infolist():
-        if info.is_dir():
+        if not info.filename or info.is_dir():        # a NUL at the start of a name leaves it empty
             continue
         name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
         if name in members:
-            raise DataFileError(path, f"holds two members named {name!r}; expected one array per name")
+            raise DataFileError(path, f"holds two members named {brief(repr(name))}; expected one array per name")
         members[name] = info
     return members
 
@@ -113,20 +114,20 @@ def _header(path, name, stream):
         shape, fortran_order, dtype = readers[version](stream)
     except (ValueError, SyntaxError, RecursionError, tokenize.TokenError) as e:   # numpy's parser raises each
         raise DataFileError(path, f"array {name!r} has a malformed .npy header ({type(e).__name__}: "
-                                  f"{e}); expected a header as np.save writes") from None
+                                  f"{brief(e)}); expected a header as np.save writes") from None
     return shape, fortran_order, dtype, stream.tell()
 
 
 def _check_dtype(path, name, dtype):
     if dtype.hasobject:
-        raise DataFileError(path, f"array {name!r} has dtype {dtype}, which cannot be loaded without "
+        raise DataFileError(path, f"array {name!r} has dtype {brief(dtype, 60)}, which cannot be loaded without "
                                   f"pickle (never allowed); save numeric arrays")
     if dtype.kind == "c":
-        raise DataFileError(path, f"array {name!r} has complex dtype {dtype}; complex numbers are not "
+        raise DataFileError(path, f"array {name!r} has complex dtype {brief(dtype, 60)}; complex numbers are not "
                                   f"supported: expected real numbers (save x.real, or real and "
                                   f"imaginary parts as separate features)")
     if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
-        raise DataFileError(path, f"array {name!r} has non-numeric dtype {dtype}; expected numbers "
+        raise DataFileError(path, f"array {name!r} has non-numeric dtype {brief(dtype, 60)}; expected numbers "
                                   f"(bool, integer or floating point)")
 
 
@@ -136,19 +137,19 @@ def _read_member(path, archive, info, name, limits, total):
         shape, fortran_order, dtype, offset = _header(path, name, stream)
         _check_dtype(path, name, dtype)
         if not all(isinstance(n, int) and n >= 0 for n in shape):
-            raise DataFileError(path, f"array {name!r} has shape {shape} in its .npy header; expected "
+            raise DataFileError(path, f"array {name!r} has shape {brief(shape, 60)} in its .npy header; expected "
                                       f"non-negative integers")
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes > limits.max_array_bytes or total + nbytes > limits.max_array_bytes:
             together = f" ({size_text(total + nbytes)} with the arrays before it)" if total else ""
-            raise DataFileError(path, f"array {name!r} claims shape {shape} of {dtype}: "
+            raise DataFileError(path, f"array {name!r} claims shape {brief(shape, 60)} of {brief(dtype, 60)}: "
                                       f"{size_text(nbytes)}{together}, more than the "
                                       f"{size_text(limits.max_array_bytes)} allowed; "
                                       f"{over_limit(limits, 'max_array_bytes')}")
         held = info.file_size - offset
         if held != nbytes:
             raise DataFileError(path, f"array {name!r} holds {size_text(max(held, 0))} of data but its "
-                                      f"header claims shape {shape} of {dtype} ({size_text(nbytes)}): "
+                                      f"header claims shape {brief(shape, 60)} of {brief(dtype, 60)} ({size_text(nbytes)}): "
                                       f"truncated or corrupt")
         array = np.empty(math.prod(shape), dtype)
         _read_into(path, name, stream, memoryview(array.view(np.uint8)), nbytes)
