@@ -241,5 +241,6 @@ def _warn_one_class(path, task, y, y_test):
     classes = np.unique(np.concatenate([y.reshape(-1), y_test.reshape(-1)]))
     if len(classes) == 1:
         warnings.warn(f"{path}: every label is {classes[0]:g}: the data has one class, so a "
-                      f"{task} model learns nothing from it (its loss falls to 0); expected at "
-                      f"least two classes", UserWarning, stacklevel=3)
+                      f"{task} model learns nothing from it (it predicts {classes[0]:g} for every "
+                      f"input and its loss falls toward 0); expected at least two classes",
+                      UserWarning, stacklevel=3)
