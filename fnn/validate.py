@@ -159,6 +159,10 @@ def check_data(x, y, where="data"):
     if y.ndim < 1 or y.shape[0] != x.shape[0]:
         raise InputError(f"{where}: x has {x.shape[0]} examples (shape {x.shape}) but y has "
                          f"{y.shape[0] if y.ndim else 'no'} (shape {y.shape}); expected one target per example")
+    for name, a in (("x", x), ("y", y)):
+        if jnp.issubdtype(a.dtype, jnp.complexfloating):
+            raise InputTypeError(f"{where}: {name} has complex dtype {a.dtype}; complex numbers are not "
+                                 f"supported: expected real floating-point values")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise InputTypeError(f"{where}: x has dtype {x.dtype}; expected floating-point features")
     for name, a in (("x", x), ("y", y)):

@@ -1,22 +1,33 @@
 """A user's own data from a .csv or .npz file: read, checked row by row, split into train/test.
 
-Every problem raises DataFileError (a ValueError) whose message names the
-file, the line or row, and what is wrong: ragged rows, text in a number
-column, NaN/inf, labels that do not fit the task, mismatched lengths. A
-missing file raises DataFileNotFoundError (also a FileNotFoundError). .npz
-files are read with allow_pickle=False.
+Every problem raises DataFileError (an fnn InputError, a ValueError) whose
+message names the file, the line or row, and what is wrong: ragged rows, text
+in a number column, NaN/inf, labels that do not fit the task, mismatched
+lengths, a file that is not UTF-8 CSV or not a valid .npz. A missing file
+raises DataFileNotFoundError (also a FileNotFoundError).
+
+The file is treated as hostile: only a regular file is opened (never a FIFO
+or device), and every size it claims is checked against fnn.data.Limits
+before it is read or allocated (file size, decompressed array bytes, line
+length, class count). .npz arrays are read without pickle and without
+np.load (see fnn.data.npz). A classification file whose labels are all one
+class loads with a UserWarning.
 """
-import csv
 import os
-import zipfile
+import warnings
 
 import numpy as np
 
+from fnn.data.csv_file import read_csv
 from fnn.data.dataset import TASKS, Dataset, numpy_rngs
+from fnn.data.file_limits import (DEFAULT_LIMITS, DataFileError, DataFileNotFoundError, Limits,
+                                  brief, check_limits, open_data_file, over_limit)
+from fnn.data.npz import read_npz
 from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_choice, check_int_at_least, check_key, check_number
 
-__all__ = ["DataFileError", "DataFileNotFoundError", "load_file", "MISSING_SPLIT_KEY"]
+__all__ = ["DataFileError", "DataFileNotFoundError", "Limits", "DEFAULT_LIMITS", "load_file",
+           "MISSING_SPLIT_KEY"]
 
 MISSING_SPLIT_KEY = (
     "{path}: holding out test_fraction={fraction} of its rows for test shuffles them with a PRNG "
@@ -24,135 +35,62 @@ MISSING_SPLIT_KEY = (
     "key=jax.random.key(0)), or pass test_fraction=0 to train on every row")
 
 
-class DataFileError(InputError):
-    """A data file that cannot be used; the message names the file and the problem."""
-
-    def __init__(self, path, problem):
-        super().__init__(f"{path}: {problem}")
-        self.path, self.problem = str(path), problem
-
-    def __reduce__(self):
-        return type(self), (self.path, self.problem)
-
-
-class DataFileNotFoundError(DataFileError, FileNotFoundError):
-    """The data file does not exist."""
-
-
-def _csv_rows(path, delimiter):
-    """[(line number, cells)] of the non-blank, non-comment lines."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        return [(i, [c.strip() for c in row]) for i, row in enumerate(csv.reader(f, delimiter=delimiter), 1)
-                if row and any(c.strip() for c in row) and not row[0].lstrip().startswith("#")]
-
-
-def _is_number(cell):
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return False
-
-
-def _read_csv(path, label_column, header, delimiter):
-    """(x (n, d), y (n,), line numbers) from a CSV file."""
-    rows = _csv_rows(path, delimiter)
-    if not rows:
-        raise DataFileError(path, "the file is empty: expected rows of numbers, features and a label")
-    names = None
-    if header is None:
-        header = not any(_is_number(c) for c in rows[0][1])
-    if header:
-        names, rows = rows[0][1], rows[1:]
-        if not rows:
-            raise DataFileError(path, "the file has a header but no data rows")
-    values = _csv_values(path, rows, names)                          # (n, width)
-    column = _label_index(path, label_column, names, values.shape[1])
-    lines = [line for line, _ in rows]
-    return np.delete(values, column, axis=1), values[:, column], lines
-
-
-def _csv_values(path, rows, names):
-    """The cells of every row as float64 (n, width); the width is the header's or the first row's."""
-    width = len(names) if names else len(rows[0][1])
-    if width < 2:
-        raise DataFileError(path, f"rows have {width} column; expected at least 2 (features and a label)")
-    values = np.empty((len(rows), width), np.float64)
-    for r, (line, cells) in enumerate(rows):
-        if len(cells) != width:
-            raise DataFileError(path, f"line {line} has {len(cells)} columns, expected {width} "
-                                      f"(ragged rows)")
-        for c, cell in enumerate(cells):
-            try:
-                values[r, c] = float(cell)
-            except ValueError:
-                column = f"column {c + 1}" + (f" ({names[c]!r})" if names else "")
-                raise DataFileError(path, f"line {line}, {column}: {cell!r} is not a number") from None
-    return values
-
-
-def _label_index(path, label_column, names, width):
-    """The label's column index in [0, width), from an index (negative counts from the end) or a name."""
-    if isinstance(label_column, str):
-        if not names or label_column not in names:
-            raise DataFileError(path, f"no column named {label_column!r}; columns: {names}")
-        label_column = names.index(label_column)
-    if not -width <= label_column < width:
-        raise DataFileError(path, f"label_column {label_column} is out of range for {width} columns")
-    return label_column % width
-
-
-def _npz_array(path, data, name):
-    if name not in data.files:
-        raise DataFileError(path, f"no array named {name!r}; arrays in the file: {', '.join(data.files)}")
-    try:
-        a = data[name]
-    except ValueError as e:  # object arrays need pickle, which is never allowed
-        raise DataFileError(path, f"array {name!r} cannot be loaded without pickle ({e}); "
-                                  f"save numeric arrays") from None
-    if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
-        raise DataFileError(path, f"array {name!r} has non-numeric dtype {a.dtype}; expected numbers")
-    return a
-
-
-def _read_npz(path, x_key, y_key):
-    """[(x, y)] for the file's split, or [(x, y), (x_test, y_test)] if it holds a test split too."""
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
-        raise DataFileError(path, f"not a readable .npz archive ({e})") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise DataFileError(path, "not an .npz archive of named arrays (use np.savez(path, x=..., y=...))")
-    with data:
-        splits = [(x_key, y_key)]
-        test_keys = (x_key + "_test", y_key + "_test")
-        present = [k in data.files for k in test_keys]
-        if any(present) and not all(present):
-            raise DataFileError(path, f"has {test_keys[present.index(True)]!r} but not "
-                                      f"{test_keys[present.index(False)]!r}; give both or neither")
-        if all(present):
-            splits.append(test_keys)
-        return [(_npz_array(path, data, xk), _npz_array(path, data, yk), xk, yk) for xk, yk in splits]
+def _read_npz(path, f, x_key, y_key, limits):
+    """[(x, y, x name, y name)] for the file's split, and its test split (x_test, y_test) if it has one."""
+    test_keys = (x_key + "_test", y_key + "_test")
+    arrays, names = read_npz(path, f, (x_key, y_key) + test_keys, limits)
+    for k in (x_key, y_key):
+        if k not in arrays:
+            raise DataFileError(path, f"no array named {k!r}; arrays in the file: "
+                                      f"{brief(', '.join(names)) or '(none)'}")
+    present = [k in arrays for k in test_keys]
+    if any(present) and not all(present):
+        raise DataFileError(path, f"has {test_keys[present.index(True)]!r} but not "
+                                  f"{test_keys[present.index(False)]!r}; give both or neither")
+    splits = [(x_key, y_key)] + ([test_keys] if all(present) else [])
+    return [(arrays[xk], arrays[yk], xk, yk) for xk, yk in splits]
 
 
 def _check_features(path, x, what, lines=None):
-    """x as float (n, features); every value finite."""
-    x = np.asarray(x, np.float64)
+    """x as float32 (n, features), as fnn trains on it; every value finite in float32."""
     if x.ndim == 0:
         raise DataFileError(path, f"{what} is a scalar; expected one row per example")
-    x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))     # (n, features)
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise DataFileError(path, f"{what} has shape {x.shape}: no examples or no features")
-    bad = np.argwhere(~np.isfinite(x))
+    with np.errstate(over="ignore", invalid="ignore"):
+        x32 = np.asarray(x, np.float32)
+    x32 = x32.reshape(x.shape[0], int(np.prod(x.shape[1:])))     # (n, features)
+    if x32.shape[0] == 0 or x32.shape[1] == 0:
+        raise DataFileError(path, f"{what} has shape {x32.shape}: no examples or no features")
+    bad = np.argwhere(~np.isfinite(x32))
     if len(bad):
         r, c = bad[0]
         row = f"line {lines[r]}" if lines else f"row {r}"
-        raise DataFileError(path, f"{what}: {row}, feature {c}: value {x[r, c]:g} is not finite")
-    return x
+        value = np.asarray(x).reshape(x32.shape)[r, c]
+        why = "is not finite" if not np.isfinite(value) else "overflows float32 (|x| > 3.4e38), the precision fnn trains in"
+        raise DataFileError(path, f"{what}: {row}, feature {c}: value {value:g} {why}")
+    return x32
 
 
-def _check_labels(path, y, task, what, lines=None):
-    """Labels valid for the task: integers >= 0 (classification), 0/1 (binary), finite (regression)."""
+def _label_problems(task, flat, limits):
+    """[(bad mask, problem)] of the labels, checked in this order."""
+    problems = [(~np.isfinite(flat), "is not finite")]
+    if task == "classification":
+        problems += [(flat < 0, "is negative; class labels must be 0, 1, ..., K-1"),
+                     (flat != np.round(flat), "is not an integer; class labels must be 0, 1, ..., K-1 "
+                                              "(for real-valued targets use task='regression')"),
+                     (flat >= limits.max_classes,
+                      f"would make more than {limits.max_classes:,} classes (the class count is the "
+                      f"largest label + 1; expected labels 0..{limits.max_classes - 1}); "
+                      + over_limit(limits, "max_classes"))]
+    elif task == "binary":
+        problems += [((flat != 0) & (flat != 1), "is not 0 or 1; binary labels must be 0 or 1")]
+    else:
+        problems += [(np.abs(flat) > np.finfo(np.float32).max, "overflows float32 (|y| > 3.4e38), "
+                                                              "the precision fnn trains in")]
+    return problems
+
+
+def _check_labels(path, y, task, what, limits, lines=None):
+    """Labels valid for the task: integers in [0, max_classes) (classification), 0/1 (binary), finite (regression)."""
     y = np.asarray(y, np.float64)
     if y.ndim == 0:
         raise DataFileError(path, f"{what} is a scalar; expected one label per example")
@@ -168,33 +106,40 @@ def _check_labels(path, y, task, what, lines=None):
         return f"line {lines[r]}" if lines else f"row {r}"
 
     flat = y.reshape(-1)
-    problems = [(~np.isfinite(flat), "is not finite")]
-    if task == "classification":
-        problems += [(flat < 0, "is negative; class labels must be 0, 1, ..., K-1"),
-                     (flat != np.round(flat), "is not an integer; class labels must be 0, 1, ..., K-1")]
-    elif task == "binary":
-        problems += [((flat != 0) & (flat != 1), "is not 0 or 1; binary labels must be 0 or 1")]
-    for mask, problem in problems:
+    for mask, problem in _label_problems(task, flat, limits):
         bad = np.flatnonzero(mask)
         if len(bad):
             raise DataFileError(path, f"{what}: {where(bad[0])}: label {flat[bad[0]]:g} {problem}")
     return y
 
 
+def _check_options(label_column, delimiter, x_key, y_key):
+    if not (isinstance(label_column, str) or (isinstance(label_column, int) and not isinstance(label_column, bool))):
+        raise InputTypeError(f"load_file: label_column must be a column index or a header name, "
+                             f"got {label_column!r}")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
+        raise InputError(f"load_file: delimiter must be one character such as ',' or ';' (not a "
+                         f"quote or newline), got {delimiter!r}")
+    for name, value in (("x_key", x_key), ("y_key", y_key)):
+        if not isinstance(value, str) or not value:
+            raise InputTypeError(f"load_file: {name} must be an array name such as 'x', got {value!r}")
+
+
 def load_file(path, task="classification", *, label_column=-1, header=None, delimiter=",",
-              x_key="x", y_key="y", test_fraction=0.2, key=None, n_classes=None):
+              x_key="x", y_key="y", test_fraction=0.2, key=None, n_classes=None, limits=None):
     """A user's own data from a .npz or .csv file, checked and split into train/test.
 
-    .csv: one example per line, the label in `label_column` (index, or name when
-    there is a header), the other columns features. A first line with no number in
-    it is a header (header=None); force with header=True/False. Lines starting
-    with '#' are skipped.
-    .npz: arrays `x_key` (n, ...) and `y_key` (n,) or (n, outputs); features are
-    flattened to (n, features). If it also holds x_test and y_test, those are the
-    test split and test_fraction is ignored. Loaded with allow_pickle=False.
+    .csv: UTF-8 text, one example per line, the label in `label_column` (index,
+    or name when there is a header), the other columns features. A first line
+    with no number in it is a header (header=None); force with header=True/False.
+    Lines starting with '#' are skipped.
+    .npz: arrays `x_key` (n, ...) and `y_key` (n,) or (n, outputs) of bool, int
+    or float dtype; features are flattened to (n, features). If it also holds
+    x_test and y_test, those are the test split and test_fraction is ignored.
+    Never unpickles.
 
     Args:
-      path: the file.
+      path: the file (a regular file: a directory, FIFO or device is refused).
       task: "classification" (integer labels 0..K-1), "binary" (labels 0/1) or
         "regression" (any finite targets).
       test_fraction: the share of shuffled rows held out for test, in [0, 1).
@@ -202,40 +147,49 @@ def load_file(path, task="classification", *, label_column=-1, header=None, deli
         Required when rows are held out (a TypeError shows the call); not
         needed for test_fraction=0 or an .npz with its own test split.
       n_classes: for classification, the number of classes; default max label + 1.
+      limits: a fnn.data.Limits bounding what the file may make fnn read and
+        allocate; default DEFAULT_LIMITS = Limits() (1 GiB file, 1 GiB of
+        decompressed data, 10,000 classes, 4 Mi-character CSV lines).
     Raises:
       DataFileNotFoundError (a FileNotFoundError) when the file is missing;
       DataFileError (a ValueError) naming the file and the problem otherwise;
       TypeError when a split needs a key and none (or not a PRNG key) is given.
+    Warns:
+      UserWarning when every classification (or binary) label is the same class.
     """
     check_choice("load_file task", task, TASKS)
     test_fraction = check_number("load_file: test_fraction", test_fraction, 0, 1, high_open=True)
     if key is not None:
         check_key("load_file: key", key)
+    _check_options(label_column, delimiter, x_key, y_key)
+    limits = check_limits(limits)
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataFileNotFoundError(path, "no such file (expected a .npz or .csv data file)")
-    if os.path.getsize(path) == 0:
-        raise DataFileError(path, "the file is empty (0 bytes)")
-    splits = _read_splits(path, task, label_column, header, delimiter, x_key, y_key)
+    if not isinstance(path, str):
+        raise InputTypeError(f"load_file: path must be a str or os.PathLike of str, got {path!r}")
+    splits = _read_splits(path, task, label_column, header, delimiter, x_key, y_key, limits)
     if len(splits) == 1:
         splits = _split(path, *splits[0], test_fraction, key)
     (x, y), (x_test, y_test) = splits
     n_classes = _n_classes(path, task, n_classes, y, y_test)
+    _warn_one_class(path, task, y, y_test)
     name = os.path.splitext(os.path.basename(path))[0]
     return Dataset.from_arrays(name, task, n_classes, x, y, x_test, y_test)
 
 
-def _read_splits(path, task, label_column, header, delimiter, x_key, y_key):
+def _read_splits(path, task, label_column, header, delimiter, x_key, y_key, limits):
     """[(x, y)] checked for the task, or [(x, y), (x_test, y_test)] if the .npz holds a test split."""
     suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".csv":
-        x, y, lines = _read_csv(path, label_column, header, delimiter)
-        return [(_check_features(path, x, "features", lines), _check_labels(path, y, task, "labels", lines))]
-    if suffix != ".npz":
+    if suffix not in (".csv", ".npz"):
         raise DataFileError(path, f"unsupported file type {suffix or '(none)'!r}; expected .npz or .csv")
+    with open_data_file(path, limits) as f:
+        if suffix == ".csv":
+            x, y, lines = read_csv(path, f, label_column, header, delimiter, limits)
+            return [(_check_features(path, x, "features", lines),
+                     _check_labels(path, y, task, "labels", limits, lines))]
+        read = _read_npz(path, f, x_key, y_key, limits)
     splits = []
-    for x, y, xk, yk in _read_npz(path, x_key, y_key):
-        x, y = _check_features(path, x, repr(xk)), _check_labels(path, y, task, repr(yk))
+    for x, y, xk, yk in read:
+        x, y = _check_features(path, x, repr(xk)), _check_labels(path, y, task, repr(yk), limits)
         if len(x) != len(y):
             raise DataFileError(path, f"{xk!r} has {len(x)} rows but {yk!r} has {len(y)}; "
                                       f"expected one label per example")
@@ -249,11 +203,16 @@ def _read_splits(path, task, label_column, header, delimiter, x_key, y_key):
 def _split(path, x, y, test_fraction, key):
     """Shuffle with `key`, hold out round(n·test_fraction) rows for test: [(x, y), (x_test, y_test)]."""
     n = len(x)
-    n_test = int(round(n * test_fraction))
-    if n_test == 0:
+    if test_fraction == 0:
         return [(x, y), (x[:0], y[:0])]
-    if n_test >= n:
-        raise DataFileError(path, f"{n} examples are too few for test_fraction={test_fraction}")
+    n_test = int(round(n * test_fraction))
+    if n_test == 0 or n_test >= n:
+        left = "no test rows" if n_test == 0 else "no training rows"
+        fewest = int(0.5 / min(test_fraction, 1 - test_fraction)) + 1
+        raise DataFileError(path, f"{n} examples are too few for test_fraction={test_fraction:g}: "
+                                  f"holding out round({n} × {test_fraction:g}) = {n_test} for test "
+                                  f"leaves {left}; expected at least {fewest} rows, or pass "
+                                  f"test_fraction=0 to train on every row without a test split")
     if key is None:
         raise InputTypeError(MISSING_SPLIT_KEY.format(path=path, fraction=test_fraction))
     perm = numpy_rngs("load_file: key", key, 1)[0].permutation(n)
@@ -273,3 +232,15 @@ def _n_classes(path, task, n_classes, y, y_test):
     if check_int_at_least("load_file: n_classes", n_classes, 2) < found:
         raise DataFileError(path, f"label {found - 1} does not fit n_classes={n_classes}")
     return int(n_classes)
+
+
+def _warn_one_class(path, task, y, y_test):
+    """A UserWarning when every label is the same class: training would learn nothing from it."""
+    if task == "regression":
+        return
+    classes = np.unique(np.concatenate([y.reshape(-1), y_test.reshape(-1)]))
+    if len(classes) == 1:
+        warnings.warn(f"{path}: every label is {classes[0]:g}: the data has one class, so a "
+                      f"{task} model learns nothing from it (it predicts {classes[0]:g} for every "
+                      f"input and its loss falls toward 0); expected at least two classes",
+                      UserWarning, stacklevel=3)

@@ -1,6 +1,7 @@
 """Datasets by name: DATASETS, and get_dataset for a name or a .npz/.csv path."""
 import os
 
+from fnn.data.file_limits import check_limits
 from fnn.data.files import load_file
 from fnn.data.mnist import mnist1d
 from fnn.data.toy import blobs, circles, house_prices, moons, sine, spirals, xor
@@ -33,7 +34,7 @@ def _is_file(name):
     return isinstance(name, (str, os.PathLike)) and os.fspath(name).lower().endswith((".npz", ".csv"))
 
 
-def get_dataset(name, *, key=None, **kwargs):
+def get_dataset(name, *, key=None, limits=None, **kwargs):
     """A Dataset by name in DATASETS, or from a .npz/.csv path (see load_file).
 
         ds = get_dataset("spirals", key=jax.random.key(0), n=200)
@@ -48,6 +49,8 @@ def get_dataset(name, *, key=None, **kwargs):
         mnist1d (its own integer `seed` keyword, default 42, the published
         set) do not use it: a key given to them is checked and ignored, so a
         script can pass one key whatever the dataset.
+      limits: for a file, a fnn.data.Limits passed to load_file (default
+        DEFAULT_LIMITS); ignored for a named dataset, so a script can always pass it.
       **kwargs: passed to the loader, e.g. n=200, noise=0.2, or seed=1 for mnist1d.
     Raises:
       ValueError for an unknown name; TypeError for a missing key (where one
@@ -55,8 +58,10 @@ def get_dataset(name, *, key=None, **kwargs):
     """
     if key is not None:
         check_key("get_dataset: key", key)
+    if limits is not None:
+        check_limits(limits)
     if _is_file(name):
-        return load_file(name, key=key, **kwargs)
+        return load_file(name, key=key, limits=limits, **kwargs)
     if name not in DATASETS:
         raise InputError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)} "
                          f"or a path to a .npz or .csv file")
