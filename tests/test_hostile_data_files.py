@@ -172,7 +172,7 @@ def test_zip_directory_claiming_gigabytes_refused_under_default_limits(tmp_path)
     central = raw.index(b"PK\x01\x02")                         # x.npy's central directory entry
     raw[central + 24:central + 28] = (0xF0000000).to_bytes(4, "little")    # uncompressed size 3.75 GiB
     (tmp_path / "claims.npz").write_bytes(bytes(raw))
-    _raises(path, r"array 'x' inflates to 4,026,531,840 bytes \(3.8 GiB\).*1,073,741,824 bytes \(1.0 GiB\) allowed")
+    _raises(path, r"array 'x' inflates to 4,026,531,840 bytes \(3.8 GiB\).*268,435,456 bytes \(256.0 MiB\) allowed")
 
 
 def test_total_of_arrays_is_limited_too(tmp_path):
@@ -218,7 +218,7 @@ def test_limits_are_checked(tmp_path):
         data.get_dataset("xor", limits={"max_classes": 3})
     assert data.get_dataset("xor", limits=Limits()).n_classes == 2            # ignored for a name
     assert data.get_dataset(str(path), test_fraction=0.0, limits=Limits(max_classes=5)).n_classes == 2
-    assert data.DEFAULT_LIMITS == Limits(1 << 30, 1 << 30, 10_000, 1 << 22)
+    assert data.DEFAULT_LIMITS == Limits(1 << 30, 256 << 20, 10_000, 1 << 22)
 
 
 # ------------------------------------------------------------------ 4. class labels
