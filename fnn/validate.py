@@ -19,20 +19,52 @@ import numpy as np
 
 from fnn.errors import InputError, InputTypeError
 
-__all__ = ["check_positive_int", "check_non_negative_int", "check_int_at_least", "check_number",
-           "check_choice", "check_key", "parse_int_list", "parse_float_list", "check_params", "check_data", "check_targets",
+__all__ = ["MAX_STEPS", "check_positive_int", "check_non_negative_int", "check_int_at_least", "check_number",
+           "check_optional_positive_int", "check_bool", "check_choice", "check_key", "check_callable", "parse_int_list", "parse_float_list", "check_params", "check_data", "check_targets",
            "is_concrete"]
 
 
+# The most steps a run can count: TrainState.step and fit's steps-left counter are int32.
+MAX_STEPS = 2**31 - 1
+
+
 def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)))
 
 
-def check_positive_int(name, value):
-    """value as an int, or ValueError unless it is an integer ≥ 1 (bools refused)."""
+def check_positive_int(name, value, maximum=None):
+    """value as an int, or ValueError unless it is an integer ≥ 1 (and ≤ maximum if given; bools refused).
+
+    numpy integers are accepted (and returned as int).
+    """
     if not _is_int(value) or value < 1:
         raise InputError(f"{name} must be a positive integer, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise InputError(f"{name} must be a positive integer at most {maximum}, got {value!r}")
     return int(value)
+
+
+def check_optional_positive_int(name, value):
+    """None, or value as an int ≥ 1: ValueError for anything else (0, -1, 2.5, True)."""
+    if value is None:
+        return None
+    if not _is_int(value) or value < 1:
+        raise InputError(f"{name} must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
+def check_bool(name, value):
+    """value as a bool, or TypeError unless it is True or False (numpy bools accepted)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputTypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_callable(name, value, optional=True):
+    """value, or TypeError unless it is callable (or None when optional)."""
+    if not (callable(value) or (optional and value is None)):
+        raise InputTypeError(f"{name} must be a function{' or None' if optional else ''}, got {value!r}")
+    return value
 
 
 def check_non_negative_int(name, value):
