@@ -21,6 +21,7 @@ from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_key
@@ -79,9 +80,29 @@ def _init_checking_key(name, init):
     @functools.wraps(init)
     def checked(key, input_shape, *args, **kwargs):
         check_key(f"{name}: init(key, input_shape): key", key)
+        _check_input_shape(f"{name}: init(key, input_shape)", input_shape)
+        dtype = args[0] if args else kwargs.get("dtype", jnp.float32)
+        if not _is_float_dtype(dtype):
+            raise InputTypeError(f"{name}: init dtype must be a floating-point dtype such as "
+                                 f"jnp.float32, got {dtype!r}")
         return init(key, input_shape, *args, **kwargs)
     checked.checks_key = True
     return checked
+
+
+def _check_input_shape(where, input_shape):
+    """InputTypeError unless input_shape is a tuple (or list) of integers."""
+    is_dim = lambda d: isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+    if not (isinstance(input_shape, (tuple, list)) and all(map(is_dim, input_shape))):
+        raise InputTypeError(f"{where}: input_shape must be a tuple of integers such as (-1, 784) "
+                             f"(-1: the batch), got {input_shape!r}")
+
+
+def _is_float_dtype(dtype):
+    try:
+        return jnp.issubdtype(dtype, jnp.floating)
+    except TypeError:
+        return False
 
 
 def _forward_checking_key(name, forward):
@@ -185,6 +206,7 @@ def summary(model, input_shape, dtype=jnp.float32):
     """
     if not isinstance(model, Layer):
         raise InputTypeError(f"summary expects an fnn Layer, got {type(model).__name__}")
+    _check_input_shape(f"summary({model.name}, input_shape)", input_shape)
     rows = []
 
     def visit(layer, shape, depth):

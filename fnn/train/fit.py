@@ -31,7 +31,7 @@ from fnn.train.epoch import (MeanRecord, copies_data, epoch_batches, epoch_indic
                              run_epoch)
 from fnn.train.evaluate import check_inputs, evaluate_batch
 from fnn.train.step import StepConfig, TrainState, init_state, make_step, training_optimizer
-from fnn.validate import (MAX_STEPS, check_bool, check_callable, check_key, check_number,
+from fnn.validate import (MAX_STEPS, check_bool, check_callable, check_key, check_model, check_number,
                           check_optional_positive_int, check_positive_int)
 
 __all__ = ["FitResult", "ChunkConfig", "EarlyStop", "EpochMetrics", "HISTORY_KEYS", "fit"]
@@ -156,6 +156,14 @@ def _split_validation(key, x, y, fraction):
     return (x[perm[n_val:]], y[perm[n_val:]]), (x[perm[:n_val]], y[perm[:n_val]])
 
 
+def _check_parts(model, optimizer):
+    """InputTypeError unless model is an fnn Layer and optimizer an (init, update) pair."""
+    check_model(model, "fit")
+    if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+        raise InputTypeError(f"fit: optimizer must be an fnn.optim optimizer (init, update) such as "
+                             f"fnn.optim.adam(1e-3) or fnn.get_optimizer('adam', learning_rate=1e-3), got {_short(optimizer)}")
+
+
 def _check_settings(key, steps, epochs, batch_size, patience, chunk_steps, validation_split,
                     validation_data, state, history, callback, progress):
     """fit's scalar settings, normalised (Python ints/floats), or an FnnError naming the one that is wrong."""
@@ -248,6 +256,7 @@ def fit(model, loss, optimizer, params, x, y, *, key,
     """
     loss = get_loss(loss)
     config = StepConfig.checked(config)
+    _check_parts(model, optimizer)
     key, steps, epochs, batch_size, patience, chunk_steps, validation_split = _check_settings(
         key, steps, epochs, batch_size, patience, chunk_steps, validation_split, validation_data,
         state, history, callback, progress)
