@@ -24,7 +24,7 @@ inf in float32, so no cast is made; CheckpointError names the leaf and both
 dtypes). A NaN or inf in a floating-point array is refused when saving and
 when loading, unless allow_nonfinite=True (PRNG keys and integers are always
 finite). Steps are non-negative integers. The path must be a regular file
-(a FIFO or a directory is refused without being opened for writing or read),
+(a FIFO or a directory is refused before anything reads or writes it),
 and an OSError while writing (a full disk) is a CheckpointError naming the
 path and the reason, with the previous checkpoint left in place.
 """
