@@ -160,8 +160,9 @@ def _check_parts(model, optimizer):
     """InputTypeError unless model is an fnn Layer and optimizer an (init, update) pair."""
     check_model(model, "fit")
     if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
-        raise InputTypeError(f"fit: optimizer must be an fnn.optim optimizer (init, update) such as "
-                             f"fnn.optim.adam(1e-3) or fnn.get_optimizer('adam', learning_rate=1e-3), got {_short(optimizer)}")
+        raise InputTypeError("fit: optimizer must be an fnn.optim optimizer (init, update) such as "
+                             "fnn.optim.adam(1e-3) or fnn.get_optimizer('adam', learning_rate=1e-3), "
+                             f"got {_short(optimizer)}")
 
 
 def _check_settings(key, steps, epochs, batch_size, patience, chunk_steps, validation_split,
@@ -182,7 +183,8 @@ def _check_settings(key, steps, epochs, batch_size, patience, chunk_steps, valid
     if validation_split and validation_data is not None:
         raise InputError(f"fit got both validation_data and validation_split={validation_split!r}; "
                          "expected at most one of them")
-    if validation_data is not None and not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+    if validation_data is not None and not (isinstance(validation_data, (tuple, list))
+                                            and len(validation_data) == 2):
         raise InputTypeError(f"validation_data must be a pair (x_val, y_val), got {_short(validation_data)}")
     if state is not None and not isinstance(state, TrainState):
         raise InputTypeError(f"state must be a fnn.TrainState (e.g. FitResult.state, or restored with "
@@ -229,8 +231,8 @@ def fit(model, loss, optimizer, params, x, y, *, key,
       key: PRNG key for shuffling, the validation split and dropout.
       steps / epochs: how long to train (exactly one of them; steps may end
         mid-epoch). At most MAX_STEPS = 2**31 - 1 steps in all (the int32 step
-        counter), epochs × batches per epoch included. With `state`, they count from step 0, so a resumed run ends
-        where an uninterrupted one would.
+        counter), epochs × batches per epoch included. With `state`, they count
+        from step 0, so a resumed run ends where an uninterrupted one would.
       batch_size: minibatch size (≤ the number of training examples); each epoch
         is one random permutation, the last partial batch dropped.
       validation_data: (x_val, y_val), or validation_split: a fraction in [0, 1) of (x, y)
