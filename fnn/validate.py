@@ -19,20 +19,53 @@ import numpy as np
 
 from fnn.errors import InputError, InputTypeError
 
-__all__ = ["check_positive_int", "check_non_negative_int", "check_int_at_least", "check_number",
-           "check_choice", "check_key", "parse_int_list", "parse_float_list", "check_params", "check_data", "check_targets",
+__all__ = ["MAX_STEPS", "check_positive_int", "check_non_negative_int", "check_int_at_least", "check_number",
+           "check_optional_positive_int", "check_bool", "check_choice", "check_key", "check_callable",
+           "check_model", "as_array", "parse_int_list", "parse_float_list", "check_params", "check_data", "check_targets",
            "is_concrete"]
 
 
+# The most steps a run can count: TrainState.step and fit's steps-left counter are int32.
+MAX_STEPS = 2**31 - 1
+
+
 def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)))
 
 
-def check_positive_int(name, value):
-    """value as an int, or ValueError unless it is an integer ≥ 1 (bools refused)."""
+def check_positive_int(name, value, maximum=None):
+    """value as an int, or ValueError unless it is an integer ≥ 1 (and ≤ maximum if given; bools refused).
+
+    numpy integers are accepted (and returned as int).
+    """
     if not _is_int(value) or value < 1:
         raise InputError(f"{name} must be a positive integer, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise InputError(f"{name} must be a positive integer at most {maximum}, got {value!r}")
     return int(value)
+
+
+def check_optional_positive_int(name, value):
+    """None, or value as an int ≥ 1: ValueError for anything else (0, -1, 2.5, True)."""
+    if value is None:
+        return None
+    if not _is_int(value) or value < 1:
+        raise InputError(f"{name} must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
+def check_bool(name, value):
+    """value as a bool, or TypeError unless it is True or False (numpy bools accepted)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputTypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_callable(name, value, optional=True):
+    """value, or TypeError unless it is callable (or None when optional)."""
+    if not (callable(value) or (optional and value is None)):
+        raise InputTypeError(f"{name} must be a function{' or None' if optional else ''}, got {value!r}")
+    return value
 
 
 def check_non_negative_int(name, value):
@@ -87,10 +120,11 @@ def check_key(name, key):
                     f"{_describe_value(key)}")
 
 
-def _describe_value(value):
+def _describe_value(value, limit=80):
     if isinstance(value, (jax.Array, np.ndarray)):
         return f"an array of dtype {value.dtype} and shape {value.shape}"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... (a {type(value).__name__})"
 
 
 def parse_int_list(name, text, *, at_least=0):
@@ -138,8 +172,18 @@ def _expected_params(model, input_shape):
     return jax.tree.structure(shapes), [tuple(s.shape) for s in jax.tree.leaves(shapes)], _describe(shapes)
 
 
+def check_model(model, where=None):
+    """model, or TypeError unless it is an fnn Layer; `where` (e.g. "fit") prefixes the message."""
+    from fnn.layers.core import Layer            # fnn.layers imports this module
+    if not isinstance(model, Layer):
+        raise InputTypeError(f"{where + ': ' if where else ''}model must be an fnn Layer such as fnn.mlp([784, 100, 10]), "
+                             f"got {_describe_value(model)}")
+    return model
+
+
 def check_params(model, params, x_shape):
     """ValueError unless `params` has the tree and shapes model.init gives for inputs of x_shape."""
+    check_model(model)
     shape = (-1,) + tuple(x_shape[1:]) if len(x_shape) > 1 else tuple(x_shape)
     try:
         structure, shapes, expected = _expected_params(model, shape)
@@ -153,7 +197,7 @@ def check_params(model, params, x_shape):
 
 def check_data(x, y, where="data"):
     """x and y as arrays of the same, non-zero length, with finite values (when concrete)."""
-    x, y = jnp.asarray(x), jnp.asarray(y)
+    x, y = as_array(f"{where}: x", x), as_array(f"{where}: y", y)
     if x.ndim < 1 or x.shape[0] == 0:
         raise InputError(f"{where}: x is empty (shape {x.shape}); expected at least one example")
     if y.ndim < 1 or y.shape[0] != x.shape[0]:
@@ -172,6 +216,14 @@ def check_data(x, y, where="data"):
                 raise InputError(f"{where}: {name} has NaN or inf in {len(bad)} example(s), the first "
                                  f"at index {bad[0]}; expected finite values")
     return x, y
+
+
+def as_array(name, value):
+    """jnp.asarray(value), or TypeError naming `name` for what is not an array of numbers (None, a str)."""
+    try:
+        return jnp.asarray(value)
+    except (TypeError, ValueError):
+        raise InputTypeError(f"{name} must be an array of numbers, got {_describe_value(value)}") from None
 
 
 def _check_soft_targets(name, y):

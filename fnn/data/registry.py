@@ -1,4 +1,5 @@
 """Datasets by name: DATASETS, and get_dataset for a name or a .npz/.csv path."""
+import inspect
 import os
 
 from fnn.data.file_limits import check_limits
@@ -62,11 +63,24 @@ def get_dataset(name, *, key=None, limits=None, **kwargs):
         check_limits(limits)
     if _is_file(name):
         return load_file(name, key=key, limits=limits, **kwargs)
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
         raise InputError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)} "
                          f"or a path to a .npz or .csv file")
+    _check_options(name, kwargs)
     if name not in RANDOM_DATASETS:
         return DATASETS[name](**kwargs)
     if key is None:
         raise InputTypeError(MISSING_DATASET_KEY.format(name=name))
     return DATASETS[name](key, **kwargs)
+
+
+def _check_options(name, kwargs):
+    """InputTypeError naming a keyword the dataset's loader does not take, and those it does."""
+    params = inspect.signature(DATASETS[name]).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [p for p, v in params.items() if v.kind is not inspect.Parameter.POSITIONAL_ONLY and p != "key"]
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise InputTypeError(f"get_dataset({name!r}) got unknown option(s) {', '.join(unknown)}; "
+                             f"it takes {', '.join(known) or 'no options'}")

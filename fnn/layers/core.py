@@ -15,13 +15,16 @@ so a model can be an argument of a jitted function, `jax.jit(f)(model, params, x
 jit treats it as static and compiles once per model object.
 """
 import dataclasses
+import functools
 import math
 from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnn.errors import InputError, InputTypeError
+from fnn.validate import check_key
 
 __all__ = ["Layer", "serial", "summary", "Summary", "MISSING_KEY"]
 
@@ -52,6 +55,14 @@ class Layer:
     stochastic: bool = False
     activation: Optional[Any] = None
 
+    def __post_init__(self):
+        # Every init takes a PRNG key first, and a key given to forward must be one:
+        # check them here, once for every layer, so a None or an int seed is named.
+        if not getattr(self.init, "checks_key", False):
+            object.__setattr__(self, "init", _init_checking_key(self.name, self.init))
+        if not getattr(self.forward, "checks_key", False):
+            object.__setattr__(self, "forward", _forward_checking_key(self.name, self.forward))
+
     def apply(self, params, x, *, key=None, train=False):
         """The forward output alone: y = f(params, x)."""
         return self.forward(params, x, key=key, train=train)[0]
@@ -62,6 +73,47 @@ class Layer:
 
     def __repr__(self):
         return f"Layer({self.name})"
+
+
+def _init_checking_key(name, init):
+    """init, refusing a key that is not a PRNG key (None, an int seed) with a message naming the layer."""
+    @functools.wraps(init)
+    def checked(key, input_shape, *args, **kwargs):
+        check_key(f"{name}: init(key, input_shape): key", key)
+        _check_input_shape(f"{name}: init(key, input_shape)", input_shape)
+        dtype = args[0] if args else kwargs.get("dtype", jnp.float32)
+        if not _is_float_dtype(dtype):
+            raise InputTypeError(f"{name}: init dtype must be a floating-point dtype such as "
+                                 f"jnp.float32, got {dtype!r}")
+        return init(key, input_shape, *args, **kwargs)
+    checked.checks_key = True
+    return checked
+
+
+def _check_input_shape(where, input_shape):
+    """InputTypeError unless input_shape is a tuple (or list) of integers."""
+    is_dim = lambda d: isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+    if not (isinstance(input_shape, (tuple, list)) and all(map(is_dim, input_shape))):
+        raise InputTypeError(f"{where}: input_shape must be a tuple of integers such as (-1, 784) "
+                             f"(-1: the batch), got {input_shape!r}")
+
+
+def _is_float_dtype(dtype):
+    try:
+        return jnp.issubdtype(dtype, jnp.floating)
+    except TypeError:
+        return False
+
+
+def _forward_checking_key(name, forward):
+    """forward, refusing a key that is given but is not a PRNG key (None: no key, fine in inference)."""
+    @functools.wraps(forward)
+    def checked(params, x, *, key=None, train=False):
+        if key is not None:
+            check_key(f"{name}: forward key", key)
+        return forward(params, x, key=key, train=train)
+    checked.checks_key = True
+    return checked
 
 
 def serial(*layers):
@@ -154,6 +206,7 @@ def summary(model, input_shape, dtype=jnp.float32):
     """
     if not isinstance(model, Layer):
         raise InputTypeError(f"summary expects an fnn Layer, got {type(model).__name__}")
+    _check_input_shape(f"summary({model.name}, input_shape)", input_shape)
     rows = []
 
     def visit(layer, shape, depth):

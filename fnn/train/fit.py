@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn.errors import InputError
+from fnn.errors import InputError, InputTypeError
 from fnn.losses import get_loss
 from fnn.numerics import all_finite, nonfinite_leaves
 from fnn.optim.schedules import check_learning_rates
@@ -37,7 +37,8 @@ from fnn.train.epoch import (MeanRecord, copies_data, epoch_batches, epoch_indic
                              run_epoch)
 from fnn.train.evaluate import check_inputs, evaluate_batch
 from fnn.train.step import StepConfig, TrainState, init_state, make_step, training_optimizer
-from fnn.validate import check_positive_int
+from fnn.validate import (MAX_STEPS, check_bool, check_callable, check_key, check_model, check_number,
+                          check_optional_positive_int, check_positive_int)
 
 __all__ = ["FitResult", "ChunkConfig", "EarlyStop", "EpochMetrics", "HISTORY_KEYS", "fit"]
 
@@ -171,6 +172,52 @@ def _split_validation(key, x, y, fraction):
     return (x[perm[n_val:]], y[perm[n_val:]]), (x[perm[:n_val]], y[perm[:n_val]])
 
 
+def _check_parts(model, optimizer):
+    """InputTypeError unless model is an fnn Layer and optimizer an (init, update) pair."""
+    check_model(model, "fit")
+    if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+        raise InputTypeError("fit: optimizer must be an fnn.optim optimizer (init, update) such as "
+                             "fnn.optim.adam(1e-3) or fnn.get_optimizer('adam', learning_rate=1e-3), "
+                             f"got {_short(optimizer)}")
+
+
+def _check_settings(key, steps, epochs, batch_size, patience, chunk_steps, validation_split,
+                    validation_data, state, history, callback, progress):
+    """fit's scalar settings, normalised (Python ints/floats), or an FnnError naming the one that is wrong."""
+    key = check_key("fit: key", key)
+    if (epochs is None) == (steps is None):
+        raise InputError(f"fit needs exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
+    if steps is not None:
+        steps = check_positive_int("steps", steps, maximum=MAX_STEPS)
+    else:
+        epochs = check_positive_int("epochs", epochs, maximum=MAX_STEPS)
+    batch_size = check_positive_int("batch_size", batch_size)
+    patience = check_optional_positive_int("patience", patience)
+    chunk_steps = check_positive_int("chunk_steps", chunk_steps)
+    validation_split = 0.0 if validation_split is None else check_number(
+        "validation_split", validation_split, 0, 1, high_open=True)
+    if validation_split and validation_data is not None:
+        raise InputError(f"fit got both validation_data and validation_split={validation_split!r}; "
+                         "expected at most one of them")
+    if validation_data is not None and not (isinstance(validation_data, (tuple, list))
+                                            and len(validation_data) == 2):
+        raise InputTypeError(f"validation_data must be a pair (x_val, y_val), got {_short(validation_data)}")
+    if state is not None and not isinstance(state, TrainState):
+        raise InputTypeError(f"state must be a fnn.TrainState (e.g. FitResult.state, or restored with "
+                             f"fnn.checkpoint.load), got {_short(state)}")
+    if history is not None and not (isinstance(history, dict)
+                                    and all(isinstance(v, (list, tuple)) for v in history.values())):
+        raise InputTypeError(f"history must be a dict of lists such as FitResult.history, got {_short(history)}")
+    check_callable("callback", callback)
+    check_bool("progress", progress)
+    return key, steps, epochs, batch_size, patience, chunk_steps, validation_split
+
+
+def _short(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({type(value).__name__})"
+
+
 def _record(history, metrics, done):
     """Append a chunk's epochs that ran to the history; the step count after them."""
     for e in range(len(metrics.steps)):
@@ -199,13 +246,15 @@ def fit(model, loss, optimizer, params, x, y, *, key,
       x, y: training inputs and targets.
       key: PRNG key for shuffling, the validation split and dropout.
       steps / epochs: how long to train (exactly one of them; steps may end
-        mid-epoch). With `state`, they count from step 0, so a resumed run ends
-        where an uninterrupted one would.
+        mid-epoch). At most MAX_STEPS = 2**31 - 1 steps in all (the int32 step
+        counter), epochs × batches per epoch included. With `state`, they count
+        from step 0, so a resumed run ends where an uninterrupted one would.
       batch_size: minibatch size (≤ the number of training examples); each epoch
         is one random permutation, the last partial batch dropped.
-      validation_data: (x_val, y_val), or validation_split: a fraction of (x, y) held out.
-      patience: stop after this many epochs without a lower validation loss and
-        return the parameters of the best epoch.
+      validation_data: (x_val, y_val), or validation_split: a fraction in [0, 1) of (x, y)
+        held out (not both).
+      patience: None, or a positive integer: stop after this many epochs without a
+        lower validation loss and return the parameters of the best epoch.
       config: a StepConfig: gradient method ("manual"/"autodiff"), on_nonfinite
         ("stop": end the run, keep the last finite params; "skip": drop bad steps),
         precision (None, "bf16", "fp16": the optimizer is then wrapped in
@@ -213,18 +262,22 @@ def fit(model, loss, optimizer, params, x, y, *, key,
       state, history: a TrainState and history to resume from (see fnn.checkpoint).
       callback: called as callback(state, history) after every chunk (e.g. to checkpoint).
         The state is donated to the next chunk: copy (e.g. jax.device_get) what you keep.
-      progress: show a tqdm progress bar, updated once per compiled chunk.
-      chunk_steps: about how many steps one compiled chunk (and one host sync) covers.
+      progress: True or False: show a tqdm progress bar, updated once per compiled chunk.
+      chunk_steps: a positive integer, about how many steps one compiled chunk (and one
+        host sync) covers.
+    Raises:
+      InputError / InputTypeError naming the setting, before any training, for a
+      setting out of range or of the wrong type (a key that is not a PRNG key included).
     Returns:
       FitResult; history has per-epoch lists epoch, step, train_loss,
       train_accuracy (batch averages), val_loss and val_accuracy.
     """
     loss = get_loss(loss)
     config = StepConfig.checked(config)
-    if (epochs is None) == (steps is None):
-        raise InputError(f"fit needs exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
-    check_positive_int("epochs" if steps is None else "steps", epochs if steps is None else steps)
-    check_positive_int("batch_size", batch_size)
+    _check_parts(model, optimizer)
+    key, steps, epochs, batch_size, patience, chunk_steps, validation_split = _check_settings(
+        key, steps, epochs, batch_size, patience, chunk_steps, validation_split, validation_data,
+        state, history, callback, progress)
     start_params = params if state is None else state.params
     x, y = check_inputs(model, loss, start_params, x, y, "fit")
     if validation_data is not None:
@@ -237,6 +290,10 @@ def fit(model, loss, optimizer, params, x, y, *, key,
         raise InputError(f"batch_size={batch_size!r} must be between 1 and the {n} training examples")
     per_epoch = n // batch_size
     total = steps if steps is not None else epochs * per_epoch
+    if total > MAX_STEPS:
+        raise InputError(f"epochs={epochs!r} of {per_epoch} batches each is {total} steps, more than the "
+                         f"{MAX_STEPS} an int32 step counter holds; expected at most "
+                         f"{MAX_STEPS // per_epoch} epochs")
     x_val, y_val = (None, None) if validation_data is None else map(jnp.asarray, validation_data)
     if patience is not None and x_val is None:
         raise InputError("patience (early stopping) needs validation_data or validation_split")
