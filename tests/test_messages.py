@@ -243,3 +243,28 @@ def test_every_error_here_is_an_fnn_error():
     """Scripts shorten FnnError to one line; these are the classes the tests above expect."""
     assert issubclass(CheckpointError, InputError) and issubclass(InputError, FnnError)
     assert issubclass(InputTypeError, FnnError) and issubclass(InputTypeError, TypeError)
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda: init_state(PARAMS, optim.sgd(0.1), None), InputTypeError, r"init_state: key must be a PRNG key.*got None"),
+    (lambda: init_state(PARAMS, optim.sgd(0.1), 0), InputTypeError, r"init_state: key must be a PRNG key.*got 0"),
+    (lambda: fnn.predict(MODEL, PARAMS, None), InputTypeError, r"predict: x must be an array of numbers, got None"),
+    (lambda: fnn.predict(MODEL, PARAMS, X.astype(jnp.complex64)), InputTypeError,
+     r"predict: x has complex dtype complex64; expected real features"),
+])
+def test_entries_outside_fit_name_the_value(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+@pytest.mark.parametrize("keys,steps,error,message", [
+    (None, 3, InputTypeError, r"keys must be a 1-D array of PRNG keys.*got <class 'NoneType'>"),
+    ([1, 2], 3, InputTypeError, r"keys must be a 1-D array of PRNG keys.*got int32 of shape \(2,\)"),
+    ("split", 2**40, InputError, r"steps must be a positive integer at most 2147483647, got 1099511627776"),
+])
+def test_train_many_names_bad_keys_and_step_counts(keys, steps, error, message):
+    from fnn.train.ensemble import train_many
+    keys = jax.random.split(jax.random.key(0), 2) if keys == "split" else keys
+    with pytest.raises(error, match=message):
+        train_many(MODEL, "softmax_cross_entropy", optim.sgd(0.1), X, jnp.zeros(16, jnp.int32), keys=keys,
+                   steps=steps)

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnn.errors import InputError, InputTypeError
 from fnn.losses import get_loss
@@ -40,7 +41,7 @@ from fnn.optim.base import GradientTransformation
 from fnn.optim.schedules import check_learning_rates
 from fnn.train.epoch import StepRecord, epoch_batches, epoch_indices, epoch_keys, run_epoch
 from fnn.train.step import StepConfig, init_state, make_step, training_optimizer
-from fnn.validate import check_positive_int
+from fnn.validate import MAX_STEPS, check_positive_int
 
 __all__ = ["ManyResult", "init_many", "make_train", "train_many", "converged"]
 
@@ -77,8 +78,8 @@ def _optimizer(optimizer, hyper):
 
 
 def _check_keys(keys):
-    keys = jnp.asarray(keys)
-    if not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) or keys.ndim != 1:
+    keys = jnp.asarray(keys) if isinstance(keys, (jax.Array, np.ndarray, list, tuple)) else keys
+    if not hasattr(keys, "dtype") or not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) or keys.ndim != 1:
         raise InputTypeError(f"keys must be a 1-D array of PRNG keys, e.g. jax.random.split(jax.random.key(0), N), "
                         f"got {getattr(keys, 'dtype', type(keys))} of shape {getattr(keys, 'shape', None)}")
     return keys
@@ -213,7 +214,7 @@ def train_many(model, loss, optimizer, x, y, *, keys, steps, hyperparams=None, b
         raise InputError(f"batch_size={batch_size!r} is larger than the {x.shape[0]} training examples")
     if StepConfig.checked(config).mesh is not None:
         raise InputError("train_many runs its models on one device; a StepConfig with a mesh is for fit")
-    steps = check_positive_int("steps", steps)
+    steps = check_positive_int("steps", steps, maximum=MAX_STEPS)
     check_learning_rates(optimizer, steps, hyperparams=hyper)
     settings = dict(model=model, loss=get_loss(loss), optimizer=optimizer, steps=steps,
                     input_shape=input_shape, batch_size=batch_size, config=StepConfig.checked(config),

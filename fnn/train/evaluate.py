@@ -5,7 +5,8 @@ import numpy as np
 
 from fnn.losses import get_loss
 from fnn.train.step import metrics
-from fnn.validate import check_data, check_params, check_targets
+from fnn.errors import InputTypeError
+from fnn.validate import as_array, check_data, check_params, check_targets
 
 __all__ = ["evaluate", "predict", "accuracy", "evaluate_batch", "check_inputs"]
 
@@ -43,6 +44,8 @@ def evaluate(model, loss, params, x, y):
 
 def predict(model, params, x):
     """The model's output on x in inference mode (dropout off)."""
-    x = jnp.asarray(x)
+    x = as_array("predict: x", x)
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise InputTypeError(f"predict: x has complex dtype {x.dtype}; expected real features")
     check_params(model, params, x.shape)
     return _predict_program(model, params, x)

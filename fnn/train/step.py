@@ -28,7 +28,7 @@ from fnn.losses import get_loss
 from fnn.numerics import all_finite
 from fnn.optim.base import apply_updates
 from fnn.precision import dynamic_loss_scale, get_policy, loss_scale
-from fnn.validate import check_choice
+from fnn.validate import check_choice, check_key
 
 __all__ = ["ON_NONFINITE", "StepConfig", "TrainState", "StepMetrics", "init_state", "make_step",
            "training_optimizer"]
@@ -85,7 +85,8 @@ class StepMetrics(NamedTuple):
 
 
 def init_state(params, optimizer, key):
-    """A fresh TrainState at step 0."""
+    """A fresh TrainState at step 0; key: the PRNG key of the run (shuffling, dropout)."""
+    check_key("init_state: key", key)
     return TrainState(params, optimizer.init(params), key,
                       jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
 
