@@ -192,6 +192,7 @@ def flag_config(args, limits):
 def new_config(given):
     """A new run's configuration: the flags given, the defaults for the others."""
     config = {k: DEFAULTS.get(k) if given[k] is None else given[k] for k in CONFIG_KEYS}
+    config.update(epochs=given["epochs"], steps=given["steps"])
     if config["epochs"] is None and config["steps"] is None:
         config["steps"] = DEFAULTS["steps"]
     return config
@@ -204,7 +205,12 @@ def saved_config(path, limits):
     {"history": ...} for a checkpoint from before it (the history in its config).
     """
     saved, step = checkpoint.read_config(path)
-    where = f"checkpoint {path!r}"
+    run, meta = check_saved_config(saved, f"checkpoint {path!r}", limits)
+    return run, meta, step
+
+
+def check_saved_config(saved, where, limits):
+    """(run config, history meta) of a checkpoint's JSON config `saved`; InputError naming the field."""
     run = saved.get("run") if isinstance(saved, dict) else None
     if not isinstance(run, dict):
         raise InputError(f"{where} has no run configuration; it was not written by scripts/train.py")
@@ -222,7 +228,7 @@ def saved_config(path, limits):
         raise InputError(f"{where}: run configuration needs exactly one of epochs and steps, got "
                          f"epochs={run['epochs']!r}, steps={run['steps']!r}")
     check_hidden(run["hidden"], limits, where=f"{where}: field 'hidden'")
-    return run, _history_meta(saved, where), step
+    return run, _history_meta(saved, where)
 
 
 def _history_meta(saved, where):
@@ -444,10 +450,15 @@ def plot_png(history, title):
     return buffer.getvalue()
 
 
-def main(argv=None):
+def checked_flags(argv):
+    """(args, limits, given): the flags parsed and checked; nothing read or written yet."""
     args = parse_args(argv)
     limits = {k: getattr(args, k) for k in LIMITS}
-    given = flag_config(args, limits)
+    return args, limits, flag_config(args, limits)
+
+
+def main(argv=None):
+    args, limits, given = checked_flags(argv)
     out = args.out if args.out is not None else (args.resume or DEFAULTS["out"])
     cli.output_folder(out)
     with cli.lock_folder(out):
