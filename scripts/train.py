@@ -561,6 +561,10 @@ def train(args, given, limits, out):
                  epochs=config["epochs"], steps=config["steps"], batch_size=batch,
                  validation_data=(ds.x_test, ds.y_test), config=step_config,
                  progress=not args.no_progress, state=state, history=history, **fit_kwargs)
+    rate = result.steps_per_second
+    if saved_step and result.wall_seconds > 0 and math.isclose(rate, result.steps / result.wall_seconds):
+        # fit's rate when no chunk ran apart from the compiling one counts the resumed steps too
+        rate = (result.steps - saved_step) / result.wall_seconds
     test = evaluate(model, loss, result.params, ds.x_test, ds.y_test)
     train = evaluate(model, loss, result.params, ds.x_train, ds.y_train)
     wall = time.perf_counter() - t_start
@@ -570,7 +574,7 @@ def train(args, given, limits, out):
         "optimizer": config["optimizer"], "lr": config["lr"], "batch_size": batch,
         "seed": config["seed"], "steps": result.steps, "epochs": len(result.history["epoch"]),
         "wall_seconds": wall, "train_seconds": result.wall_seconds,
-        "steps_per_second": result.steps_per_second,
+        "steps_per_second": rate, "resumed_from_step": saved_step,
         "train_loss": train["loss"], "train_accuracy": train["accuracy"],
         "test_loss": test["loss"], "test_accuracy": test["accuracy"],
         "grad_check_rel_err": rel, "nonfinite_step": result.nonfinite_step,
@@ -584,7 +588,7 @@ def train(args, given, limits, out):
               "kept the last finite parameters")
     acc = "" if test["accuracy"] is None else f", test accuracy {test['accuracy']:.4f}"
     print(f"trained {result.steps} steps in {result.wall_seconds:.1f} s "
-          f"({result.steps_per_second:,.0f} steps/s); train loss {train['loss']:.4f}, "
+          f"({rate:,.0f} steps/s); train loss {train['loss']:.4f}, "
           f"test loss {test['loss']:.4f}{acc}")
     print(f"wrote {out}/{METRICS}, {out}/{CHECKPOINT}, {out}/{HISTORY}, {out}/{PLOT}  (total {wall:.1f} s)")
     if snapshots is not None:

@@ -383,6 +383,11 @@ def test_metrics_is_strict_json_and_a_finished_run_is_left_alone(capsys, run5):
     assert files(run5) == before
     refused(capsys, ["--resume", run5, "--steps", "3", "--no-progress"], "step 5", "3 steps")
     assert files(run5) == before
+    assert call(capsys, "--resume", run5, "--steps", "7", "--no-progress")[0] == 0
+    metrics = _strict(open(os.path.join(run5, train.METRICS)).read())
+    assert metrics["steps"] == 7 and metrics["resumed_from_step"] == 5
+    # at most the 2 new steps in the training time, not the 7 since step 0
+    assert metrics["steps_per_second"] <= 2 / metrics["train_seconds"] * (1 + 1e-9)
 
 
 def test_strict_json_writes_null_for_nan_and_infinity():
