@@ -1,33 +1,56 @@
-"""What fnn's scripts share: a one-line error for a user's mistake, the device line."""
+"""What fnn's scripts share: a one-line error for a user's mistake, the device line, safe output files.
+
+A script's output folder is checked before any work (`output_folder`: a
+writable directory, its files regular files), held with an exclusive lock
+for the whole run (`lock_folder`), and written only through `write_file`
+(temporary file, fsync, atomic rename) and `append_lines` (fsync'd), which
+turn an OSError (a full disk, a read-only folder) into one InputError naming
+the file and the reason. A failed write never replaces a previous file.
+"""
 import argparse
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import secrets
+import stat
 import sys
 
 import jax
 
-from fnn.errors import FnnError
+from fnn.errors import FnnError, InputError
 from fnn.validate import check_number, check_positive_int
 
-__all__ = ["ArgumentParser", "USER_ERRORS", "run", "device_description", "positive_int", "positive_float"]
+__all__ = ["ArgumentParser", "USER_ERRORS", "run", "one_line", "device_description", "positive_int",
+           "positive_float", "int_in_range", "os_reason", "output_folder", "check_regular_files",
+           "lock_folder", "write_file", "append_lines", "LOCK_FILE"]
 
 # A user's mistake, which fnn raised on purpose (fnn.errors): one line on stderr, exit code 2,
 # no traceback. Any other exception is a bug and keeps its traceback.
 USER_ERRORS = (FnnError,)
+LOCK_FILE = ".lock"
+
+
+def one_line(text):
+    """`text` with every line break (and run of whitespace around it) made one space."""
+    return re.sub(r"\s*[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+\s*", " ", str(text)).strip()
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line (exit 2) instead of usage + error."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, one_line(f"{self.prog}: error: {message}") + "\n")
 
 
 def run(main, argv=None):
-    """Call main(argv); a user error becomes one stderr line and exit code 2."""
+    """Call main(argv); a user error (FnnError) becomes one stderr line and exit code 2."""
     prog = (sys.argv[0].rsplit("/", 1)[-1]) if sys.argv else "fnn"
     try:
         return main(argv)
     except USER_ERRORS as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -55,3 +78,144 @@ def _argument_type(parse, check, expected):
 positive_int = _argument_type(int, check_positive_int, "a positive integer")
 positive_float = _argument_type(float, lambda name, v: check_number(name, v, 0, low_open=True),
                                 "a positive finite number")
+
+
+def int_in_range(low, high):
+    """An argparse type: an integer in [low, high], e.g. int_in_range(1, 2**31 - 1)."""
+    def check(name, value):
+        if not low <= value <= high:
+            raise InputError(f"{name} out of range")
+        return value
+    return _argument_type(int, check, f"an integer from {low:,} to {high:,}")
+
+
+# ---- output files ----------------------------------------------------------------------------
+
+def os_reason(error):
+    """The OS's reason for an OSError ('No space left on device'), or the error's text."""
+    return error.strerror or str(error) if isinstance(error, OSError) else str(error)
+
+
+def output_folder(path, flag="--out"):
+    """`path` made (if needed) and checked to be a directory this process can write files in.
+
+    A probe file is created in it and removed. Raises InputError naming `flag`,
+    the path and the OS's reason, before any work is done.
+    """
+    if not isinstance(path, str) or not path.strip():
+        raise InputError(f"{flag} must name a folder, got {path!r}")
+    try:
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise InputError(f"{flag} {path!r} is not a folder (a file of that name exists)")
+        os.makedirs(path, exist_ok=True)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{flag} {path!r}: cannot create the folder ({os_reason(e)})") from None
+    probe = os.path.join(path, f".probe-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"x")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        raise InputError(f"{flag} {path!r} is not a writable folder ({os_reason(e)})") from None
+    return path
+
+
+def check_regular_files(folder, names):
+    """InputError unless each FOLDER/NAME that exists is a regular file (not a FIFO, folder, device)."""
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            if os.path.lexists(path):
+                raise InputError(f"{path!r} is a broken symbolic link, not a regular file") from None
+            continue
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot inspect {path!r} ({os_reason(e)})") from None
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{path!r} exists and is not a regular file; move it away or choose another folder")
+
+
+@contextlib.contextmanager
+def lock_folder(folder, flag="--out"):
+    """Hold an exclusive lock on FOLDER/.lock for the block; InputError at once if another run holds it.
+
+    flock(2) locks die with the process, so a killed run never leaves the folder locked.
+    The lock file holds the owner's pid, for the message; it is left in place.
+    """
+    path = os.path.join(folder, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o644)
+    except OSError as e:
+        raise InputError(f"{flag} {folder!r}: cannot create the lock file {path!r} ({os_reason(e)})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise InputError(f"{flag} {folder!r}: cannot lock {path!r} ({os_reason(e)})") from None
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise InputError(f"{flag} {folder!r} is in use by another run (pid {owner})") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:
+            raise InputError(f"cannot write the lock file {path!r} ({os_reason(e)})") from None
+        yield path
+    finally:
+        os.close(fd)                                    # releases the lock
+
+
+def _fsync_folder(folder):
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_file(path, data):
+    """Write bytes or str `data` to `path` atomically: a temporary file beside it, fsync'd, renamed.
+
+    Raises InputError naming the path and the OS's reason (e.g. no space left on
+    device); the previous file at `path`, if any, is then left as it was.
+    """
+    data = data.encode() if isinstance(data, str) else bytes(data)
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{secrets.token_hex(6)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        _fsync_folder(folder)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise InputError(f"cannot write {path!r} ({os_reason(e)})") from None
+
+
+def append_lines(path, lines):
+    """Append text `lines` (each without its newline) to `path` and fsync; InputError on an OSError."""
+    data = "".join(line + "\n" for line in lines).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise InputError(f"cannot append to {path!r} ({os_reason(e)})") from None

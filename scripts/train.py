@@ -1,6 +1,10 @@
 """Train an MLP with fnn's hand-written backprop (default: MNIST-1D) and report test accuracy."""
+import io
 import json
+import math
+import numbers
 import os
+import secrets
 import sys
 import time
 
@@ -16,59 +20,134 @@ from fnn.errors import InputError  # noqa: E402
 from fnn.viz import report  # noqa: E402
 from fnn.check import precision_check, relative_error  # noqa: E402
 from fnn.train import fit, evaluate, init_state  # noqa: E402
+from fnn.train.fit import HISTORY_KEYS  # noqa: E402
 from fnn.train.step import training_optimizer  # noqa: E402
 from fnn.validate import parse_int_list  # noqa: E402
 
 # Defaults: MNIST-1D, MLP 40-100-100-10 ReLU, Adam, batch 100 (the dataset's published MLP setup).
 DEFAULTS = dict(dataset="mnist1d", hidden="100,100", activation="relu", optimizer="adam",
-                lr=1e-2, batch_size=100, steps=6000, grad="manual", seed=0, out="runs/latest")
-CHECKPOINT = "checkpoint.npz"
+                lr=1e-2, batch_size=None, steps=6000, grad="manual", seed=0, precision="fp32",
+                out="runs/latest")
+DEFAULT_BATCH = 100
+CHECKPOINT, HISTORY, METRICS, PLOT, REPORT = ("checkpoint.npz", "history.jsonl", "metrics.json",
+                                              "loss.png", "report.html")
+OUTPUTS = (CHECKPOINT, HISTORY, METRICS, PLOT, REPORT, cli.LOCK_FILE)
+HISTORY_FORMAT = "fnn-history-1"
 CONFIG_KEYS = ("dataset", "hidden", "activation", "optimizer", "lr", "batch_size", "epochs",
                "steps", "grad", "seed", "precision")
+# Flags that must match the run being resumed (--steps/--epochs may extend it).
+FIXED_ON_RESUME = ("dataset", "hidden", "activation", "optimizer", "lr", "batch_size", "grad",
+                   "seed", "precision")
+MAX_INT32 = 2**31 - 1            # fit counts steps in int32
+MAX_SEED = 2**32 - 1
+# Size limits, checked before anything is allocated; each has a --max-... flag to raise it.
+LIMITS = dict(max_width=65_536, max_layers=256, max_params=2**28, max_classes=10_000,
+              max_data_bytes=2**30)
 
 
 def parse_args(argv):
     p = cli.ArgumentParser(description=__doc__)
-    p.add_argument("--dataset", default=DEFAULTS["dataset"],
-                   help=f"one of {', '.join(data.DATASETS)}, or a .npz/.csv file")
-    p.add_argument("--hidden", default=DEFAULTS["hidden"], help="hidden widths, e.g. 100,100 ('' for none)")
-    p.add_argument("--activation", default=DEFAULTS["activation"], help=f"one of {', '.join(fnn.ACTIVATIONS)}")
-    p.add_argument("--optimizer", default=DEFAULTS["optimizer"], help=f"one of {', '.join(optim.OPTIMIZERS)}")
-    p.add_argument("--lr", type=cli.positive_float, default=DEFAULTS["lr"], help="learning rate")
-    p.add_argument("--batch-size", type=cli.positive_int, default=None,
-                   help=f"minibatch size (default {DEFAULTS['batch_size']}, or the whole set if smaller)")
+    p.add_argument("--dataset", help=f"one of {', '.join(data.DATASETS)}, or a .npz/.csv file "
+                                     f"(default {DEFAULTS['dataset']})")
+    p.add_argument("--hidden", help=f"hidden widths, e.g. 100,100 ('' for none; default {DEFAULTS['hidden']})")
+    p.add_argument("--activation", help=f"one of {', '.join(fnn.ACTIVATIONS)} (default {DEFAULTS['activation']})")
+    p.add_argument("--optimizer", help=f"one of {', '.join(optim.OPTIMIZERS)} (default {DEFAULTS['optimizer']})")
+    p.add_argument("--lr", type=cli.positive_float, help=f"learning rate (default {DEFAULTS['lr']})")
+    p.add_argument("--batch-size", type=cli.int_in_range(1, MAX_INT32),
+                   help=f"minibatch size (default {DEFAULT_BATCH}, or the whole set if smaller)")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=cli.positive_int, help="train this many epochs")
-    length.add_argument("--steps", type=cli.positive_int, help=f"train this many steps (default {DEFAULTS['steps']})")
-    p.add_argument("--grad", choices=fnn.grads.METHODS, default=DEFAULTS["grad"],
-                   help="manual: hand-written backprop; autodiff: jax.grad")
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="PRNG seed for init, shuffling and dropout")
-    p.add_argument("--precision", choices=precision.PRECISIONS, default="fp32",
-                   help="fp32; bf16: bfloat16 forward and backward, float32 master params; "
+    length.add_argument("--epochs", type=cli.int_in_range(1, MAX_INT32),
+                        help=f"train this many epochs (epochs x steps per epoch at most {MAX_INT32:,})")
+    length.add_argument("--steps", type=cli.int_in_range(1, MAX_INT32),
+                        help=f"train this many steps, at most {MAX_INT32:,} (default {DEFAULTS['steps']})")
+    p.add_argument("--grad", choices=fnn.grads.METHODS,
+                   help=f"manual: hand-written backprop; autodiff: jax.grad (default {DEFAULTS['grad']})")
+    p.add_argument("--seed", type=cli.int_in_range(0, MAX_SEED),
+                   help=f"PRNG seed for init, shuffling and dropout, 0 to {MAX_SEED:,} (default 0)")
+    p.add_argument("--precision", choices=precision.PRECISIONS,
+                   help="fp32 (default); bf16: bfloat16 forward and backward, float32 master params; "
                         "fp16: float16 with dynamic loss scaling")
-    p.add_argument("--devices", type=cli.positive_int, default=None,
+    p.add_argument("--devices", type=cli.int_in_range(1, 65_536), default=None,
                    help="data parallel over this many devices: each batch split over them, gradients all-reduced")
-    p.add_argument("--out", default=None, help=f"output folder (default {DEFAULTS['out']}, or --resume's)")
-    p.add_argument("--resume", metavar="DIR", help=f"continue the run whose {CHECKPOINT} is in DIR")
+    p.add_argument("--out", default=None, help=f"output folder (default {DEFAULTS['out']}, or --resume's); "
+                                               "locked for the run")
+    p.add_argument("--resume", metavar="DIR", help=f"continue the run whose {CHECKPOINT} is in DIR; "
+                   "flags other than --steps/--epochs/--out/--no-progress/--report must match it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--report", action="store_true",
                    help="also write OUT/report.html: the training as frames with a slider")
+    g = p.add_argument_group("limits", "checked before anything is allocated; raise them to go bigger")
+    limit = cli.int_in_range(1, 2**62)
+    g.add_argument("--max-width", type=limit, default=LIMITS["max_width"],
+                   help=f"widest layer (default {LIMITS['max_width']:,})")
+    g.add_argument("--max-layers", type=limit, default=LIMITS["max_layers"],
+                   help=f"most hidden layers (default {LIMITS['max_layers']:,})")
+    g.add_argument("--max-params", type=limit, default=LIMITS["max_params"],
+                   help=f"most parameters in the model (default {LIMITS['max_params']:,} = 2**28)")
+    g.add_argument("--max-classes", type=limit, default=LIMITS["max_classes"],
+                   help=f"most classes in a dataset (default {LIMITS['max_classes']:,})")
+    g.add_argument("--max-data-bytes", type=limit, default=LIMITS["max_data_bytes"],
+                   help=f"largest dataset file, and array read from it (default {LIMITS['max_data_bytes']:,} = 1 GiB)")
     return p.parse_args(argv)
 
 
-def run_config(args):
-    """The run's configuration: from the flags, or from the checkpoint being resumed."""
-    given = {k: getattr(args, k) for k in CONFIG_KEYS}
-    if args.resume:
-        saved, _ = checkpoint.read_config(os.path.join(args.resume, CHECKPOINT))
-        config = dict(saved["run"])
-        config.setdefault("precision", "fp32")              # checkpoints from before --precision
-        if args.epochs or args.steps:                       # a new target length is allowed
-            config.update(epochs=args.epochs, steps=args.steps)
-        return config
-    if not (given["epochs"] or given["steps"]):
-        given["steps"] = DEFAULTS["steps"]
-    return given
+# ---- the run's configuration: from the flags, or from the checkpoint being resumed -------------
+
+def _choice(kind, choices):
+    def check(value):
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError(f"unknown {kind} {value!r}; expected one of {', '.join(choices)}")
+        return value
+    return check
+
+
+def _int(low, high):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+            raise ValueError(f"must be an integer from {low:,} to {high:,}, got {value!r}")
+        return int(value)
+    return check
+
+
+def _lr(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _is_file_name(name):
+    return name.lower().endswith((".npz", ".csv"))
+
+
+def _dataset(value):
+    if isinstance(value, str) and (value in data.DATASETS or _is_file_name(value)):
+        return value
+    raise ValueError(f"unknown dataset {value!r}; expected one of {', '.join(data.DATASETS)} "
+                     "or a path to a .npz or .csv file")
+
+
+def _hidden(value):
+    """The canonical form of --hidden: '100, 100' -> '100,100'."""
+    try:
+        if not isinstance(value, str):
+            raise InputError("not a string")
+        return ",".join(map(str, parse_int_list("hidden", value)))
+    except InputError:
+        raise ValueError(f"must be comma-separated positive integers such as 100,100, got {value!r}") from None
+
+
+FIELDS = dict(dataset=_dataset, hidden=_hidden, activation=_choice("activation", list(fnn.ACTIVATIONS)),
+              optimizer=_choice("optimizer", list(optim.OPTIMIZERS)), lr=_lr,
+              batch_size=_int(1, MAX_INT32), epochs=_int(1, MAX_INT32), steps=_int(1, MAX_INT32),
+              grad=_choice("gradient method", fnn.grads.METHODS), seed=_int(0, MAX_SEED),
+              precision=_choice("precision", precision.PRECISIONS))
+
+
+def _checked(where, name, value):
+    try:
+        return FIELDS[name](value)
+    except ValueError as e:
+        raise InputError(f"{where}: {e}") from None
 
 
 def hidden_sizes(text):
@@ -76,15 +155,278 @@ def hidden_sizes(text):
     return parse_int_list("--hidden", text)
 
 
-def build(config):
-    """(dataset, model, loss, optimizer) for a configuration."""
-    ds = data.get_dataset(config["dataset"], key=jax.random.key(config["seed"]))
+def check_hidden(hidden, limits, where="--hidden"):
+    """InputError if the hidden layers alone pass --max-layers, --max-width or --max-params."""
+    widths = hidden_sizes(hidden)
+    if len(widths) > limits["max_layers"]:
+        raise InputError(f"{where} {hidden!r} has {len(widths):,} layers, more than --max-layers "
+                         f"{limits['max_layers']:,}")
+    if widths and max(widths) > limits["max_width"]:
+        raise InputError(f"{where} {hidden!r}: width {max(widths):,} is above --max-width "
+                         f"{limits['max_width']:,} (raise the flag to allow it)")
+    check_params(widths, limits, where)
+
+
+def check_params(sizes, limits, where="--hidden"):
+    """InputError if an MLP of layer `sizes` has more than --max-params parameters."""
+    n = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    if n > limits["max_params"]:
+        raise InputError(f"{where}: the model {'-'.join(map(str, sizes))} has {n:,} parameters, more than "
+                         f"--max-params {limits['max_params']:,} (raise the flag to allow it)")
+    return n
+
+
+def flag_config(args, limits):
+    """The configuration flags the user gave, checked (None where a flag was not given)."""
+    given = {}
+    for name in CONFIG_KEYS:
+        value = getattr(args, name)
+        given[name] = None if value is None else _checked(f"--{name.replace('_', '-')}", name, value)
+    if given["hidden"] is not None:
+        check_hidden(given["hidden"], limits)
+    if args.resume is not None and not args.resume.strip():
+        raise InputError(f"--resume must name a folder, got {args.resume!r}")
+    return given
+
+
+def new_config(given):
+    """A new run's configuration: the flags given, the defaults for the others."""
+    config = {k: DEFAULTS.get(k) if given[k] is None else given[k] for k in CONFIG_KEYS}
+    config.update(epochs=given["epochs"], steps=given["steps"])
+    if config["epochs"] is None and config["steps"] is None:
+        config["steps"] = DEFAULTS["steps"]
+    return config
+
+
+def saved_config(path, limits):
+    """(run config, history meta, step) of the checkpoint at `path`, every field checked.
+
+    history meta is {"run_id", "epochs"} for a run with OUT/history.jsonl, or
+    {"history": ...} for a checkpoint from before it (the history in its config).
+    """
+    saved, step = checkpoint.read_config(path)
+    run, meta = check_saved_config(saved, f"checkpoint {path!r}", limits)
+    return run, meta, step
+
+
+def check_saved_config(saved, where, limits):
+    """(run config, history meta) of a checkpoint's JSON config `saved`; InputError naming the field."""
+    run = saved.get("run") if isinstance(saved, dict) else None
+    if not isinstance(run, dict):
+        raise InputError(f"{where} has no run configuration; it was not written by scripts/train.py")
+    run = dict(run)
+    run.setdefault("precision", "fp32")                   # checkpoints from before --precision
+    unknown = sorted(map(str, set(run) - set(CONFIG_KEYS)))
+    missing = [k for k in CONFIG_KEYS if k not in run]
+    if unknown or missing:
+        raise InputError(f"{where}: run configuration " + (f"lacks field {missing[0]!r}" if missing
+                                                           else f"has unknown field {unknown[0]!r}"))
+    for name in CONFIG_KEYS:
+        if run[name] is not None or name not in ("epochs", "steps"):
+            run[name] = _checked(f"{where}: field {name!r}", name, run[name])
+    if (run["epochs"] is None) == (run["steps"] is None):
+        raise InputError(f"{where}: run configuration needs exactly one of epochs and steps, got "
+                         f"epochs={run['epochs']!r}, steps={run['steps']!r}")
+    check_hidden(run["hidden"], limits, where=f"{where}: field 'hidden'")
+    return run, _history_meta(saved, where)
+
+
+def _history_meta(saved, where):
+    if "history_log" in saved:
+        meta = saved["history_log"]
+        if (not isinstance(meta, dict) or set(meta) != {"run_id", "epochs"}
+                or not isinstance(meta["run_id"], str) or not 0 < len(meta["run_id"]) <= 64
+                or isinstance(meta["epochs"], bool) or not isinstance(meta["epochs"], int)
+                or not 0 <= meta["epochs"] <= MAX_INT32):
+            raise InputError(f"{where}: field 'history_log' is malformed, got {meta!r:.200}")
+        return meta
+    if "history" in saved:                                 # before history.jsonl
+        old = saved["history"]
+        try:
+            n = len(old["epoch"])
+            entries = [{k: old[k][i] for k in HISTORY_KEYS} for i in range(n)]
+        except (TypeError, KeyError, IndexError):
+            raise InputError(f"{where}: field 'history' is malformed") from None
+        return {"history": _history_from(entries, where)}
+    raise InputError(f"{where}: lacks field 'history_log'")
+
+
+def check_resume_flags(given, run, path):
+    """InputError for a flag given with --resume that differs from the saved run's value."""
+    for name in FIXED_ON_RESUME:
+        value, saved = given[name], run[name]
+        if value is None:
+            continue
+        same = value == saved or (name == "dataset" and _is_file_name(value)
+                                  and os.path.abspath(value) == os.path.abspath(saved))
+        if not same:
+            raise InputError(f"--{name.replace('_', '-')} {value!r} conflicts with the run being resumed, "
+                             f"saved with {saved!r} in {path!r}; leave the flag out or start a new run")
+
+
+# ---- the history: OUT/history.jsonl, one JSON line per epoch, beside the checkpoint -------------
+
+def _strict_loads(text):
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def strict_json(value):
+    """JSON text of `value` with every NaN or infinity written as null (json.dumps(allow_nan=False))."""
+    def clean(v):
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, numbers.Real) and not isinstance(v, (bool, numbers.Integral)):
+            return float(v) if math.isfinite(v) else None
+        return v
+    return json.dumps(clean(value), indent=2, allow_nan=False)
+
+
+def _entry_line(history, i):
+    def finite(v):
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+    return json.dumps({k: finite(history[k][i]) for k in HISTORY_KEYS}, allow_nan=False, separators=(",", ":"))
+
+
+def _check_entry(entry, i, last_step):
+    if not isinstance(entry, dict) or set(entry) != set(HISTORY_KEYS):
+        raise ValueError(f"expected an object with keys {', '.join(HISTORY_KEYS)}")
+    if entry["epoch"] != i + 1 or type(entry["epoch"]) is not int:
+        raise ValueError(f"epoch {entry['epoch']!r}, expected {i + 1}")
+    if type(entry["step"]) is not int or not last_step < entry["step"] <= MAX_INT32:
+        raise ValueError(f"step {entry['step']!r} after step {last_step}")
+    for k in HISTORY_KEYS[2:]:
+        v = entry[k]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            raise ValueError(f"{k} {v!r} is not a finite number or null")
+
+
+def _history_from(entries, where):
+    """fit()'s history dict from a list of per-epoch entries, each checked."""
+    last = 0
+    for i, entry in enumerate(entries):
+        try:
+            _check_entry(entry, i, last)
+        except ValueError as e:
+            raise InputError(f"{where}: history epoch {i + 1} is corrupt ({e})") from None
+        last = entry["step"]
+    history = {k: [e[k] for e in entries] for k in HISTORY_KEYS}
+    history["train_loss"] = [math.nan if v is None else float(v) for v in history["train_loss"]]
+    return history
+
+
+def read_history(folder, meta, step):
+    """The first meta["epochs"] epochs of FOLDER/history.jsonl (lines after them are dropped:
+    a run killed between appending the history and writing the checkpoint left them)."""
+    if "history" in meta:
+        return meta["history"]
+    path = os.path.join(folder, HISTORY)
+    epochs = meta["epochs"]
+    if epochs == 0:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [f.readline() for _ in range(epochs + 1)]
+    except FileNotFoundError:
+        raise InputError(f"{path!r} is missing; the checkpoint's run has {epochs} epochs of history there") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read {path!r} ({cli.os_reason(e)})") from None
+    entries, last = [], 0
+    for n, line in enumerate(lines, start=1):
+        try:
+            if not line.endswith("\n"):
+                raise ValueError("the file ends before it")
+            value = _strict_loads(line)
+            if n == 1:
+                if value != {"format": HISTORY_FORMAT, "run_id": meta["run_id"]}:
+                    raise ValueError(f"expected the header of run {meta['run_id']}; the file belongs to another run")
+                continue
+            _check_entry(value, n - 2, last)
+        except (ValueError, TypeError) as e:
+            raise InputError(f"{path!r} line {n} is corrupt ({cli.one_line(e)}); "
+                             f"the checkpoint needs its first {epochs} epochs") from None
+        entries.append(value)
+        last = value["step"]
+    if last > step:
+        raise InputError(f"{path!r} epoch {epochs} ends at step {last}, after the checkpoint's step {step}")
+    return _history_from(entries, path)
+
+
+class HistoryLog:
+    """Keeps OUT/history.jsonl equal to fit()'s history: written whole at the first call, appended after."""
+
+    def __init__(self, path, run_id):
+        self.path, self.run_id, self.written = path, run_id, None
+
+    def sync(self, history):
+        n = len(history["epoch"])
+        new = [_entry_line(history, i) for i in range(self.written or 0, n)]
+        if self.written is None:
+            header = json.dumps({"format": HISTORY_FORMAT, "run_id": self.run_id})
+            cli.write_file(self.path, "".join(line + "\n" for line in [header] + new))
+        elif new:
+            cli.append_lines(self.path, new)
+        self.written = n
+
+
+# ---- data, model, and the checks that need them -----------------------------------------------
+
+def _data_kwargs(name, limits):
+    """load_file's limits for a dataset file (once fnn.data.files has Limits), after checking its size."""
+    if not _is_file_name(name):
+        return {}
+    try:
+        info = os.stat(name)
+    except FileNotFoundError:
+        return {}                                          # the loader names the missing file
+    except (OSError, ValueError) as e:
+        raise InputError(f"--dataset {name!r}: cannot read it ({cli.os_reason(e)})") from None
+    if not os.path.isfile(name):
+        raise InputError(f"--dataset {name!r} is not a regular file")
+    if info.st_size > limits["max_data_bytes"]:
+        raise InputError(f"--dataset {name!r} is {info.st_size:,} bytes, more than --max-data-bytes "
+                         f"{limits['max_data_bytes']:,} (raise the flag to allow it)")
+    from fnn.data import files
+    if not hasattr(files, "Limits"):
+        return {}
+    return {"limits": files.Limits(max_file_bytes=limits["max_data_bytes"],
+                                   max_array_bytes=limits["max_data_bytes"],
+                                   max_classes=limits["max_classes"])}
+
+
+def build(config, limits=LIMITS):
+    """(dataset, sizes, model, loss, optimizer) for a configuration; sizes checked against the limits."""
+    name = config["dataset"]
+    ds = data.get_dataset(name, key=jax.random.key(config["seed"]), **_data_kwargs(name, limits))
     ds, _ = data.standardize_dataset(ds, targets=ds.task == "regression")
+    if ds.task != "regression" and ds.out_features > limits["max_classes"]:
+        raise InputError(f"--dataset {name!r} has {ds.out_features:,} classes, more than --max-classes "
+                         f"{limits['max_classes']:,} (raise the flag to allow it)")
     sizes = [ds.in_features] + hidden_sizes(config["hidden"]) + [ds.out_features]
+    check_params(sizes, limits)
     model = fnn.mlp(sizes, activation=config["activation"])
     loss = fnn.get_loss(data.TASK_LOSS[ds.task])
     optimizer = optim.get_optimizer(config["optimizer"], learning_rate=config["lr"])
     return ds, sizes, model, loss, optimizer
+
+
+def total_steps(config, n_train):
+    """The run's length in steps; InputError past the int32 step counter or for a batch too large."""
+    batch = config["batch_size"]
+    if batch > n_train:
+        raise InputError(f"--batch-size {batch} is larger than the {n_train} training examples of "
+                         f"{config['dataset']}")
+    if config["steps"] is not None:
+        return config["steps"]
+    per_epoch = n_train // batch
+    total = config["epochs"] * per_epoch
+    if total > MAX_INT32:
+        raise InputError(f"--epochs {config['epochs']:,} x {per_epoch:,} steps per epoch is {total:,} steps, "
+                         f"more than the maximum {MAX_INT32:,}")
+    return total
 
 
 def grad_check(model, loss, params, x, y):
@@ -98,28 +440,64 @@ def grad_check(model, loss, params, x, y):
     return relative_error(ravel_pytree(manual)[0], ravel_pytree(auto)[0])
 
 
-def save_plot(history, path, title):
-    """The loss (and accuracy) curves of the run, train and test, against the step."""
+def plot_png(history, title):
+    """The loss (and accuracy) curves of the run, train and test, against the step, as PNG bytes."""
     from fnn import viz
     fig = viz.plot_history(history, x="step")
     fig.suptitle(title)
-    viz.save_figure(fig, path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight", facecolor="white")
+    return buffer.getvalue()
+
+
+def checked_flags(argv):
+    """(args, limits, given): the flags parsed and checked; nothing read or written yet."""
+    args = parse_args(argv)
+    limits = {k: getattr(args, k) for k in LIMITS}
+    return args, limits, flag_config(args, limits)
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args, limits, given = checked_flags(argv)
+    out = args.out if args.out is not None else (args.resume or DEFAULTS["out"])
+    cli.output_folder(out)
+    with cli.lock_folder(out):
+        cli.check_regular_files(out, OUTPUTS)
+        return train(args, given, limits, out)
+
+
+def resumed(args, given, limits):
+    """(config, history, step, run_id) of the run in --resume DIR, checked against the flags given."""
+    cli.check_regular_files(args.resume, (CHECKPOINT, HISTORY))
+    path = os.path.join(args.resume, CHECKPOINT)
+    config, meta, step = saved_config(path, limits)
+    check_resume_flags(given, config, path)
+    if given["epochs"] or given["steps"]:                 # a new target length is allowed
+        config.update(epochs=given["epochs"], steps=given["steps"])
+    history = read_history(args.resume, meta, step)
+    return config, history, step, meta.get("run_id") or secrets.token_hex(8)
+
+
+def train(args, given, limits, out):
     t_start = time.perf_counter()
     mesh = None if args.devices is None else parallel.make_mesh(args.devices)
-    config = run_config(args)
+    if args.resume:
+        config, history, saved_step, run_id = resumed(args, given, limits)
+    else:
+        config, history, saved_step, run_id = new_config(given), None, 0, secrets.token_hex(8)
     policy = precision.get_policy(config["precision"])
-    out = args.out or args.resume or DEFAULTS["out"]
-    os.makedirs(out, exist_ok=True)
-    ds, sizes, model, loss, optimizer = build(config)
+    ds, sizes, model, loss, optimizer = build(config, limits)
+    n_train = ds.x_train.shape[0]
     if config["batch_size"] is None:
-        config["batch_size"] = min(DEFAULTS["batch_size"], ds.x_train.shape[0])
-    if config["batch_size"] > ds.x_train.shape[0]:
-        raise InputError(f"--batch-size {config['batch_size']} is larger than the "
-                         f"{ds.x_train.shape[0]} training examples of {config['dataset']}")
+        config["batch_size"] = min(DEFAULT_BATCH, n_train)
+    total = total_steps(config, n_train)
+    if args.resume and saved_step >= total:
+        if saved_step > total:
+            raise InputError(f"the run in {args.resume!r} is at step {saved_step:,}, past the {total:,} steps "
+                             "asked for; give a larger --steps or --epochs")
+        print(f"nothing to train: the run in {args.resume} has already done its {total:,} steps; "
+              f"give a larger --steps or --epochs to continue it (nothing written)")
+        return 0
     if mesh is not None:
         parallel.check_batch_size(config["batch_size"], mesh)
     step_config = fnn.StepConfig(method=config["grad"], precision=policy if policy.mixed else None,
@@ -140,11 +518,11 @@ def main(argv=None):
     key = jax.random.key(config["seed"])
     init_key, train_key = jax.random.split(key)
     _, params = model.init(init_key, (-1, ds.in_features))
-    state, history = None, None
+    state = None
     if args.resume:
         template = init_state(params, template_optimizer, train_key)
-        trees, meta = checkpoint.load(os.path.join(args.resume, CHECKPOINT), {"state": template})
-        state, history = trees["state"], meta["config"]["history"]
+        trees, _ = checkpoint.load(os.path.join(args.resume, CHECKPOINT), {"state": template})
+        state = trees["state"]
         print(f"resumed from {args.resume} at step {int(state.step)}")
 
     batch = config["batch_size"]
@@ -160,19 +538,33 @@ def main(argv=None):
               f"error {rel:.2e} (expected below {check['tolerance']:.0e}); vs float32 jax.grad "
               f"{check['vs_float32']:.2e} (expected below {check['float32_tolerance']:.0e})")
 
+    log = HistoryLog(os.path.join(out, HISTORY), run_id)
+
     def save(state, history):
-        checkpoint.save(os.path.join(out, CHECKPOINT), {"state": state}, step=int(state.step),
-                        config={"run": config, "history": history})
+        """The history first, then the checkpoint: a crash between them leaves extra history lines,
+        which the next resume drops, never a checkpoint whose epochs the history lacks."""
+        log.sync(history)
+        path = os.path.join(out, CHECKPOINT)
+        try:
+            checkpoint.save(path, {"state": state}, step=int(state.step),
+                            config={"run": config, "history_log": {"run_id": run_id,
+                                                                   "epochs": len(history["epoch"])}})
+        except OSError as e:
+            raise InputError(f"cannot write {path!r} ({cli.os_reason(e)}); the previous checkpoint is kept") from None
 
     snapshots, fit_kwargs = None, dict(callback=save)
     if args.report:   # the parameters every few epochs: the report's frames
         snapshots = report.Snapshots(params if state is None else state, history=history, then=save)
         fit_kwargs = dict(callback=snapshots, chunk_steps=report.chunk_steps(
-            len(ds.x_train), batch, epochs=config["epochs"], steps=config["steps"]))
+            n_train, batch, epochs=config["epochs"], steps=config["steps"]))
     result = fit(model, loss, optimizer, params, ds.x_train, ds.y_train, key=train_key,
                  epochs=config["epochs"], steps=config["steps"], batch_size=batch,
                  validation_data=(ds.x_test, ds.y_test), config=step_config,
                  progress=not args.no_progress, state=state, history=history, **fit_kwargs)
+    rate = result.steps_per_second
+    if saved_step and result.wall_seconds > 0 and math.isclose(rate, result.steps / result.wall_seconds):
+        # fit's rate when no chunk ran apart from the compiling one counts the resumed steps too
+        rate = (result.steps - saved_step) / result.wall_seconds
     test = evaluate(model, loss, result.params, ds.x_test, ds.y_test)
     train = evaluate(model, loss, result.params, ds.x_train, ds.y_train)
     wall = time.perf_counter() - t_start
@@ -182,27 +574,26 @@ def main(argv=None):
         "optimizer": config["optimizer"], "lr": config["lr"], "batch_size": batch,
         "seed": config["seed"], "steps": result.steps, "epochs": len(result.history["epoch"]),
         "wall_seconds": wall, "train_seconds": result.wall_seconds,
-        "steps_per_second": result.steps_per_second,
+        "steps_per_second": rate, "resumed_from_step": saved_step,
         "train_loss": train["loss"], "train_accuracy": train["accuracy"],
         "test_loss": test["loss"], "test_accuracy": test["accuracy"],
         "grad_check_rel_err": rel, "nonfinite_step": result.nonfinite_step,
         "precision": policy.name, "devices": 1 if mesh is None else int(mesh.devices.size),
     }
-    with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    save_plot(result.history, os.path.join(out, "loss.png"),
-              f"{config['dataset']} {metrics['model']} ({config['grad']} gradients)")
+    cli.write_file(os.path.join(out, METRICS), strict_json(metrics))
+    cli.write_file(os.path.join(out, PLOT), plot_png(
+        result.history, f"{config['dataset']} {metrics['model']} ({config['grad']} gradients)"))
     if result.nonfinite_step is not None:
         print(f"stopped: non-finite loss or gradient at step {result.nonfinite_step}; "
               "kept the last finite parameters")
     acc = "" if test["accuracy"] is None else f", test accuracy {test['accuracy']:.4f}"
     print(f"trained {result.steps} steps in {result.wall_seconds:.1f} s "
-          f"({result.steps_per_second:,.0f} steps/s); train loss {train['loss']:.4f}, "
+          f"({rate:,.0f} steps/s); train loss {train['loss']:.4f}, "
           f"test loss {test['loss']:.4f}{acc}")
-    print(f"wrote {out}/metrics.json, {out}/{CHECKPOINT}, {out}/loss.png  (total {wall:.1f} s)")
+    print(f"wrote {out}/{METRICS}, {out}/{CHECKPOINT}, {out}/{HISTORY}, {out}/{PLOT}  (total {wall:.1f} s)")
     if snapshots is not None:
-        path = report.write_report(os.path.join(out, "report.html"), model, loss, ds, snapshots,
-                                   result.history, summary=metrics)
+        path = os.path.join(out, REPORT)
+        cli.write_file(path, report.training_report(model, loss, ds, snapshots, result.history, summary=metrics))
         print(f"wrote {path} ({len(snapshots)} frames)")
     return 0
 
