@@ -4,6 +4,7 @@ import json
 import math
 import numbers
 import os
+import re
 import secrets
 import sys
 import time
@@ -42,7 +43,7 @@ MAX_INT32 = 2**31 - 1            # fit counts steps in int32
 MAX_SEED = 2**32 - 1
 # Size limits, checked before anything is allocated; each has a --max-... flag to raise it.
 LIMITS = dict(max_width=65_536, max_layers=256, max_params=2**28, max_classes=10_000,
-              max_data_bytes=2**30)
+              max_data_bytes=2**28)
 
 
 def parse_args(argv):
@@ -87,7 +88,7 @@ def parse_args(argv):
     g.add_argument("--max-classes", type=limit, default=LIMITS["max_classes"],
                    help=f"most classes in a dataset (default {LIMITS['max_classes']:,})")
     g.add_argument("--max-data-bytes", type=limit, default=LIMITS["max_data_bytes"],
-                   help=f"largest dataset file, and array read from it (default {LIMITS['max_data_bytes']:,} = 1 GiB)")
+                   help=f"largest dataset file, and array read from it (default {LIMITS['max_data_bytes']:,} = 256 MiB)")
     return p.parse_args(argv)
 
 
@@ -374,33 +375,29 @@ class HistoryLog:
 
 # ---- data, model, and the checks that need them -----------------------------------------------
 
-def _data_kwargs(name, limits):
-    """load_file's limits for a dataset file (once fnn.data.files has Limits), after checking its size."""
-    if not _is_file_name(name):
-        return {}
+FLAG_OF_LIMIT = {"max_file_bytes": "--max-data-bytes", "max_array_bytes": "--max-data-bytes",
+                 "max_classes": "--max-classes"}
+
+
+def load_dataset(name, seed, limits):
+    """get_dataset with the CLI's limits; a file's limit message names the flag that raises it."""
+    file_limits = data.Limits(max_file_bytes=limits["max_data_bytes"], max_array_bytes=limits["max_data_bytes"],
+                              max_classes=limits["max_classes"])
     try:
-        info = os.stat(name)
-    except FileNotFoundError:
-        return {}                                          # the loader names the missing file
-    except (OSError, ValueError) as e:
-        raise InputError(f"--dataset {name!r}: cannot read it ({cli.os_reason(e)})") from None
-    if not os.path.isfile(name):
-        raise InputError(f"--dataset {name!r} is not a regular file")
-    if info.st_size > limits["max_data_bytes"]:
-        raise InputError(f"--dataset {name!r} is {info.st_size:,} bytes, more than --max-data-bytes "
-                         f"{limits['max_data_bytes']:,} (raise the flag to allow it)")
-    from fnn.data import files
-    if not hasattr(files, "Limits"):
-        return {}
-    return {"limits": files.Limits(max_file_bytes=limits["max_data_bytes"],
-                                   max_array_bytes=limits["max_data_bytes"],
-                                   max_classes=limits["max_classes"])}
+        return data.get_dataset(name, key=jax.random.key(seed), limits=file_limits)
+    except data.DataFileError as e:
+        hint = re.search(r"if the file is trusted, raise it with load_file\(\.\.\., "
+                         r"limits=fnn\.data\.Limits\((\w+)=\.\.\.\)\)", str(e))
+        if hint is None or hint.group(1) not in FLAG_OF_LIMIT:
+            raise
+        message = str(e)[:hint.start()] + f"if the file is trusted, raise it with {FLAG_OF_LIMIT[hint.group(1)]}"
+        raise InputError(message) from None
 
 
 def build(config, limits=LIMITS):
     """(dataset, sizes, model, loss, optimizer) for a configuration; sizes checked against the limits."""
     name = config["dataset"]
-    ds = data.get_dataset(name, key=jax.random.key(config["seed"]), **_data_kwargs(name, limits))
+    ds = load_dataset(name, config["seed"], limits)
     ds, _ = data.standardize_dataset(ds, targets=ds.task == "regression")
     if ds.task != "regression" and ds.out_features > limits["max_classes"]:
         raise InputError(f"--dataset {name!r} has {ds.out_features:,} classes, more than --max-classes "

@@ -225,7 +225,14 @@ def test_a_dataset_file_over_max_data_bytes_is_refused(capsys, tmp_path):
     path = tmp_path / "big.csv"
     path.write_text("x,y\n" + "1,0\n" * 100)
     refused(capsys, [*XOR, "--dataset", path, "--max-data-bytes", "100", "--out", tmp_path / "o"],
-            str(path), "404 bytes", "--max-data-bytes 100")
+            str(path), "404 bytes", "raise it with --max-data-bytes")
+
+
+def test_a_label_beyond_max_classes_names_the_flag(capsys, tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("a,b,label\n" + "".join(f"{i % 3},{i % 5},{i % 2}\n" for i in range(20)) + "1,2,1e9\n")
+    refused(capsys, [*XOR, "--dataset", path, "--out", tmp_path / "o"], str(path), "label 1e+09",
+            "10,000 classes", "raise it with --max-classes")
 
 
 def test_help_states_the_limits(capsys):
@@ -234,7 +241,7 @@ def test_help_states_the_limits(capsys):
     assert e.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     for flag, default in [("--max-width", "65,536"), ("--max-layers", "256"), ("--max-params", "268,435,456"),
-                          ("--max-classes", "10,000"), ("--max-data-bytes", "1,073,741,824"),
+                          ("--max-classes", "10,000"), ("--max-data-bytes", "268,435,456"),
                           ("--steps", "2,147,483,647"), ("--seed", "4,294,967,295")]:
         assert flag in text and default in text, flag
 
