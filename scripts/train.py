@@ -542,12 +542,10 @@ def train(args, given, limits, out):
         which the next resume drops, never a checkpoint whose epochs the history lacks."""
         log.sync(history)
         path = os.path.join(out, CHECKPOINT)
-        try:
-            checkpoint.save(path, {"state": state}, step=int(state.step),
-                            config={"run": config, "history_log": {"run_id": run_id,
-                                                                   "epochs": len(history["epoch"])}})
-        except OSError as e:
-            raise InputError(f"cannot write {path!r} ({cli.os_reason(e)}); the previous checkpoint is kept") from None
+        # a failed write (a full disk) is a CheckpointError, the previous checkpoint left whole
+        checkpoint.save(path, {"state": state}, step=int(state.step),
+                        config={"run": config, "history_log": {"run_id": run_id,
+                                                               "epochs": len(history["epoch"])}})
 
     snapshots, fit_kwargs = None, dict(callback=save)
     if args.report:   # the parameters every few epochs: the report's frames

@@ -145,7 +145,7 @@ def test_full_disk_writing_the_checkpoint_keeps_the_old_one_and_resumes_exactly(
                                                                                  monkeypatch):
     monkeypatch.setattr(np, "savez", enospc)
     refused(capsys, ["--resume", run5, "--steps", "10", "--no-progress"],
-            os.path.join(run5, train.CHECKPOINT), "No space left on device", "previous checkpoint is kept")
+            os.path.join(run5, train.CHECKPOINT), "No space left on device", "the previous checkpoint there, if any, is unchanged")
     monkeypatch.undo()
     loads_at(run5, 5)
     assert not [n for n in os.listdir(run5) if ".tmp-" in n]            # no temporary left behind
