@@ -319,7 +319,7 @@ def fit(model, loss, optimizer, params, x, y, *, key,
                         patience, bool(copies_data(x, y)), config)
 
     from tqdm.auto import tqdm
-    done = int(state.step)
+    done = first_step = int(state.step)
     bar = tqdm(total=total, initial=done, unit="step", disable=not progress, leave=False)
     start, compute_seconds, timed_steps, first = time.perf_counter(), 0.0, 0, True
     while done < total:
@@ -344,6 +344,7 @@ def fit(model, loss, optimizer, params, x, y, *, key,
     wall = time.perf_counter() - start
     stopped_early = bool(early.stopped)
     bad = int(state.nonfinite_step)
-    rate = timed_steps / compute_seconds if compute_seconds > 0 else (done / wall if wall > 0 else 0.0)
+    rate = timed_steps / compute_seconds if compute_seconds > 0 else (
+        (done - first_step) / wall if wall > 0 else 0.0)     # this call's steps, not a resumed run's
     return FitResult(early.best_params if stopped_early else state.params, state, history, stopped_early,
                      bad if bad >= 0 else None, done, wall, rate)
