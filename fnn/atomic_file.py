@@ -1,9 +1,10 @@
-"""Files written atomically and read only when regular: the file handling under fnn.checkpoint.
+"""Files written atomically and read only when regular: the file handling of fnn.checkpoint and the scripts.
 
     write_atomically(path, lambda f: np.savez(f, **arrays), CheckpointError, "checkpoint")
+    append_synced(path, b"a line\n", InputError, "metrics log")
     with open_regular(path, CheckpointError, "checkpoint") as f: ...
 
-Writing goes to a hidden temporary `.NAME.tmp-XXXX.npz` in the folder of
+Writing goes to a hidden temporary `.NAME.tmp-XXXX.EXT` in the folder of
 `path`, fsync'd, then renamed over `path` (an atomic replace on POSIX): a
 crash leaves the old file or the new one, never a partial one, and a
 temporary left by a killed writer is removed by the next write to the same
@@ -16,7 +17,7 @@ import os
 import secrets
 import stat
 
-__all__ = ["write_atomically", "open_regular", "file_kind", "temporary_prefix"]
+__all__ = ["write_atomically", "append_synced", "open_regular", "file_kind", "temporary_prefix"]
 
 
 def file_kind(mode):
@@ -54,7 +55,7 @@ def write_atomically(path, write_to, error, what):
         os.makedirs(folder, exist_ok=True)
         prefix = temporary_prefix(path)
         _remove_stale_temporaries(folder, prefix)
-        fd, tmp = _create_temporary(folder, prefix)
+        fd, tmp = _create_temporary(folder, prefix, os.path.splitext(os.fspath(path))[1])
         with os.fdopen(fd, "wb") as f:
             write_to(f)
             f.flush()
@@ -68,14 +69,42 @@ def write_atomically(path, write_to, error, what):
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_folder(folder)
     except OSError as e:
         raise error(f"{what} {path!r} was written but its folder could not be synced to disk "
                     f"({e.strerror or e}); it may not survive a crash") from e
+
+
+def append_synced(path, data, error, what):
+    """Append bytes `data` to `path` (created if missing) and fsync it.
+
+    An OSError becomes `error` naming the path and the reason, and the file is
+    cut back to its length before the append: it holds what it held, no partial line.
+    """
+    _check_writable(path, error, what)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise error(f"cannot append to {what} {path!r}: {e.strerror or e}") from e
+    with os.fdopen(fd, "ab") as f:
+        length = os.fstat(fd).st_size
+        try:
+            f.write(data)
+            f.flush()
+            os.fsync(fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, length)
+            raise error(f"cannot append to {what} {path!r}: {e.strerror or e}; it is kept as it "
+                        "was before") from e
+
+
+def _fsync_folder(folder):
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 @contextlib.contextmanager
@@ -108,14 +137,14 @@ def temporary_prefix(path):
     return f".{os.path.basename(os.fspath(path))}.tmp-"
 
 
-def _create_temporary(folder, prefix):
-    """(fd, path) of a new file PREFIX<random>.npz, with the permissions np.savez would give it.
+def _create_temporary(folder, prefix, extension):
+    """(fd, path) of a new file PREFIX<random>EXTENSION, with the permissions np.savez would give it.
 
     tempfile.mkstemp would create it 0600, and the file renamed from it
     would be unreadable to anyone but its owner; 0666 here is narrowed by the umask.
     """
     while True:
-        tmp = os.path.join(folder, f"{prefix}{secrets.token_hex(6)}.npz")
+        tmp = os.path.join(folder, f"{prefix}{secrets.token_hex(6)}{extension}")
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
         except FileExistsError:
@@ -125,6 +154,6 @@ def _create_temporary(folder, prefix):
 def _remove_stale_temporaries(folder, prefix):
     """Delete temporaries of this file that a killed writer left behind."""
     for name in os.listdir(folder):
-        if name.startswith(prefix) and name.endswith(".npz"):
+        if name.startswith(prefix):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(folder, name))

@@ -19,6 +19,7 @@ import sys
 
 import jax
 
+from fnn.atomic_file import append_synced, write_atomically
 from fnn.errors import FnnError, InputError
 from fnn.validate import check_number, check_positive_int
 
@@ -169,53 +170,16 @@ def lock_folder(folder, flag="--out"):
         os.close(fd)                                    # releases the lock
 
 
-def _fsync_folder(folder):
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 def write_file(path, data):
-    """Write bytes or str `data` to `path` atomically: a temporary file beside it, fsync'd, renamed.
+    """Write bytes or str `data` to `path` atomically (fnn.atomic_file: a temporary beside it, fsync'd, renamed).
 
     Raises InputError naming the path and the OS's reason (e.g. no space left on
     device); the previous file at `path`, if any, is then left as it was.
     """
     data = data.encode() if isinstance(data, str) else bytes(data)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{secrets.token_hex(6)}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        _fsync_folder(folder)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise InputError(f"cannot write {path!r} ({os_reason(e)})") from None
+    write_atomically(path, lambda f: f.write(data), InputError, "file")
 
 
 def append_lines(path, lines):
     """Append text `lines` (each without its newline) to `path` and fsync; InputError on an OSError."""
-    data = "".join(line + "\n" for line in lines).encode()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise InputError(f"cannot append to {path!r} ({os_reason(e)})") from None
+    append_synced(path, "".join(line + "\n" for line in lines).encode(), InputError, "file")

@@ -163,13 +163,13 @@ def test_full_disk_writing_the_checkpoint_keeps_the_old_one_and_resumes_exactly(
 @pytest.mark.parametrize("victim", [train.METRICS, train.PLOT, train.HISTORY])
 def test_full_disk_writing_metrics_plot_or_history_is_one_line(capsys, run5, monkeypatch, victim):
     before = files(run5)
-    real_write = os.write
+    real_fsync = os.fsync
 
-    def full_for_victim(fd, data):                      # ENOSPC for that file (and its temporary) only
-        if victim in os.readlink(f"/proc/self/fd/{fd}"):
+    def full_for_victim(fd):                            # ENOSPC for that file (and its temporary) only,
+        if victim in os.readlink(f"/proc/self/fd/{fd}"):   # as a full disk reports it on fsync
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_write(fd, data)
-    monkeypatch.setattr(os, "write", full_for_victim)
+        return real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", full_for_victim)
     refused(capsys, ["--resume", run5, "--steps", "7", "--no-progress"], victim, "No space left on device")
     monkeypatch.undo()
     assert not [n for n in os.listdir(run5) if ".tmp-" in n]
@@ -555,3 +555,15 @@ def test_random_history_files_are_read_or_refused_in_one_line(tmp_path, lines, e
         assert "\n" not in str(e) and train.HISTORY in str(e)
     else:
         assert len((history or {"epoch": []})["epoch"]) == epochs
+
+
+def test_an_append_that_fails_cuts_the_file_back_to_what_it_held(tmp_path, monkeypatch):
+    path = tmp_path / "history.jsonl"
+    path.write_bytes(b'{"epoch": 1}\n')
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(InputError, match=r"history\.jsonl.*No space left on device"):
+        cli.append_lines(str(path), ['{"epoch": 2}'])
+    assert path.read_bytes() == b'{"epoch": 1}\n'
