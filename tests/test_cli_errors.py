@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fnn import checkpoint, cli
+from fnn.runs import config as run_config, history as run_history
 from fnn.errors import FnnError, InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -302,7 +303,7 @@ def test_a_checkpoint_config_with_a_bad_field_is_refused(capsys, run5, change, n
 
 
 def test_a_checkpoint_from_before_history_jsonl_resumes(capsys, run5):
-    history = train.read_history(run5, checkpoint.read_config(os.path.join(run5, train.CHECKPOINT))[0]
+    history = run_history.read_history(run5, checkpoint.read_config(os.path.join(run5, train.CHECKPOINT))[0]
                                  ["history_log"], 5)
 
     def legacy(config):
@@ -400,7 +401,7 @@ def test_metrics_is_strict_json_and_a_finished_run_is_left_alone(capsys, run5):
 def test_strict_json_writes_null_for_nan_and_infinity():
     value = {"a": float("nan"), "b": [float("inf"), -float("inf"), np.float32(np.nan)], "c": 1.5, "d": 2,
              "e": np.float64(0.25), "f": None, "g": True}
-    assert _strict(train.strict_json(value)) == {"a": None, "b": [None, None, None], "c": 1.5, "d": 2,
+    assert _strict(run_history.strict_json(value)) == {"a": None, "b": [None, None, None], "c": 1.5, "d": 2,
                                                  "e": 0.25, "f": None, "g": True}
 
 
@@ -410,7 +411,7 @@ def test_checkpoint_holds_no_history_and_history_jsonl_one_line_an_epoch(run5):
     config = loads_at(run5, 5)
     assert set(config) == {"run", "history_log"} and config["history_log"]["epochs"] == 5
     lines = open(os.path.join(run5, train.HISTORY)).read().splitlines()
-    assert _strict(lines[0]) == {"format": train.HISTORY_FORMAT, "run_id": config["history_log"]["run_id"]}
+    assert _strict(lines[0]) == {"format": run_history.HISTORY_FORMAT, "run_id": config["history_log"]["run_id"]}
     assert [_strict(line)["epoch"] for line in lines[1:]] == [1, 2, 3, 4, 5]
 
 
@@ -527,7 +528,7 @@ JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.sampled_from(train.CONFIG_KEYS + ("history_log", "extra")), JSON, st.booleans())
+@given(st.sampled_from(run_config.CONFIG_KEYS + ("history_log", "extra")), JSON, st.booleans())
 def test_random_checkpoint_configs_are_checked_or_refused_in_one_line(field, value, replace):
     run = dict(SAVED, steps=5, epochs=None)
     saved = {"run": run, "history_log": {"run_id": "abc", "epochs": 5}}
@@ -536,7 +537,7 @@ def test_random_checkpoint_configs_are_checked_or_refused_in_one_line(field, val
     else:
         run[field] = value
     try:
-        config, _ = train.check_saved_config(saved, "checkpoint 'x'", train.LIMITS)
+        config, _ = run_config.check_saved_config(saved, "checkpoint 'x'", run_config.LIMITS)
     except InputError as e:
         assert "\n" not in str(e) and "checkpoint 'x'" in str(e)
     else:
@@ -550,7 +551,7 @@ def test_random_history_files_are_read_or_refused_in_one_line(tmp_path, lines, e
     path.write_text("".join(line.replace("\n", " ") + "\n" for line in
                             ['{"format": "fnn-history-1", "run_id": "r"}', *lines]))
     try:
-        history = train.read_history(str(tmp_path), {"run_id": "r", "epochs": epochs}, 10**6)
+        history = run_history.read_history(str(tmp_path), {"run_id": "r", "epochs": epochs}, 10**6)
     except InputError as e:
         assert "\n" not in str(e) and train.HISTORY in str(e)
     else:
