@@ -8,6 +8,7 @@ on first use. Modules, one job each:
                   gradient agreement
     predictions   decision boundary, 1-D fit, confusion matrix, sample predictions
     architecture  plot_architecture: neurons in columns, weights by sign and size
+    blocks        plot_blocks: any network (convolutions, residual blocks) as one block per layer
     snapshots     Snapshots (the fit() callback that saves frames) and chunk_steps
     frames        one frame of the training report as a Figure
     report        training_report / write_report: the self-contained HTML page
@@ -17,6 +18,7 @@ The seeds' figures (examples/seed_figures.py) and the computational-graph
 drawing (examples/graph_plot.py) are course material built on this package.
 """
 from fnn.viz import architecture
+from fnn.viz import blocks
 from fnn.viz import figures
 from fnn.viz import frames
 from fnn.viz import plots
@@ -24,6 +26,7 @@ from fnn.viz import predictions
 from fnn.viz import report
 from fnn.viz import snapshots
 from fnn.viz.architecture import plot_architecture
+from fnn.viz.blocks import plot_blocks
 from fnn.viz.figures import CLASS_COLORS
 from fnn.viz.figures import NEGATIVE
 from fnn.viz.figures import POSITIVE
@@ -59,6 +62,7 @@ __all__ = [
     "Snapshot",
     "Snapshots",
     "architecture",
+    "blocks",
     "chunk_steps",
     "confusion_counts",
     "descent_path",
@@ -68,6 +72,7 @@ __all__ = [
     "frames",
     "plot_activations",
     "plot_architecture",
+    "plot_blocks",
     "plot_confusion_matrix",
     "plot_decision_boundary",
     "plot_fit_1d",

@@ -20,6 +20,7 @@ from fnn.numerics import sigmoid, softmax
 from fnn.train import evaluate, predict
 from fnn.validate import check_positive_int
 from fnn.viz.architecture import dense_layers, plot_architecture
+from fnn.viz.blocks import plot_blocks
 from fnn.viz.figures import POSITIVE, figure
 from fnn.viz.plots import plot_history
 from fnn.viz.predictions import (plot_confusion_matrix, plot_decision_boundary, plot_fit_1d,
@@ -58,7 +59,7 @@ def _as_snapshots(snapshots):
 
 
 def _drawable(params):
-    """True when the params are Dense layers plot_architecture can draw."""
+    """True when the params are Dense layers plot_architecture can draw neuron by neuron."""
     try:
         dense_layers(params)
     except (TypeError, ValueError):
@@ -165,9 +166,9 @@ class Frames:
         if self.drawable:
             plot_architecture(params, model=self.model, ax=self.ax_arch,
                               title="network architecture (this frame's weights)")
-        else:
-            self.ax_arch.text(0.5, 0.5, self.model.name, ha="center", va="center", wrap=True, fontsize=8)
-            self.ax_arch.set_axis_off()
+        else:                       # convolutions, normalization, residual blocks: one block a layer
+            plot_blocks(self.model, (-1,) + tuple(self.ds.x_train.shape[1:]), ax=self.ax_arch,
+                        title="network architecture (one block per layer)")
         self.fig.suptitle(self._headline(i), fontsize=12)
         return []
 
