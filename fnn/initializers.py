@@ -8,7 +8,7 @@
     lecun_normal     N(0, σ²),  σ = √(1 / fan_in)
     pytorch_uniform  U(−a, a),  a = √(1 / fan_in)                  PyTorch's Linear/Conv default weight
     zeros            0
-    uniform(a)       U(−a, a) for a given a, e.g. PyTorch's bias, uniform(1/√fan_in) with the weight's fan_in
+    uniform(a)       U(−a, a) for a given a: PyTorch's bias is uniform(1/√fan_in), the weight's fan_in
 
 A weight of shape (fan_in, fan_out) is a Dense one; a convolution kernel
 (k..., C_in/groups, C_out) has fan_in = prod(k)·C_in/groups and
@@ -32,7 +32,7 @@ __all__ = [
 
 
 def _fans(shape):
-    """(fan_in, fan_out) of a weight shaped (..., fan_in, fan_out): the leading axes (a kernel's) multiply both.
+    """(fan_in, fan_out) of a weight (..., fan_in, fan_out): leading (kernel) axes multiply both.
 
     A vector has fan_in = fan_out = its length; a scalar 1 and 1.
     """
@@ -88,7 +88,7 @@ def pytorch_uniform(key, shape, dtype=jnp.float32):
 
 
 def uniform(limit):
-    """The initializer U(−limit, limit), whatever the shape, e.g. uniform(1 / math.sqrt(fan_in)) for a bias."""
+    """The initializer U(−limit, limit) for any shape, e.g. uniform(1 / math.sqrt(fan_in)) for a bias."""
     limit = check_number("uniform(limit): limit", limit, 0, low_open=True)
 
     def init(key, shape, dtype=jnp.float32):
