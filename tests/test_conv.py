@@ -331,3 +331,19 @@ def test_summary_jit_and_dtypes():
     eager_grads, eager_dx = layer.backward(params, saved, jnp.ones_like(y))
     assert y.dtype == grads["W"].dtype == grads["b"].dtype == dx.dtype == jnp.bfloat16
     np.testing.assert_array_equal(np.asarray(dx, np.float32), np.asarray(eager_dx, np.float32))
+
+
+def test_manual_gradients_vmapped_over_models_under_jit(x64):
+    """As fnn.ensemble trains many models at once: jit(vmap(manual)) equals jit(vmap(jax.grad))."""
+    model = fnn.serial(fnn.Conv(4, 3, stride=2, padding="SAME", groups=2), fnn.Activation("tanh"),
+                       fnn.MaxPool(2, stride=1), fnn.AvgPool(2, padding=1), fnn.Flatten(), fnn.Dense(2))
+    params = jax.vmap(lambda k: model.init(k, (-1, 9, 2), jnp.float64)[1])(jax.random.split(KEY, 3))
+    x, y = normal(13, (5, 9, 2)), jnp.array([0, 1, 0, 1, 1])
+
+    def grads(method):
+        one = lambda p: fnn.grad(model, "softmax_cross_entropy", p, x, y, method=method)
+        return jax.jit(jax.vmap(one))(params)
+    manual, autodiff = grads("manual"), grads("autodiff")
+    assert jax.tree.structure(manual) == jax.tree.structure(params)
+    for g, r in zip(jax.tree.leaves(manual), jax.tree.leaves(autodiff)):
+        assert g.shape[0] == 3 and fnn.relative_error(g, r) <= TOL_AUTODIFF
