@@ -35,9 +35,15 @@ from fnn.grads import make_value_and_grad
 from fnn.grads import value_and_grad
 from fnn.initializers import get_initializer
 from fnn.layers import Activation
+from fnn.layers import AvgPool
+from fnn.layers import Conv
 from fnn.layers import Dense
 from fnn.layers import Dropout
+from fnn.layers import Flatten
+from fnn.layers import GlobalAvgPool
 from fnn.layers import Layer
+from fnn.layers import MaxPool
+from fnn.layers import Reshape
 from fnn.layers import mlp
 from fnn.layers import serial
 from fnn.layers import summary
@@ -72,17 +78,23 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "ActivationFn",
+    "AvgPool",
     "Backprop",
+    "Conv",
     "DATASETS",
     "Dense",
     "Dropout",
+    "Flatten",
     "FnnError",
+    "GlobalAvgPool",
     "InputError",
     "InputTypeError",
     "LOSSES",
     "Layer",
     "Loss",
+    "MaxPool",
     "OPTIMIZERS",
+    "Reshape",
     "StepConfig",
     "TrainState",
     "activations",

@@ -1,11 +1,19 @@
 """Weight initializers: (key, shape, dtype) -> array, for a (fan_in, fan_out) weight.
 
-    glorot_uniform  U(−a, a),  a = √(6 / (fan_in + fan_out))     Glorot & Bengio 2010
-    glorot_normal   N(0, σ²),  σ = √(2 / (fan_in + fan_out))
-    he_uniform      U(−a, a),  a = √(6 / fan_in)                  He et al. 2015
-    he_normal       N(0, σ²),  σ = √(2 / fan_in)
-    lecun_normal    N(0, σ²),  σ = √(1 / fan_in)                  LeCun et al. 1998
-    zeros           0
+    glorot_uniform   U(−a, a),  a = √(6 / (fan_in + fan_out))     Glorot & Bengio 2010
+    glorot_normal    N(0, σ²),  σ = √(2 / (fan_in + fan_out))
+    he_uniform       U(−a, a),  a = √(6 / fan_in)                  He et al. 2015
+    he_normal        N(0, σ²),  σ = √(2 / fan_in)
+    lecun_uniform    U(−a, a),  a = √(3 / fan_in)                  LeCun et al. 1998 (variance 1/fan_in)
+    lecun_normal     N(0, σ²),  σ = √(1 / fan_in)
+    pytorch_uniform  U(−a, a),  a = √(1 / fan_in)                  PyTorch's Linear/Conv default weight
+    zeros            0
+    uniform(a)       U(−a, a) for a given a: PyTorch's bias is uniform(1/√fan_in), the weight's fan_in
+
+A weight of shape (fan_in, fan_out) is a Dense one; a convolution kernel
+(k..., C_in/groups, C_out) has fan_in = prod(k)·C_in/groups and
+fan_out = prod(k)·C_out (each output sees prod(k)·C_in/groups inputs), as in
+PyTorch, Flax and Keras. A vector of length n has fan_in = fan_out = n.
 """
 import math
 
@@ -13,16 +21,21 @@ import jax
 import jax.numpy as jnp
 
 from fnn.errors import InputError
+from fnn.validate import check_number
 
 __all__ = [
     "glorot_uniform", "glorot_normal", "xavier_uniform", "xavier_normal",
     "he_uniform", "he_normal", "kaiming_uniform", "kaiming_normal",
-    "lecun_normal", "zeros", "get_initializer", "INITIALIZERS",
+    "lecun_uniform", "lecun_normal", "pytorch_uniform", "uniform", "zeros", "get_initializer",
+    "INITIALIZERS",
 ]
 
 
 def _fans(shape):
-    """(fan_in, fan_out) of a weight shaped (fan_in, fan_out); a vector has fan_in = fan_out."""
+    """(fan_in, fan_out) of a weight (..., fan_in, fan_out): leading (kernel) axes multiply both.
+
+    A vector has fan_in = fan_out = its length; a scalar 1 and 1.
+    """
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
@@ -59,9 +72,29 @@ def he_normal(key, shape, dtype=jnp.float32):
     return _normal(key, shape, dtype, math.sqrt(2 / fan_in))
 
 
+def lecun_uniform(key, shape, dtype=jnp.float32):
+    fan_in, _ = _fans(shape)
+    return _uniform(key, shape, dtype, math.sqrt(3 / fan_in))
+
+
 def lecun_normal(key, shape, dtype=jnp.float32):
     fan_in, _ = _fans(shape)
     return _normal(key, shape, dtype, math.sqrt(1 / fan_in))
+
+
+def pytorch_uniform(key, shape, dtype=jnp.float32):
+    fan_in, _ = _fans(shape)
+    return _uniform(key, shape, dtype, math.sqrt(1 / fan_in))
+
+
+def uniform(limit):
+    """The initializer U(−limit, limit) for any shape, e.g. uniform(1 / math.sqrt(fan_in)) for a bias."""
+    limit = check_number("uniform(limit): limit", limit, 0, low_open=True)
+
+    def init(key, shape, dtype=jnp.float32):
+        return _uniform(key, shape, dtype, limit)
+    init.__name__ = f"uniform({limit:g})"
+    return init
 
 
 def zeros(key, shape, dtype=jnp.float32):
@@ -83,7 +116,9 @@ INITIALIZERS = {
     "he_normal": he_normal,
     "kaiming_uniform": he_uniform,
     "kaiming_normal": he_normal,
+    "lecun_uniform": lecun_uniform,
     "lecun_normal": lecun_normal,
+    "pytorch_uniform": pytorch_uniform,
     "zeros": zeros,
 }
 

@@ -16,7 +16,9 @@ FORMULAS = {
     "glorot_normal": ("normal", lambda i, o: math.sqrt(2 / (i + o))),
     "he_uniform": ("uniform", lambda i, o: math.sqrt(6 / i)),
     "he_normal": ("normal", lambda i, o: math.sqrt(2 / i)),
+    "lecun_uniform": ("uniform", lambda i, o: math.sqrt(3 / i)),
     "lecun_normal": ("normal", lambda i, o: math.sqrt(1 / i)),
+    "pytorch_uniform": ("uniform", lambda i, o: math.sqrt(1 / i)),
 }
 ALIASES = {"xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal",
            "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}
@@ -73,6 +75,29 @@ def test_fan_in_and_fan_out_are_read_from_the_shape(name):
     tall, wide = np.asarray(init(key, (800, 50))), np.asarray(init(key, (50, 800)))
     assert tall.std() == pytest.approx(expected_std(name, 800, 50), rel=0.03)
     assert wide.std() == pytest.approx(expected_std(name, 50, 800), rel=0.03)
+
+
+@pytest.mark.parametrize("shape,fan_in,fan_out", [
+    ((3, 8, 16), 3 * 8, 3 * 16),                  # 1-D kernel (k, C_in/groups, C_out)
+    ((3, 5, 8, 16), 15 * 8, 15 * 16),             # 2-D kernel (kh, kw, C_in/groups, C_out)
+    ((3, 3, 1, 32), 9, 9 * 32),                   # depthwise: one input channel per output
+], ids=str)
+@pytest.mark.parametrize("name", ["he_uniform", "glorot_uniform", "pytorch_uniform"])
+def test_kernel_fans_multiply_by_the_receptive_field(name, shape, fan_in, fan_out):
+    W = np.asarray(initializers.get_initializer(name)(jax.random.key(3), shape))
+    limit = FORMULAS[name][1](fan_in, fan_out)
+    assert W.shape == shape
+    assert np.abs(W).max() <= limit and np.abs(W).max() > 0.97 * limit
+
+
+def test_uniform_of_a_limit():
+    b = np.asarray(initializers.uniform(0.25)(jax.random.key(4), (3000,)))
+    assert np.abs(b).max() <= 0.25 and np.abs(b).max() > 0.99 * 0.25
+    assert initializers.uniform(0.25).__name__ == "uniform(0.25)"
+    for bad in (0, -1.0, float("inf"), "0.1"):
+        with pytest.raises(ValueError, match=r"uniform\(limit\)") as info:
+            initializers.uniform(bad)
+        assert repr(bad) in str(info.value)
 
 
 def test_vector_shape_uses_its_length_for_both_fans():

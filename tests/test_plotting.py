@@ -248,6 +248,9 @@ def test_architecture_from_widths_and_bad_params():
         viz.plot_architecture(({"W": np.zeros((2, 3))}, {"W": np.zeros((4, 1))}))
     with pytest.raises(TypeError, match="without 'W'"):
         viz.plot_architecture(({"kernel": np.zeros((2, 3))},))
+    conv = fnn.serial(fnn.Conv(2, 3), fnn.Flatten(), fnn.Dense(2))
+    with pytest.raises(ValueError, match=r"params\[0\]\['W'\] has shape \(3, 1, 2\), a convolution kernel"):
+        viz.plot_architecture(conv.init(jax.random.key(0), (-1, 5, 1))[1], model=conv)
     with pytest.raises(ValueError, match="layer width 1 must be a positive integer, got 0"):
         viz.plot_architecture([2, 0, 1])
     with pytest.raises(ValueError, match="max_neurons"):

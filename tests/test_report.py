@@ -117,6 +117,20 @@ def test_frames_without_2d_inputs_show_a_confusion_matrix_and_sample_predictions
     assert len(titles) == 8
 
 
+def test_frames_of_a_convolutional_model_name_it_in_place_of_the_architecture():
+    rng = np.random.default_rng(1)
+    ds = data.Dataset(rng.normal(size=(30, 6)).astype(np.float32), rng.integers(0, 3, 30).astype(np.int32),
+                      rng.normal(size=(12, 6)).astype(np.float32), rng.integers(0, 3, 12).astype(np.int32),
+                      3, "signals", "classification")
+    model = fnn.serial(fnn.Reshape((6, 1)), fnn.Conv(2, 3), fnn.Activation("relu"), fnn.MaxPool(2),
+                       fnn.Flatten(), fnn.Dense(3))
+    snaps = report.Snapshots(model.init(jax.random.key(0), (-1, 6))[1])
+    fig = report.frame_figure(model, "softmax_cross_entropy", ds, snaps, {}, index=0)
+    assert model.name in [t.get_text() for ax in fig.axes for t in ax.texts]
+    confusion = [ax for ax in fig.axes if ax.images][0]
+    assert confusion.images[0].get_array().sum() == 12
+
+
 def test_regression_frames_show_the_fitted_curve():
     ds, _ = data.standardize_dataset(data.get_dataset("sine", key=jax.random.key(0), n=64, n_test=20), targets=True)
     model = fnn.mlp([1, 4, 1], activation="tanh")

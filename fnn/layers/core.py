@@ -40,7 +40,7 @@ class Layer:
     """A layer: init, forward and its hand-written backward, plus what it is made of.
 
     name: how the layer prints, e.g. "Dense(100)" or "serial(Dense(4), relu, Dense(1))".
-    kind: the family, e.g. "dense", "activation", "dropout", "serial".
+    kind: the family: "dense", "activation", "dropout", "conv", "pool", "flatten", "reshape", "serial"...
     layers: the sub-layers of a combinator (serial), () for a leaf layer.
     stochastic: whether training draws from the forward's key (dropout), here or in a sub-layer.
     activation: the ActivationFn of an activation layer, None otherwise.

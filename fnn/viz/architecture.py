@@ -31,6 +31,9 @@ def dense_layers(params, where="params"):
             raise InputTypeError(f"{where} is a dict without 'W' ({sorted(params)}); expected fnn Dense "
                             "parameters {'W', 'b'} or a tuple of layer parameters")
         W = np.asarray(params["W"])
+        if W.ndim > 2:
+            raise InputError(f"{where}['W'] has shape {W.shape}, a convolution kernel; plot_architecture "
+                             "draws Dense layers only, expected W of shape (in, out)")
         if W.ndim != 2:
             raise InputError(f"{where}['W'] has shape {W.shape}; expected (in, out)")
         return [(W, None if params.get("b") is None else np.asarray(params["b"]))]
