@@ -117,7 +117,7 @@ def test_frames_without_2d_inputs_show_a_confusion_matrix_and_sample_predictions
     assert len(titles) == 8
 
 
-def test_frames_of_a_convolutional_model_name_it_in_place_of_the_architecture():
+def test_frames_of_a_convolutional_model_draw_one_block_per_layer():
     rng = np.random.default_rng(1)
     ds = data.Dataset(rng.normal(size=(30, 6)).astype(np.float32), rng.integers(0, 3, 30).astype(np.int32),
                       rng.normal(size=(12, 6)).astype(np.float32), rng.integers(0, 3, 12).astype(np.int32),
@@ -126,7 +126,10 @@ def test_frames_of_a_convolutional_model_name_it_in_place_of_the_architecture():
                        fnn.Flatten(), fnn.Dense(3))
     snaps = report.Snapshots(model.init(jax.random.key(0), (-1, 6))[1])
     fig = report.frame_figure(model, "softmax_cross_entropy", ds, snaps, {}, index=0)
-    assert model.name in [t.get_text() for ax in fig.axes for t in ax.texts]
+    blocks = [p.get_gid() for ax in fig.axes for p in ax.patches if (p.get_gid() or "").startswith("block-")]
+    assert blocks == [f"block-{i}" for i in range(6)]      # input, Reshape, Conv (· relu), MaxPool, Flatten, Dense
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any(t.startswith("Conv") and "· relu" in t and "4 × 2" in t for t in texts), texts
     confusion = [ax for ax in fig.axes if ax.images][0]
     assert confusion.images[0].get_array().sum() == 12
 
