@@ -35,12 +35,19 @@ from fnn.grads import make_value_and_grad
 from fnn.grads import value_and_grad
 from fnn.initializers import get_initializer
 from fnn.layers import Activation
+from fnn.layers import BatchNorm
 from fnn.layers import Dense
 from fnn.layers import Dropout
 from fnn.layers import Layer
+from fnn.layers import LayerNorm
+from fnn.layers import init_state
 from fnn.layers import mlp
+from fnn.layers import residual
 from fnn.layers import serial
 from fnn.layers import summary
+from fnn.layers import update_state
+# The parallel-branches combinator is fnn.layers.parallel: fnn.parallel is data parallelism
+# (fnn.train.parallel).
 from fnn.losses import LOSSES
 from fnn.losses import Loss
 from fnn.losses import get_loss
@@ -73,6 +80,7 @@ __all__ = [
     "Activation",
     "ActivationFn",
     "Backprop",
+    "BatchNorm",
     "DATASETS",
     "Dense",
     "Dropout",
@@ -81,6 +89,7 @@ __all__ = [
     "InputTypeError",
     "LOSSES",
     "Layer",
+    "LayerNorm",
     "Loss",
     "OPTIMIZERS",
     "StepConfig",
@@ -105,6 +114,7 @@ __all__ = [
     "get_optimizer",
     "grad",
     "gradcheck",
+    "init_state",
     "initializers",
     "log_softmax",
     "logsumexp",
@@ -118,10 +128,12 @@ __all__ = [
     "precision",
     "predict",
     "relative_error",
+    "residual",
     "schedules",
     "serial",
     "softmax",
     "summary",
     "train",
+    "update_state",
     "value_and_grad",
 ]
