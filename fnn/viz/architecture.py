@@ -61,10 +61,6 @@ def _flat_layers(model):
 
 def _captions_after_dense(model, n_dense):
     """For each Dense layer, the names of the layers after it (activation, dropout, norm)."""
-    branched = [l.name for l in _all_layers(model) if l.kind == "parallel"]
-    if branched:
-        raise InputError(f"plot_architecture draws a chain of Dense layers; {branched[0]} has parallel "
-                         "branches, which it does not draw")
     after, i = [[] for _ in range(n_dense)], -1
     for layer in _flat_layers(model):
         if layer.kind == "dense":
@@ -103,6 +99,11 @@ def plot_architecture(params, *, model=None, ax=None, max_neurons=12, input_name
       the Axes; neurons of layer l are the scatter with gid f"neurons-{l}",
       connections from layer l the LineCollection f"weights-{l}".
     """
+    if model is not None:
+        branched = [l.name for l in _all_layers(model) if l.kind == "parallel"]
+        if branched:
+            raise InputError(f"plot_architecture draws a chain of Dense layers; {branched[0]} has parallel "
+                             "branches, which it does not draw")
     max_neurons = check_positive_int("max_neurons", max_neurons)
     check_number("max_neurons", max_neurons, 4)              # room for two neurons either side of ⋮
     if _is_widths(params):
