@@ -1,6 +1,7 @@
 """Layers as bundles of pure functions over parameter pytrees, backward beside forward.
 
-    core         the Layer type, serial composition, summary, model state (init_state, update_state)
+    core         the Layer type, serial composition, model state (init_state, update_state)
+    summary      fnn.summary: output shapes and parameter counts, layer by layer
     dense        Dense (Z = XW + b) and mlp
     elementwise  Activation, Dropout
     norm         LayerNorm, BatchNorm (with running statistics as model state)
@@ -11,10 +12,8 @@ from fnn.layers.combinators import residual
 from fnn.layers.core import MISSING_KEY
 from fnn.layers.core import MISSING_STATE
 from fnn.layers.core import Layer
-from fnn.layers.core import Summary
 from fnn.layers.core import init_state
 from fnn.layers.core import serial
-from fnn.layers.core import summary
 from fnn.layers.core import update_state
 from fnn.layers.dense import Dense
 from fnn.layers.dense import mlp
@@ -22,6 +21,8 @@ from fnn.layers.elementwise import Activation
 from fnn.layers.elementwise import Dropout
 from fnn.layers.norm import BatchNorm
 from fnn.layers.norm import LayerNorm
+from fnn.layers.summary import Summary
+from fnn.layers.summary import summary
 
 __all__ = [
     "Activation",
