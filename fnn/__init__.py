@@ -36,17 +36,24 @@ from fnn.grads import value_and_grad
 from fnn.initializers import get_initializer
 from fnn.layers import Activation
 from fnn.layers import AvgPool
+from fnn.layers import BatchNorm
 from fnn.layers import Conv
 from fnn.layers import Dense
 from fnn.layers import Dropout
 from fnn.layers import Flatten
 from fnn.layers import GlobalAvgPool
 from fnn.layers import Layer
+from fnn.layers import LayerNorm
 from fnn.layers import MaxPool
 from fnn.layers import Reshape
+from fnn.layers import init_state
 from fnn.layers import mlp
+from fnn.layers import residual
 from fnn.layers import serial
 from fnn.layers import summary
+from fnn.layers import update_state
+# The parallel-branches combinator is fnn.layers.parallel: fnn.parallel is data parallelism
+# (fnn.train.parallel).
 from fnn.losses import LOSSES
 from fnn.losses import Loss
 from fnn.losses import get_loss
@@ -80,6 +87,7 @@ __all__ = [
     "ActivationFn",
     "AvgPool",
     "Backprop",
+    "BatchNorm",
     "Conv",
     "DATASETS",
     "Dense",
@@ -91,6 +99,7 @@ __all__ = [
     "InputTypeError",
     "LOSSES",
     "Layer",
+    "LayerNorm",
     "Loss",
     "MaxPool",
     "OPTIMIZERS",
@@ -117,6 +126,7 @@ __all__ = [
     "get_optimizer",
     "grad",
     "gradcheck",
+    "init_state",
     "initializers",
     "log_softmax",
     "logsumexp",
@@ -130,10 +140,12 @@ __all__ = [
     "precision",
     "predict",
     "relative_error",
+    "residual",
     "schedules",
     "serial",
     "softmax",
     "summary",
     "train",
+    "update_state",
     "value_and_grad",
 ]

@@ -3,8 +3,10 @@
     method="manual"    forward, loss.grad, then model.backward layer by layer
     method="autodiff"  jax.vjp of the same forward and loss
 
-`forward_backward` returns the loss, the model's output and the gradients;
-`value_and_grad` and `grad` the loss and gradients alone. With a precision
+`forward_backward` returns the loss, the model's output, the gradients and,
+for a model with non-trainable state (BatchNorm), that state after the
+training forward (both methods fold the same forward's saved values into it:
+fnn.update_state); `value_and_grad` and `grad` the loss and gradients alone. With a precision
 policy (fnn.precision: "bf16", "fp16") the forward and backward run in its
 compute dtype and the loss in float32 (the formulas are in fnn.precision).
 
@@ -19,9 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn.errors import InputTypeError
+from fnn.layers.core import update_state
 from fnn.losses import get_loss
 from fnn.precision import cast_floating, get_policy
-from fnn.validate import check_choice, check_params, check_targets
+from fnn.validate import check_choice, check_model_state, check_params, check_targets
 
 __all__ = ["METHODS", "Backprop", "forward_backward", "loss_value", "value_and_grad", "grad",
            "make_value_and_grad", "differentiable", "differentiable_loss"]
@@ -30,58 +33,73 @@ METHODS = ("manual", "autodiff")
 
 
 class Backprop(NamedTuple):
-    """What one forward and backward pass gives: the loss L, the model output, dL/dparams."""
+    """What one forward and backward pass gives: the loss L, the model output, dL/dparams, new state.
+
+    state: the model's non-trainable state after this training forward
+    (fnn.update_state(model, state, saved)); () for a stateless model, None for a
+    stateful one given no state. Unpack all four: value, output, grads, state = ...
+    """
     value: jax.Array
     output: jax.Array
     grads: Any
+    state: Any = ()
 
 
-def loss_value(model, loss, params, x, y, *, key=None, train=True):
+def loss_value(model, loss, params, x, y, *, key=None, train=True, state=None):
     """L(params) = loss(model(params, x), y)."""
-    out, _ = model.forward(params, x, key=key, train=train)
+    out, _ = model.forward(params, x, key=key, train=train, state=state)
     return get_loss(loss).fn(out, y)
 
 
-def _manual(model, loss, params, x, y, key):
+def _new_state(model, state, saved):
+    """The state after a training forward: () if stateless, None if no state was given."""
+    if not model.stateful:
+        return ()
+    return None if state is None else update_state(model, state, saved)
+
+
+def _manual(model, loss, params, x, y, key, state):
     """Backpropagation: dL/dout from the loss, then each layer's backward in reverse."""
-    out, saved = model.forward(params, x, key=key, train=True)      # (batch, out)
+    out, saved = model.forward(params, x, key=key, train=True, state=state)   # (batch, out)
     value = loss.fn(out, y)
     grads, _ = model.backward(params, saved, loss.grad(out, y))     # the tree of params
-    return Backprop(value, out, grads)
+    return Backprop(value, out, grads, _new_state(model, state, saved))
 
 
-def _autodiff(model, loss, params, x, y, key):
-    """jax.value_and_grad of the same forward and loss."""
+def _autodiff(model, loss, params, x, y, key, state):
+    """jax.value_and_grad of the same forward and loss; the new state is an auxiliary output."""
     def f(p):
-        out, _ = model.forward(p, x, key=key, train=True)
-        return loss.fn(out, y), out
-    (value, out), grads = jax.value_and_grad(f, has_aux=True)(params)
-    return Backprop(value, out, grads)
+        out, saved = model.forward(p, x, key=key, train=True, state=state)
+        return loss.fn(out, y), (out, _new_state(model, state, saved))
+    (value, (out, new_state)), grads = jax.value_and_grad(f, has_aux=True)(params)
+    return Backprop(value, out, grads, new_state)
 
 
-def _manual_mixed(model, loss, policy, params, x, y, key, scale):
+def _manual_mixed(model, loss, policy, params, x, y, key, scale, state):
     """Hand-written backprop in the compute dtype; float32 loss, float32 unscaled gradients."""
     p_c, x_c = cast_floating(params, policy.compute_dtype), cast_floating(x, policy.compute_dtype)
-    out, saved = model.forward(p_c, x_c, key=key, train=True)                   # compute dtype
+    out, saved = model.forward(p_c, x_c, key=key, train=True,
+                               state=cast_floating(state, policy.compute_dtype))   # compute dtype
     out = out.astype(policy.output_dtype)
     value = loss.fn(out, y)
     dout = (loss.grad(out, y) * scale).astype(policy.compute_dtype)            # s · dL/dout
     grads, _ = model.backward(p_c, saved, dout)
-    return Backprop(value, out, _unscale(grads, scale, policy))
+    return Backprop(value, out, _unscale(grads, scale, policy), _new_state(model, state, saved))
 
 
-def _autodiff_mixed(model, loss, policy, params, x, y, key, scale):
+def _autodiff_mixed(model, loss, policy, params, x, y, key, scale, state):
     """jax.vjp of the same casts, forward and loss, with cotangent s; then unscaled."""
     x_c = cast_floating(x, policy.compute_dtype)
 
     def f(p):
-        out, _ = model.forward(cast_floating(p, policy.compute_dtype), x_c, key=key, train=True)
+        out, saved = model.forward(cast_floating(p, policy.compute_dtype), x_c, key=key, train=True,
+                                   state=cast_floating(state, policy.compute_dtype))
         out = out.astype(policy.output_dtype)
-        return loss.fn(out, y), out
+        return loss.fn(out, y), (out, _new_state(model, state, saved))
 
-    value, vjp, out = jax.vjp(f, params, has_aux=True)
+    value, vjp, (out, new_state) = jax.vjp(f, params, has_aux=True)
     grads, = vjp(jnp.asarray(scale, value.dtype))
-    return Backprop(value, out, _unscale(grads, scale, policy))
+    return Backprop(value, out, _unscale(grads, scale, policy), new_state)
 
 
 def _unscale(grads, scale, policy):
@@ -89,9 +107,9 @@ def _unscale(grads, scale, policy):
     return jax.tree.map(lambda g: g.astype(policy.param_dtype) / jnp.asarray(scale, policy.param_dtype), grads)
 
 
-def forward_backward(model, loss, params, x, y, *, key=None, method="manual", precision=None,
+def forward_backward(model, loss, params, x, y, *, key=None, state=None, method="manual", precision=None,
                      loss_scale=1.0):
-    """The loss, the model's output and dL/dparams for one batch, as a Backprop.
+    """The loss, the model's output, dL/dparams and the new model state for one batch, as a Backprop.
 
     Args:
       model: an fnn Layer.
@@ -99,6 +117,9 @@ def forward_backward(model, loss, params, x, y, *, key=None, method="manual", pr
       params: the model's parameter pytree.
       x, y: inputs and targets.
       key: PRNG key for stochastic layers (dropout); None if there are none.
+      state: the model's non-trainable state (fnn.init_state), or None. The forward
+        runs in training mode (BatchNorm: batch statistics) and the state is updated
+        from what it saved; without it Backprop.state is None for a stateful model.
       method: "manual" (hand-written backward) or "autodiff" (jax.grad).
       precision: None (everything in the dtype of params and x), or "bf16"/"fp16"/a
         fnn.precision.Policy: forward and backward in its compute dtype, the loss and
@@ -106,43 +127,49 @@ def forward_backward(model, loss, params, x, y, *, key=None, method="manual", pr
       loss_scale: with a precision, dL/dout is multiplied by it before the backward
         and the gradients divided by it after (float16 loss scaling).
     Returns:
-      Backprop(value, output, grads), grads with the structure of params.
+      Backprop(value, output, grads, state), grads with the structure of params.
     """
     check_choice("gradient method", method, METHODS)
     loss = get_loss(loss)
     x = jnp.asarray(x)
     check_params(model, params, x.shape)
-    check_targets(loss, jax.eval_shape(lambda: model.apply(params, x)).shape, y)
+    check_model_state(model, state, x.shape, "forward_backward")
+    check_targets(loss, jax.eval_shape(lambda: model.apply(params, x, key=key, train=True, state=state)).shape, y)
     if precision is None:
-        return (_manual if method == "manual" else _autodiff)(model, loss, params, x, y, key)
+        return (_manual if method == "manual" else _autodiff)(model, loss, params, x, y, key, state)
     impl = _manual_mixed if method == "manual" else _autodiff_mixed
-    return impl(model, loss, get_policy(precision), params, x, y, key, loss_scale)
+    return impl(model, loss, get_policy(precision), params, x, y, key, loss_scale, state)
 
 
-def value_and_grad(model, loss, params, x, y, *, key=None, method="manual", precision=None):
-    """(L, dL/dparams) for one batch, by hand-written backprop or by jax.grad; see forward_backward."""
-    r = forward_backward(model, loss, params, x, y, key=key, method=method, precision=precision)
+def value_and_grad(model, loss, params, x, y, *, key=None, state=None, method="manual", precision=None):
+    """(L, dL/dparams) for one batch, by hand-written backprop or by jax.grad; see forward_backward.
+
+    The training forward's new model state is dropped: forward_backward returns it.
+    """
+    r = forward_backward(model, loss, params, x, y, key=key, state=state, method=method, precision=precision)
     return r.value, r.grads
 
 
-def grad(model, loss, params, x, y, *, key=None, method="manual", precision=None):
+def grad(model, loss, params, x, y, *, key=None, state=None, method="manual", precision=None):
     """dL/dparams alone; see forward_backward."""
-    return value_and_grad(model, loss, params, x, y, key=key, method=method, precision=precision)[1]
+    return value_and_grad(model, loss, params, x, y, key=key, state=state, method=method,
+                          precision=precision)[1]
 
 
 def make_value_and_grad(model, loss, method="manual", precision=None):
-    """A function (params, x, y, *, key=None) -> (L, grads), ready for jax.jit."""
+    """A function (params, x, y, *, key=None, state=None) -> (L, grads), ready for jax.jit."""
     check_choice("gradient method", method, METHODS)
     loss = get_loss(loss)
 
-    def fn(params, x, y, *, key=None):
-        return value_and_grad(model, loss, params, x, y, key=key, method=method, precision=precision)
+    def fn(params, x, y, *, key=None, state=None):
+        return value_and_grad(model, loss, params, x, y, key=key, state=state, method=method,
+                              precision=precision)
 
     return fn
 
 
 def differentiable(model, *, train=False):
-    """The model as f(params, x, key=None) whose VJP is the hand-written backward.
+    """The model as f(params, x, key=None, state=None) whose VJP is the hand-written backward.
 
     jax.grad, jax.vjp, jit and vmap of any function that calls it use
     model.backward instead of differentiating the forward:
@@ -150,20 +177,22 @@ def differentiable(model, *, train=False):
         f = fnn.differentiable(model)
         jax.grad(lambda p: jnp.sum(f(p, x) ** 2))(params)
 
-    Arrays (params, x, key) are ordinary arguments; `train` is fixed here.
+    Arrays (params, x, key, state) are ordinary arguments; `train` is fixed here.
+    A stateful model in inference reads `state` (no gradient flows into it); the
+    state is not updated here (fnn.forward_backward does that).
     """
     @jax.custom_vjp
-    def f(params, x, key=None):
-        return model.forward(params, x, key=key, train=train)[0]
+    def f(params, x, key=None, state=None):
+        return model.forward(params, x, key=key, train=train, state=state)[0]
 
-    def f_fwd(params, x, key=None):
-        out, saved = model.forward(params, x, key=key, train=train)
+    def f_fwd(params, x, key=None, state=None):
+        out, saved = model.forward(params, x, key=key, train=train, state=state)
         return out, (params, saved)
 
     def f_bwd(residuals, dout):
         params, saved = residuals
         dparams, dx = model.backward(params, saved, dout)
-        return dparams, dx, None
+        return dparams, dx, None, None
 
     f.defvjp(f_fwd, f_bwd)
     return f

@@ -21,7 +21,7 @@ from fnn.errors import InputError, InputTypeError
 
 __all__ = ["MAX_STEPS", "check_positive_int", "check_non_negative_int", "check_int_at_least", "check_number",
            "check_optional_positive_int", "check_bool", "check_choice", "check_key", "check_callable",
-           "check_model", "as_array", "parse_int_list", "parse_float_list", "check_params", "check_data", "check_targets",
+           "check_model", "as_array", "parse_int_list", "parse_float_list", "check_params", "check_model_state", "check_data", "check_targets",
            "is_concrete"]
 
 
@@ -193,6 +193,32 @@ def check_params(model, params, x_shape):
             or [tuple(np.shape(p)) for p in jax.tree.leaves(params)] != shapes):
         raise InputError(PARAMS_MISMATCH.format(model=model.name, shape=tuple(x_shape),
                                                 expected=expected, got=_describe(params)))
+
+
+STATE_MISMATCH = ("{where}model_state does not match the model {model} for inputs of shape {shape}:\n"
+                  "  expected {expected} (fnn.init_state(model, {init_shape}))\n  got      {got}")
+
+
+def check_model_state(model, state, x_shape, where=None):
+    """ValueError unless `state` has the tree and shapes fnn.init_state gives for inputs of x_shape.
+
+    None passes (no state given: the forward decides whether it needs one).
+    """
+    check_model(model)
+    if state is None:
+        return
+    from fnn.layers.core import init_state       # fnn.layers imports this module
+    shape = (-1,) + tuple(x_shape[1:]) if len(x_shape) > 1 else tuple(x_shape)
+    try:
+        expected = jax.eval_shape(lambda: init_state(model, shape))
+    except (ValueError, TypeError):
+        return                                  # the forward pass will name the input problem
+    if (jax.tree.structure(state) != jax.tree.structure(expected)
+            or [tuple(np.shape(s)) for s in jax.tree.leaves(state)]
+            != [tuple(s.shape) for s in jax.tree.leaves(expected)]):
+        raise InputError(STATE_MISMATCH.format(where=f"{where}: " if where else "", model=model.name,
+                                               shape=tuple(x_shape), expected=_describe(expected),
+                                               init_shape=shape, got=_describe(state)))
 
 
 def check_data(x, y, where="data"):

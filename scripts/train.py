@@ -220,8 +220,9 @@ def train(args, given, limits, out):
     init_key, train_key = jax.random.split(key)
     _, params = model.init(init_key, (-1, ds.in_features))
     state = None
-    if args.resume:
-        template = init_state(params, template_optimizer, train_key)
+    if args.resume:     # the model's non-trainable state too (() for an MLP)
+        template = init_state(params, template_optimizer, train_key,
+                              fnn.init_state(model, (-1, ds.in_features)))
         trees, _ = checkpoint.load(os.path.join(args.resume, CHECKPOINT), {"state": template})
         state = trees["state"]
         print(f"resumed from {args.resume} at step {int(state.step)}")
@@ -264,8 +265,8 @@ def train(args, given, limits, out):
     if saved_step and result.wall_seconds > 0 and math.isclose(rate, result.steps / result.wall_seconds):
         # fit's rate when no chunk ran apart from the compiling one counts the resumed steps too
         rate = (result.steps - saved_step) / result.wall_seconds
-    test = evaluate(model, loss, result.params, ds.x_test, ds.y_test)
-    train = evaluate(model, loss, result.params, ds.x_train, ds.y_train)
+    test = evaluate(model, loss, result.params, ds.x_test, ds.y_test, model_state=result.model_state)
+    train = evaluate(model, loss, result.params, ds.x_train, ds.y_train, model_state=result.model_state)
     wall = time.perf_counter() - t_start
     metrics = {
         "dataset": config["dataset"], "device": cli.device_description(), "grad": config["grad"],

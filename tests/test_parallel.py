@@ -50,6 +50,20 @@ FOUR_DEVICE_PROGRAM = textwrap.dedent("""
             "param_devices": len(w.sharding.device_set),
             "replicated": bool(w.sharding.is_fully_replicated)}
 
+    # BatchNorm: its batch statistics are means over the sharded batch, i.e. of the global batch
+    model = fnn.serial(fnn.Dense(16), fnn.BatchNorm(), fnn.Activation("relu"), fnn.Dense(2))
+    _, params = model.init(jax.random.key(1), (-1, 2))
+    kw = dict(key=jax.random.key(2), steps=30, batch_size=40, progress=False)
+    runs = [fnn.fit(model, "softmax_cross_entropy", optim.sgd(0.1), params, ds.x_train, ds.y_train,
+                    config=fnn.StepConfig(mesh=mesh), **kw) for mesh in (None, parallel.make_mesh(4))]
+    one, four = [(r.params, r.model_state) for r in runs]
+    out["batchnorm/manual"] = {
+        "max_abs_diff": max_diff(one, four),
+        "max_abs_param": max(float(np.max(np.abs(np.asarray(p)))) for p in jax.tree.leaves(one)),
+        "param_devices": len(runs[1].model_state[1]["mean"].sharding.device_set),
+        "replicated": bool(runs[1].model_state[1]["mean"].sharding.is_fully_replicated),
+        "state_moved": max_diff(one[1], fnn.init_state(model, (-1, 2)))}
+
     model = fnn.mlp([2, 32, 32, 2], "relu")
     _, params = model.init(jax.random.key(1), (-1, 2))
     mesh = parallel.make_mesh(4)
@@ -76,12 +90,14 @@ def four_devices():
     return json.loads(line[len("RESULT "):])
 
 
-@pytest.mark.parametrize("case", ["relu/manual", "dropout/autodiff"])
+@pytest.mark.parametrize("case", ["relu/manual", "dropout/autodiff", "batchnorm/manual"])
 def test_four_devices_give_the_parameters_of_one_device(four_devices, case):
     r = four_devices[case]
     assert four_devices["devices"] == 4
     assert r["param_devices"] == 4 and r["replicated"]
     assert r["max_abs_diff"] <= 1e-5 * max(1.0, r["max_abs_param"]), r    # float32 reassociation only
+    if case == "batchnorm/manual":     # BatchNorm's running statistics too (global-batch statistics)
+        assert r["state_moved"] > 1e-2, r
 
 
 def test_the_step_all_reduces_gradients_and_never_gathers_the_batch(four_devices):

@@ -36,7 +36,7 @@ def test_matmuls_run_in_the_compute_dtype_and_grads_come_back_float32(name, dtyp
     dots = [e for e in jaxpr.eqns if e.primitive.name == "dot_general"]
     assert len(dots) >= 4                                     # forward and backward matmuls
     assert all(v.aval.dtype == dtype for e in dots for v in e.invars)
-    value, out, grads = jax.jit(fn)(params, x, y)
+    value, out, grads, _ = jax.jit(fn)(params, x, y)
     assert value.dtype == out.dtype == jnp.float32
     assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(grads))
 

@@ -98,7 +98,7 @@ def _relative_error(a, b):
 
 
 def _both_ways(model, loss, params, x, y, key):
-    """Backprop(L, out, grads) by hand-written backprop and (L, grads) by jax.grad."""
+    """Backprop(L, out, grads, state) by hand-written backprop and (L, grads) by jax.grad."""
     manual = fnn.forward_backward(model, loss, params, x, y, key=key, method="manual")
     autodiff = fnn.value_and_grad(model, loss, params, x, y, key=key, method="autodiff")
     return manual, autodiff
@@ -132,7 +132,7 @@ def test_manual_gradient_equals_jax_grad(problem_list):
         results = jax.device_get(compiled(args))
     checked = 0
     for problem, (b64, b32), pair in zip(problem_list, args, results):
-        for dtype, ((loss_m, out, g_m), (loss_a, g_a)), (params, _, y, _) in zip(
+        for dtype, ((loss_m, out, g_m, _), (loss_a, g_a)), (params, _, y, _) in zip(
                 ("float64", "float32"), pair, (b64, b32)):
             if problem.loss == "l1" and np.any(out.reshape(-1) == np.asarray(y).reshape(-1)):
                 continue   # |r| has a kink at r = 0: sign(0) = 0 by hand, jax.grad takes 1 there

@@ -152,7 +152,7 @@ def _check_keys(model, key, max_fd_per_leaf, fd_key):
         check_key("fd_key", fd_key)
 
 
-def check_gradients(model, loss, params, x, y, *, key=None, eps=FD_EPS,
+def check_gradients(model, loss, params, x, y, *, key=None, state=None, eps=FD_EPS,
                     max_fd_per_leaf=None, fd_key=None):
     """Compare the manual gradient with jax.grad and central finite differences, in float64.
 
@@ -165,7 +165,9 @@ def check_gradients(model, loss, params, x, y, *, key=None, eps=FD_EPS,
     vmapped evaluation per element; with `max_fd_per_leaf`, a leaf with more
     elements is differenced on that many elements drawn with `fd_key`, and its
     fd errors are over those elements only. The forward runs with train=True,
-    as in training, with the same `key` for every evaluation (one dropout mask).
+    as in training, with the same `key` for every evaluation (one dropout mask);
+    BatchNorm normalizes with each evaluation's batch statistics, so the gradient
+    checked is that of training, through the statistics.
     Where a step of ±h crosses a kink (a relu pre-activation within h·|input|
     of 0, say), the difference is not a derivative and manual vs fd fails
     although the backward is right: draw inputs away from kinks, or cap the
@@ -179,6 +181,8 @@ def check_gradients(model, loss, params, x, y, *, key=None, eps=FD_EPS,
       y: targets (floats cast to float64, integer labels kept).
       key: PRNG key for the forward of a stochastic model (dropout); required
         when model.stochastic (TypeError otherwise), else None.
+      state: the model's non-trainable state (fnn.init_state), passed to every
+        forward; None is fine for BatchNorm, whose training forward does not read it.
       eps: the finite-difference step h > 0 (FD_EPS = 1e-5; see fnn.check.finite_differences).
       max_fd_per_leaf: cap on differenced elements per leaf; None for all.
       fd_key: PRNG key drawing that sample; required with max_fd_per_leaf.
@@ -192,15 +196,15 @@ def check_gradients(model, loss, params, x, y, *, key=None, eps=FD_EPS,
     _check_keys(model, key, max_fd_per_leaf, fd_key)
     loss = get_loss(loss)
     with jax.enable_x64(True):
-        params, x, y = _to_float64(params), _to_float64(x), _to_float64(y)
+        params, x, y, state = _to_float64(params), _to_float64(x), _to_float64(y), _to_float64(state)
         path_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
         _check_float_leaves(path_leaves)
-        value, manual = value_and_grad(model, loss, params, x, y, key=key, method="manual")
-        _, autodiff = value_and_grad(model, loss, params, x, y, key=key, method="autodiff")
+        value, manual = value_and_grad(model, loss, params, x, y, key=key, state=state, method="manual")
+        _, autodiff = value_and_grad(model, loss, params, x, y, key=key, state=state, method="autodiff")
         _check_same_structure(params, manual, "manual")
         picks = sample_indices([int(np.size(leaf)) for _, leaf in path_leaves], max_fd_per_leaf, fd_key)
         fd = central_differences(
-            lambda p: loss_value(model, loss, p, x, y, key=key, train=True),
+            lambda p: loss_value(model, loss, p, x, y, key=key, train=True, state=state),
             [leaf for _, leaf in path_leaves], treedef, picks, eps)
     leaves = _leaf_errors(path_leaves, _flat_leaves(manual), _flat_leaves(autodiff), picks, fd)
     return GradCheckResult(
@@ -243,7 +247,7 @@ class LayerCheckResult(NamedTuple):
         return self.max_error <= tol
 
 
-def check_layer(layer, params, x, *, key, train=True):
+def check_layer(layer, params, x, *, key, train=True, state=None):
     """One layer's backward against jax.vjp of its forward, for a random cotangent, in float64.
 
     With y = forward(params, x) and dy ~ N(0, 1) of y's shape, compares
@@ -257,6 +261,9 @@ def check_layer(layer, params, x, *, key, train=True):
       key: PRNG key, required: split in two, one for the forward (a dropout
         mask; unused by deterministic layers) and one drawing the cotangent dy.
       train: the forward's train flag.
+      state: a stateful layer's state (fnn.init_state), needed with train=False
+        (BatchNorm's running statistics, constants of the backward); with train=True
+        BatchNorm uses the batch statistics and the state may be None.
     Returns:
       a LayerCheckResult with (keystr path, error) per dparams leaf and the dx error.
     """
@@ -264,10 +271,10 @@ def check_layer(layer, params, x, *, key, train=True):
     k_forward, k_cotangent = jax.random.split(check_key("key", key))
 
     def forward(p, xx):
-        return layer.forward(p, xx, key=k_forward, train=train)
+        return layer.forward(p, xx, key=k_forward, train=train, state=state)
 
     with jax.enable_x64(True):
-        params, x = _to_float64(params), _to_float64(x)
+        params, x, state = _to_float64(params), _to_float64(x), _to_float64(state)
         y, saved = forward(params, x)
         dy = jax.random.normal(k_cotangent, y.shape, jnp.float64)          # y's shape
         dparams, dx = layer.backward(params, saved, dy)

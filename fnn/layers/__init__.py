@@ -1,28 +1,60 @@
 """Layers as bundles of pure functions over parameter pytrees, backward beside forward.
 
-    core         the Layer type, serial composition, summary
+    core         the Layer type, serial composition, model state (init_state, update_state)
+    summary      fnn.summary: output shapes and parameter counts, layer by layer
     dense        Dense (Z = XW + b) and mlp
     elementwise  Activation, Dropout
     conv         Conv, 1-D (NWC) and 2-D (NHWC), with strides, dilation, padding, groups
     pooling      MaxPool, AvgPool, GlobalAvgPool
     shape        Flatten, Reshape
     window       the window arithmetic (output lengths, padding) of conv and pooling
+    norm         LayerNorm, BatchNorm (with running statistics as model state)
+    combinators  residual (y = x + f(x)), parallel (branches summed or concatenated)
 """
-from fnn.layers.core import MISSING_KEY
-from fnn.layers.core import Layer
-from fnn.layers.core import Summary
-from fnn.layers.core import serial
-from fnn.layers.core import summary
+from fnn.layers.combinators import parallel
+from fnn.layers.combinators import residual
 from fnn.layers.conv import Conv
+from fnn.layers.core import MISSING_KEY
+from fnn.layers.core import MISSING_STATE
+from fnn.layers.core import Layer
+from fnn.layers.core import init_state
+from fnn.layers.core import serial
+from fnn.layers.core import update_state
 from fnn.layers.dense import Dense
 from fnn.layers.dense import mlp
 from fnn.layers.elementwise import Activation
 from fnn.layers.elementwise import Dropout
+from fnn.layers.norm import BatchNorm
+from fnn.layers.norm import LayerNorm
 from fnn.layers.pooling import AvgPool
 from fnn.layers.pooling import GlobalAvgPool
 from fnn.layers.pooling import MaxPool
 from fnn.layers.shape import Flatten
 from fnn.layers.shape import Reshape
+from fnn.layers.summary import Summary
+from fnn.layers.summary import summary
 
-__all__ = ["Layer", "Dense", "Activation", "Dropout", "Conv", "MaxPool", "AvgPool", "GlobalAvgPool",
-           "Flatten", "Reshape", "serial", "mlp", "summary", "Summary", "MISSING_KEY"]
+__all__ = [
+    "Activation",
+    "AvgPool",
+    "BatchNorm",
+    "Conv",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalAvgPool",
+    "Layer",
+    "LayerNorm",
+    "MISSING_KEY",
+    "MISSING_STATE",
+    "MaxPool",
+    "Reshape",
+    "Summary",
+    "init_state",
+    "mlp",
+    "parallel",
+    "residual",
+    "serial",
+    "summary",
+    "update_state",
+]

@@ -1,4 +1,4 @@
-"""The Layer type, sequential composition, and a model summary.
+"""The Layer type, sequential composition, and the model's non-trainable state.
 
 Every layer is a `Layer` of three functions:
 
@@ -10,14 +10,27 @@ Every layer is a `Layer` of three functions:
 a dropout mask, ...); `dparams` has the structure of `params`. Shapes use -1
 for the batch dimension, as in `init(key, (-1, 784))`.
 
+A stateful layer (BatchNorm) also has non-trainable state, a pytree kept
+apart from params, so that params stay what the optimizer updates:
+
+    init_state(input_shape, dtype=float32) -> state
+    forward(params, x, *, key=None, train=False, state=None) -> (y, saved)
+    update_state(state, saved) -> state'       after a training forward
+
+Inference (train=False) reads the state; training need not (BatchNorm uses
+the batch's statistics) and update_state folds what the forward saved into
+it. Only stateful layers are given `state`: a stateless layer keeps the
+four-argument forward. fnn.init_state(model, input_shape) and
+fnn.update_state(model, state, saved) walk a whole model; serial keeps one
+entry per layer, () for a stateless one.
+
 A Layer holds no arrays: it is a pytree with no leaves (jax.tree_util.register_static),
 so a model can be an argument of a jitted function, `jax.jit(f)(model, params, x)`;
 jit treats it as static and compiles once per model object.
 """
 import dataclasses
 import functools
-import math
-from typing import Any, Callable, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -26,12 +39,16 @@ import numpy as np
 from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_key
 
-__all__ = ["Layer", "serial", "summary", "Summary", "MISSING_KEY"]
+__all__ = ["Layer", "serial", "MISSING_KEY", "MISSING_STATE", "init_state", "update_state", "output_shape"]
 
 MISSING_KEY = (
     "{layer} is stochastic in training and needs a PRNG key: call "
     "forward(params, x, key=jax.random.key(0), train=True), "
     "or pass train=False for inference")
+MISSING_STATE = (
+    "{layer} has non-trainable state (running statistics) that inference reads: call "
+    "forward(params, x, state=fnn.init_state(model, input_shape)) with the state training "
+    "returned (FitResult.model_state, TrainState.model_state), or pass train=True")
 
 
 @jax.tree_util.register_static
@@ -44,6 +61,11 @@ class Layer:
     layers: the sub-layers of a combinator (serial), () for a leaf layer.
     stochastic: whether training draws from the forward's key (dropout), here or in a sub-layer.
     activation: the ActivationFn of an activation layer, None otherwise.
+    init_state: (input_shape, dtype) -> state for a layer with non-trainable state
+      (BatchNorm's running mean and variance), here or in a sub-layer; None otherwise.
+    update_state: (state, saved) -> the state after a training forward that saved `saved`;
+      None keeps the state as it is.
+    stateful (a property): whether init_state is given; only then does forward get `state`.
     Compared and hashed by identity, as jit does for a static argument.
     """
     name: str
@@ -54,18 +76,34 @@ class Layer:
     kind: str = "layer"
     stochastic: bool = False
     activation: Optional[Any] = None
+    init_state: Optional[Callable] = None
+    update_state: Optional[Callable] = None
 
     def __post_init__(self):
         # Every init takes a PRNG key first, and a key given to forward must be one:
         # check them here, once for every layer, so a None or an int seed is named.
+        # The forward's wrapper also hands `state` to stateful layers only.
+        for field in ("init_state", "update_state"):
+            if getattr(self, field) is not None and not callable(getattr(self, field)):
+                raise InputTypeError(f"Layer {self.name}: {field} must be a function or None, "
+                                     f"got {getattr(self, field)!r}")
+        if self.update_state is not None and self.init_state is None:
+            raise InputTypeError(f"Layer {self.name}: update_state is given without init_state; "
+                                 "a stateful layer needs init_state(input_shape, dtype) -> state")
         if not getattr(self.init, "checks_key", False):
             object.__setattr__(self, "init", _init_checking_key(self.name, self.init))
-        if not getattr(self.forward, "checks_key", False):
-            object.__setattr__(self, "forward", _forward_checking_key(self.name, self.forward))
+        if getattr(self.forward, "checks_key", None) != ("stateful" if self.stateful else "stateless"):
+            forward = getattr(self.forward, "unchecked", self.forward)
+            object.__setattr__(self, "forward", _forward_checking_key(self.name, forward, self.stateful))
 
-    def apply(self, params, x, *, key=None, train=False):
+    @property
+    def stateful(self):
+        """Whether the layer (or a sub-layer) has non-trainable state: init_state is given."""
+        return self.init_state is not None
+
+    def apply(self, params, x, *, key=None, train=False, state=None):
         """The forward output alone: y = f(params, x)."""
-        return self.forward(params, x, key=key, train=train)[0]
+        return self.forward(params, x, key=key, train=train, state=state)[0]
 
     def replace(self, **changes):
         """A new Layer with some fields changed, e.g. layer.replace(backward=other_backward)."""
@@ -105,23 +143,97 @@ def _is_float_dtype(dtype):
         return False
 
 
-def _forward_checking_key(name, forward):
-    """forward, refusing a key that is given but is not a PRNG key (None: no key, fine in inference)."""
+def _forward_checking_key(name, forward, stateful):
+    """forward, refusing a key that is given but is not a PRNG key (None: no key, fine in inference).
+
+    It takes `state` and passes it on to a stateful layer only; a stateless layer's own
+    forward keeps the signature (params, x, *, key, train) and is refused a state with leaves.
+    A stateful layer in inference (train=False) needs its state: InputError without it.
+    """
     @functools.wraps(forward)
-    def checked(params, x, *, key=None, train=False):
+    def checked(params, x, *, key=None, train=False, state=None):
         if key is not None:
             check_key(f"{name}: forward key", key)
-        return forward(params, x, key=key, train=train)
-    checked.checks_key = True
+        if not stateful:
+            if jax.tree.leaves(state):
+                raise InputError(f"{name} has no state, but forward was given a state with "
+                                 f"{len(jax.tree.leaves(state))} array(s); pass state=None or ()")
+            return forward(params, x, key=key, train=train)
+        if state is None and not train:
+            raise InputError(MISSING_STATE.format(layer=name))
+        return forward(params, x, key=key, train=train, state=state)
+    checked.checks_key = "stateful" if stateful else "stateless"
+    checked.unchecked = forward
     return checked
+
+
+def output_shape(layer, input_shape, dtype=jnp.float32):
+    """The output shape layer.init gives for input_shape, from jax.eval_shape alone (no arrays)."""
+    shapes = []
+
+    def init(key):                         # the output shape is a Python tuple: kept, not traced
+        out, params = layer.init(key, tuple(input_shape), dtype)
+        shapes.append(tuple(out))
+        return params
+
+    jax.eval_shape(init, jax.random.key(0))
+    return shapes[0]
+
+
+def init_state(model, input_shape, dtype=jnp.float32):
+    """The model's initial non-trainable state for inputs of input_shape; () for a stateless model.
+
+    A serial model's state is a tuple with one entry per layer (() for a stateless
+    one); each sub-layer's input shape comes from jax.eval_shape of the inits before it,
+    as in summary(). BatchNorm's entry is {"mean": 0, "var": 1} per channel.
+
+        state = fnn.init_state(model, (-1, 784))
+        y = model.apply(params, x, state=state)            # inference: the running statistics
+    """
+    if not isinstance(model, Layer):
+        raise InputTypeError(f"init_state expects an fnn Layer, got {type(model).__name__}")
+    _check_input_shape(f"init_state({model.name}, input_shape)", input_shape)
+    if not _is_float_dtype(dtype):
+        raise InputTypeError(f"init_state({model.name}): dtype must be a floating-point dtype such as "
+                             f"jnp.float32, got {dtype!r}")
+    return model.init_state(tuple(input_shape), dtype) if model.stateful else ()
+
+
+def update_state(model, state, saved):
+    """The model's state after a training forward: model.update_state(state, saved); () if stateless.
+
+    `saved` is what forward(params, x, train=True, state=state) returned beside y.
+    A stateful layer without update_state keeps its state as it is.
+    """
+    if not isinstance(model, Layer):
+        raise InputTypeError(f"update_state expects an fnn Layer, got {type(model).__name__}")
+    if not model.stateful:
+        return ()
+    if state is None:
+        raise InputError(f"update_state({model.name}): state is None; start from "
+                         "fnn.init_state(model, input_shape)")
+    return state if model.update_state is None else model.update_state(state, saved)
+
+
+def _states(name, n, state):
+    """A combinator's state as one entry per part: (None,) * n when no state is given."""
+    if state is None:
+        return (None,) * n
+    if not isinstance(state, (tuple, list)) or len(state) != n:
+        got = len(state) if isinstance(state, (tuple, list)) else type(state).__name__
+        raise InputError(f"{name}: state must be a tuple with one entry per layer ({n}), got {got}; "
+                         "build it with fnn.init_state(model, input_shape)")
+    return tuple(state)
 
 
 def serial(*layers):
     """Compose layers in sequence; params and saved values are tuples, one entry a layer.
 
-    Forward runs the layers in order, each with its own key split from `key`.
+    Forward runs the layers in order, each with its own key split from `key` and,
+    for a stateful model, its own entry state[i] of the state (() for a stateless layer).
     Backward runs them in reverse, feeding each layer's dx to the one before:
         dx_{i−1} = backward_i(params_i, saved_i, dx_i)
+    update_state maps each layer's update_state over (state[i], saved[i]).
     """
     if not layers or not all(isinstance(l, Layer) for l in layers):
         raise InputTypeError(f"serial expects one or more fnn Layers, got {layers!r}")
@@ -142,12 +254,12 @@ def serial(*layers):
             raise InputError(
                 f"{name}: params must be a tuple with one entry per layer ({n}), got {got}")
 
-    def forward(params, x, *, key=None, train=False):
+    def forward(params, x, *, key=None, train=False, state=None):
         _check(params)
         keys = [None] * n if key is None else list(jax.random.split(key, n))
         saved = []
-        for layer, p, k in zip(layers, params, keys):
-            x, s = layer.forward(p, x, key=k, train=train)                  # (batch, ...) per layer
+        for layer, p, k, st in zip(layers, params, keys, _states(name, n, state)):
+            x, s = layer.forward(p, x, key=k, train=train, state=st)        # (batch, ...) per layer
             saved.append(s)
         return x, tuple(saved)
 
@@ -158,74 +270,18 @@ def serial(*layers):
             dparams[i], dy = layers[i].backward(params[i], saved[i], dy)     # dy: (batch, ...) of layer i's input
         return tuple(dparams), dy
 
+    def init_state_(input_shape, dtype=jnp.float32):
+        states, shape = [], tuple(input_shape)
+        for layer in layers:
+            states.append(init_state(layer, shape, dtype))
+            shape = output_shape(layer, shape, dtype)
+        return tuple(states)
+
+    def update_state_(state, saved):
+        return tuple(update_state(l, s, sv) for l, s, sv in zip(layers, _states(name, n, state), saved))
+
+    stateful = any(l.stateful for l in layers)
     return Layer(name, init, forward, backward, tuple(layers), kind="serial",
-                 stochastic=any(l.stochastic for l in layers))
-
-
-class SummaryRow(NamedTuple):
-    """One line of a summary: the layer, its depth in the tree, output shape, parameter count."""
-    depth: int
-    name: str
-    output_shape: Tuple[int, ...]
-    params: int
-
-
-class Summary(NamedTuple):
-    """fnn.summary's result: one row per layer (combinators first, then their parts), and totals."""
-    rows: Tuple[SummaryRow, ...]
-    input_shape: Tuple[int, ...]
-    output_shape: Tuple[int, ...]
-    total_params: int
-
-    def __str__(self):
-        names = ["  " * r.depth + r.name for r in self.rows]
-        shapes = [str(r.output_shape) for r in self.rows]
-        counts = [f"{r.params:,}" for r in self.rows]
-        w = (max(map(len, names + ["layer"])), max(map(len, shapes + ["output shape"])),
-             max(map(len, counts + ["params"])))
-        line = lambda a, b, c: f"{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}"
-        rule = "-" * (sum(w) + 4)
-        body = [line(*cells) for cells in zip(names, shapes, counts)]
-        return "\n".join([line("layer", "output shape", "params"), rule, *body, rule,
-                          f"input {self.input_shape} -> output {self.output_shape}, "
-                          f"{self.total_params:,} parameters"])
-
-
-def _count(tree):
-    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(tree))
-
-
-def summary(model, input_shape, dtype=jnp.float32):
-    """The layers of `model`, with each one's output shape and parameter count, for inputs of input_shape.
-
-    Nothing is computed on arrays: shapes come from jax.eval_shape of each
-    layer's init. A serial model lists its layers in order, nested
-    combinators indented; print() the result for a table.
-
-        >>> print(fnn.summary(fnn.mlp([40, 100, 10]), (-1, 40)))
-    """
-    if not isinstance(model, Layer):
-        raise InputTypeError(f"summary expects an fnn Layer, got {type(model).__name__}")
-    _check_input_shape(f"summary({model.name}, input_shape)", input_shape)
-    rows = []
-
-    def visit(layer, shape, depth):
-        shapes = []
-
-        def init(key):                     # the output shape is a Python tuple: kept, not traced
-            out, params = layer.init(key, shape, dtype)
-            shapes.append(tuple(out))
-            return params
-
-        params = jax.eval_shape(init, jax.random.key(0))
-        out_shape = shapes[0]
-        rows.append(SummaryRow(depth, layer.name if not layer.layers else layer.kind, out_shape,
-                               _count(params)))
-        if layer.kind == "serial":
-            for sub in layer.layers:
-                shape = visit(sub, shape, depth + 1)
-        return out_shape
-
-    input_shape = tuple(input_shape)
-    output_shape = visit(model, input_shape, 0)
-    return Summary(tuple(rows), input_shape, output_shape, rows[0].params)
+                 stochastic=any(l.stochastic for l in layers),
+                 init_state=init_state_ if stateful else None,
+                 update_state=update_state_ if stateful else None)

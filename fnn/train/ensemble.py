@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn.errors import InputError, InputTypeError
+from fnn.layers.core import init_state as init_model_state
 from fnn.losses import get_loss
 from fnn.numerics import all_finite
 from fnn.optim.base import GradientTransformation
@@ -50,7 +51,8 @@ BAD_HYPERPARAMS = ("hyperparams must be a dict of name -> array of shape (N,) = 
 
 
 class ManyResult(NamedTuple):
-    """N trained networks: every leaf of params and state has a leading axis N.
+    """N trained networks: every leaf of params and state has a leading axis N
+    (state.model_state too: each network's own running statistics, for a stateful model).
 
     losses and accuracies are (N, steps): each model's minibatch loss and
     accuracy at every step (accuracy NaN for regression losses).
@@ -103,7 +105,8 @@ def make_train(model, loss, optimizer, *, steps, input_shape, batch_size=None, c
 
     train(key, hyper, x, y) -> (state, StepRecord of (steps,)): params from
     model.init with the first half of `key`, the second half as the
-    TrainState's key, then `steps` updates of fnn.train.make_step:
+    TrainState's key, the model state from fnn.init_state (stateful models:
+    BatchNorm), then `steps` updates of fnn.train.make_step:
 
       batch_size None:  full-batch gradient descent, every step on all of (x, y);
       batch_size B:     epochs as fnn.train.make_epoch runs them (fnn.train.epoch.run_epoch):
@@ -158,7 +161,7 @@ def _init_fn(model, build_optimizer, input_shape, dtype):
     def init(key, hyper):
         init_key, train_key = jax.random.split(key)
         _, params = model.init(init_key, input_shape, dtype)
-        return init_state(params, build_optimizer(hyper), train_key)
+        return init_state(params, build_optimizer(hyper), train_key, init_model_state(model, input_shape, dtype))
     return init
 
 
@@ -176,7 +179,7 @@ def _train_many(keys, hyper, x, y, *, model, loss, optimizer, steps, input_shape
     train = make_train(model, loss, optimizer, steps=steps, input_shape=input_shape,
                        batch_size=batch_size, config=config, dtype=dtype, checked=checked)
     state, record = jax.vmap(train, in_axes=(0, 0, None, None))(keys, hyper, x, y)  # x, y shared by all
-    clean = jnp.all(jnp.isfinite(record.losses)) & all_finite((state.params, state.opt_state))
+    clean = jnp.all(jnp.isfinite(record.losses)) & all_finite((state.params, state.opt_state, state.model_state))
     return state, record, clean
 
 
@@ -204,7 +207,8 @@ def train_many(model, loss, optimizer, x, y, *, keys, steps, hyperparams=None, b
       config: a StepConfig (method, on_nonfinite per model, precision) for every model.
       input_shape: defaults to (-1, x.shape[-1]).
     Returns:
-      ManyResult with params and state stacked over N, losses and accuracies (N, steps).
+      ManyResult with params and state stacked over N, losses and accuracies (N, steps);
+      a stateful model's running statistics are in state.model_state, (N, ...) each.
     """
     keys = _check_keys(keys)
     hyper = _check_hyperparams(hyperparams, keys.shape[0])
@@ -227,13 +231,14 @@ def train_many(model, loss, optimizer, x, y, *, keys, steps, hyperparams=None, b
     return ManyResult(state.params, state, record.losses, record.accuracies)     # losses (N, steps)
 
 
-def converged(model, params, x, y, threshold=0.0):
+def converged(model, params, x, y, threshold=0.0, *, model_state=None):
     """(N,) bool: model i classifies every example of (x, y) correctly.
 
     Binary targets (n, 1) in {0, 1}: the logit must be > threshold exactly
     where y > 0.5. Integer labels (n,): the argmax of the logits must equal the label.
+    model_state: for a stateful model, the stacked ManyResult.state.model_state.
     """
-    out = jax.vmap(lambda p: model.apply(p, jnp.asarray(x)))(params)   # (N, n, out)
+    out = jax.vmap(lambda p, s: model.apply(p, jnp.asarray(x), state=s))(params, model_state)   # (N, n, out)
     y = jnp.asarray(y)
     if jnp.issubdtype(y.dtype, jnp.integer):
         correct = jnp.argmax(out, axis=-1) == y.reshape(1, -1)

@@ -5,15 +5,15 @@ A chunk is one jitted program of `epochs_per_chunk` epochs:
     for each epoch (a lax.scan over the chunk's epochs):
         if steps are left and the run has not halted:
             run the epoch with the unchecked step                      (fnn.train.epoch)
-            if a loss, or the params or optimizer state after it, are not finite:
+            if a loss, or the params, optimizer state or model state after it, are not finite:
                 run it again from the same start with the checked step
         evaluate the validation set; update the early-stopping record
 
 The checked step is pure overhead when nothing goes wrong, so it runs only to
 find the step that went wrong; the result is always that of the checked step.
 It keeps no step whose loss, gradients, updates, new params or new optimizer
-state hold a NaN/inf (fnn.train.step), and fit starts only from finite params
-and state with learning rates that are finite and >= 0 at every step
+state hold a NaN/inf (fnn.train.step), and fit starts only from finite params,
+state and model state with learning rates that are finite and >= 0 at every step
 (fnn.optim.check_learning_rates), so the params fit returns, and every state
 its callback sees (e.g. to checkpoint), are finite.
 The number of steps left is a traced value, so the last, shorter chunk does
@@ -35,10 +35,11 @@ from fnn.numerics import all_finite, nonfinite_leaves
 from fnn.optim.schedules import check_learning_rates
 from fnn.train.epoch import (MeanRecord, copies_data, epoch_batches, epoch_indices, epoch_keys,
                              run_epoch)
+from fnn.layers.core import init_state as init_model_state
 from fnn.train.evaluate import check_inputs, evaluate_batch
 from fnn.train.step import StepConfig, TrainState, init_state, make_step, training_optimizer
-from fnn.validate import (MAX_STEPS, check_bool, check_callable, check_key, check_model, check_number,
-                          check_optional_positive_int, check_positive_int)
+from fnn.validate import (MAX_STEPS, check_bool, check_callable, check_key, check_model, check_model_state,
+                          check_number, check_optional_positive_int, check_positive_int)
 
 __all__ = ["FitResult", "ChunkConfig", "EarlyStop", "EpochMetrics", "HISTORY_KEYS", "fit"]
 
@@ -46,7 +47,11 @@ HISTORY_KEYS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "va
 
 
 class FitResult(NamedTuple):
-    """What fit() returns: final (or best) params, the final state and the history."""
+    """What fit() returns: final (or best) params, the final state and the history.
+
+    model_state is the model's non-trainable state that goes with `params` (the best
+    epoch's under early stopping, else state.model_state); () for a stateless model.
+    """
     params: Any
     state: TrainState
     history: Dict[str, List[float]]
@@ -55,6 +60,7 @@ class FitResult(NamedTuple):
     steps: int
     wall_seconds: float
     steps_per_second: float
+    model_state: Any = ()
 
 
 class ChunkConfig(NamedTuple):
@@ -67,11 +73,12 @@ class ChunkConfig(NamedTuple):
 
 
 class EarlyStop(NamedTuple):
-    """Early stopping's record: best validation loss so far, its params, epochs since, stopped."""
+    """Early stopping's record: best validation loss so far, its params and model state, epochs since, stopped."""
     best_loss: jax.Array
     best_params: Any
     wait: jax.Array
     stopped: jax.Array
+    best_model_state: Any = ()
 
 
 class EpochMetrics(NamedTuple):
@@ -101,7 +108,7 @@ def _train_epoch(c, state, key, idx, n_steps):
     batch = epoch_batches(c.x, c.y, idx, c.config.copy_data)     # (permuted only for an epoch that runs)
     start = state._replace(key=key)
     fast_state, fast_record = run_epoch(c.fast_step, start, batch, n_steps, MeanRecord.empty())
-    clean = fast_record.finite & all_finite((fast_state.params, fast_state.opt_state))
+    clean = fast_record.finite & all_finite((fast_state.params, fast_state.opt_state, fast_state.model_state))
     return jax.lax.cond(clean, lambda: (fast_state, fast_record),
                         lambda: run_epoch(c.checked_step, start, batch, n_steps, MeanRecord.empty()))
 
@@ -112,13 +119,13 @@ def _halted(state, early, config):
     return bad | early.stopped
 
 
-def _early_stop(early, active, val_loss, params, patience):
+def _early_stop(early, active, val_loss, state, patience):
     """The early-stopping record after an epoch (unchanged for an epoch that did not run)."""
     better = active & (val_loss < early.best_loss)
     wait = jnp.where(better, 0, early.wait + active.astype(early.wait.dtype))
-    return EarlyStop(jnp.where(better, val_loss, early.best_loss),
-                     jax.tree.map(lambda p, b: jnp.where(better, p, b), params, early.best_params),
-                     wait, early.stopped | (wait >= patience))
+    keep = lambda new, best: jax.tree.map(lambda p, b: jnp.where(better, p, b), new, best)
+    return EarlyStop(jnp.where(better, val_loss, early.best_loss), keep(state.params, early.best_params),
+                     wait, early.stopped | (wait >= patience), keep(state.model_state, early.best_model_state))
 
 
 def _one_epoch(c, carry, epoch):
@@ -132,9 +139,9 @@ def _one_epoch(c, carry, epoch):
     train_loss, train_accuracy = record.means()                 # NaN for an epoch that did not run
     nan = jnp.full((), jnp.nan, jnp.float32)
     val_loss, val_accuracy = (nan, nan) if c.x_val is None else evaluate_batch(
-        c.model, c.loss, state.params, c.x_val, c.y_val)
+        c.model, c.loss, state.params, c.x_val, c.y_val, state.model_state)
     if c.config.patience is not None:
-        early = _early_stop(early, active, val_loss, state.params, c.config.patience)
+        early = _early_stop(early, active, val_loss, state, c.config.patience)
     return (state, early, left - n_run), EpochMetrics(train_loss, train_accuracy, val_loss, val_accuracy, n_run)
 
 
@@ -152,14 +159,14 @@ def _chunk(model, loss, optimizer, config, state, early, x, y, x_val, y_val, ste
 _chunk_program = jax.jit(_chunk, static_argnums=(0, 1, 2, 3), donate_argnums=(4, 5))
 
 
-def _check_finite_start(start):
-    """ValueError naming the first leaf of the params (or TrainState) given to fit that holds NaN/inf."""
+def _check_finite_start(start, what=None):
+    """ValueError naming the first leaf of the params (or TrainState, or model_state) given to fit that holds NaN/inf."""
     bad = nonfinite_leaves(start)
     if bad:
-        what = "state" if isinstance(start, TrainState) else "params"
+        what = what or ("state" if isinstance(start, TrainState) else "params")
         path, count = bad[0]
         raise InputError(f"fit: {what}{path} holds {count} NaN/inf value(s) ({len(bad)} leaf(s) in all); "
-                         "training starts from finite parameters and optimizer state only")
+                         "training starts from finite parameters, optimizer state and model state only")
 
 
 def _split_validation(key, x, y, fraction):
@@ -182,7 +189,7 @@ def _check_parts(model, optimizer):
 
 
 def _check_settings(key, steps, epochs, batch_size, patience, chunk_steps, validation_split,
-                    validation_data, state, history, callback, progress):
+                    validation_data, state, history, callback, progress, model_state=None):
     """fit's scalar settings, normalised (Python ints/floats), or an FnnError naming the one that is wrong."""
     key = check_key("fit: key", key)
     if (epochs is None) == (steps is None):
@@ -205,6 +212,9 @@ def _check_settings(key, steps, epochs, batch_size, patience, chunk_steps, valid
     if state is not None and not isinstance(state, TrainState):
         raise InputTypeError(f"state must be a fnn.TrainState (e.g. FitResult.state, or restored with "
                              f"fnn.checkpoint.load), got {_short(state)}")
+    if state is not None and model_state is not None:
+        raise InputError("fit got both state and model_state; a resumed run's model state is "
+                         "state.model_state: give at most one of them")
     if history is not None and not (isinstance(history, dict)
                                     and all(isinstance(v, (list, tuple)) for v in history.values())):
         raise InputTypeError(f"history must be a dict of lists such as FitResult.history, got {_short(history)}")
@@ -235,7 +245,7 @@ def _record(history, metrics, done):
 def fit(model, loss, optimizer, params, x, y, *, key,
         steps=None, epochs=None, batch_size=32,
         validation_data=None, validation_split=0.0, patience=None,
-        config=StepConfig(),
+        config=StepConfig(), model_state=None,
         state=None, history=None,
         callback: Optional[Callable] = None, progress=True, chunk_steps=2000):
     """Train `model` on (x, y) with minibatch `optimizer` steps, several epochs per compiled program.
@@ -259,6 +269,9 @@ def fit(model, loss, optimizer, params, x, y, *, key,
         ("stop": end the run, keep the last finite params; "skip": drop bad steps),
         precision (None, "bf16", "fp16": the optimizer is then wrapped in
         dynamic_loss_scale), mesh (data parallel; batch_size a multiple of its devices).
+      model_state: the model's initial non-trainable state (BatchNorm's running
+        statistics); None for fnn.init_state(model, (-1,) + x.shape[1:]) in the dtype of
+        params (() for a stateless model). Not with `state`, which holds its own.
       state, history: a TrainState and history to resume from (see fnn.checkpoint).
       callback: called as callback(state, history) after every chunk (e.g. to checkpoint).
         The state is donated to the next chunk: copy (e.g. jax.device_get) what you keep.
@@ -270,18 +283,23 @@ def fit(model, loss, optimizer, params, x, y, *, key,
       setting out of range or of the wrong type (a key that is not a PRNG key included).
     Returns:
       FitResult; history has per-epoch lists epoch, step, train_loss,
-      train_accuracy (batch averages), val_loss and val_accuracy.
+      train_accuracy (batch averages), val_loss and val_accuracy (in inference
+      mode, with the model state after each epoch); model_state is the one that goes
+      with params (the best epoch's under early stopping).
     """
     loss = get_loss(loss)
     config = StepConfig.checked(config)
     _check_parts(model, optimizer)
     key, steps, epochs, batch_size, patience, chunk_steps, validation_split = _check_settings(
         key, steps, epochs, batch_size, patience, chunk_steps, validation_split, validation_data,
-        state, history, callback, progress)
+        state, history, callback, progress, model_state)
     start_params = params if state is None else state.params
     x, y = check_inputs(model, loss, start_params, x, y, "fit")
+    model_state = _start_model_state(model, start_params, x, model_state if state is None else state.model_state,
+                                     "fit: state" if state is not None else "fit")
     if validation_data is not None:
-        validation_data = check_inputs(model, loss, start_params, *validation_data, "fit: validation_data")
+        validation_data = check_inputs(model, loss, start_params, *validation_data, "fit: validation_data",
+                                       model_state)
     if validation_split:
         key, split_key = jax.random.split(key)
         (x, y), validation_data = _split_validation(split_key, x, y, validation_split)
@@ -301,14 +319,16 @@ def fit(model, loss, optimizer, params, x, y, *, key,
         from fnn.train.parallel import check_batch_size
         check_batch_size(batch_size, config.mesh)
     _check_finite_start(params if state is None else state)
+    _check_finite_start(model_state, "model_state")
     check_learning_rates(optimizer, total)
 
     # fit donates its state to the compiled chunk: copy so the caller's arrays stay valid.
-    state = init_state(params, training_optimizer(optimizer, config), key) if state is None else state
+    state = (init_state(params, training_optimizer(optimizer, config), key, model_state) if state is None
+             else state)
     state = jax.tree.map(jnp.copy, state)
-    early = EarlyStop(jnp.full((), jnp.inf, jnp.float32),
-                      jax.tree.map(jnp.copy, state.params) if patience is not None else (),
-                      jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    best = lambda tree: jax.tree.map(jnp.copy, tree) if patience is not None else ()
+    early = EarlyStop(jnp.full((), jnp.inf, jnp.float32), best(state.params),
+                      jnp.zeros((), jnp.int32), jnp.zeros((), bool), best(state.model_state))
     if config.mesh is not None:                         # every device holds all of them
         from fnn.train.parallel import replicate
         state, early, x, y, x_val, y_val = replicate((state, early, x, y, x_val, y_val), config.mesh)
@@ -347,4 +367,14 @@ def fit(model, loss, optimizer, params, x, y, *, key,
     rate = timed_steps / compute_seconds if compute_seconds > 0 else (
         (done - first_step) / wall if wall > 0 else 0.0)     # this call's steps, not a resumed run's
     return FitResult(early.best_params if stopped_early else state.params, state, history, stopped_early,
-                     bad if bad >= 0 else None, done, wall, rate)
+                     bad if bad >= 0 else None, done, wall, rate,
+                     early.best_model_state if stopped_early else state.model_state)
+
+
+def _start_model_state(model, params, x, model_state, where):
+    """The model state a run starts from: the one given (checked) or fnn.init_state in params' dtype."""
+    if model_state is None:
+        floats = [l.dtype for l in jax.tree.leaves(params) if jnp.issubdtype(l.dtype, jnp.floating)]
+        model_state = init_model_state(model, (-1,) + tuple(x.shape[1:]), floats[0] if floats else x.dtype)
+    check_model_state(model, model_state, x.shape, where)
+    return model_state

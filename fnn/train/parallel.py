@@ -11,7 +11,11 @@ sums over the batch into all-reduces across devices:
     L  = (1/B) Σ_rows ℓ  = Σ_devices (1/B) Σ_{rows of d} ℓ
 
 so n devices compute the same parameters as one device, up to the order of
-float32 additions. The parameters, optimizer state and data set are
+float32 additions. The same holds for BatchNorm: its batch mean and variance
+are means over the sharded batch axis, which the partitioner also turns into
+all-reduces, so each device normalizes with the statistics of the whole
+global batch (synchronized batch norm), and the running statistics in the
+model state come back replicated like the gradients. The parameters, optimizer state and data set are
 replicated (`replicate`): each device applies the same update.
 
     mesh = fnn.train.parallel.make_mesh(4)
@@ -118,8 +122,8 @@ def data_parallel(gradients, mesh):
     """Wrap gradients(params, x, y, *rest) -> Backprop to run data-parallel on `mesh` under jit.
 
     x and y are split over the devices by their leading dimension, the
-    gradients come back replicated: the partitioner all-reduces each
-    device's Σ over its rows, for the hand-written backward as for jax.grad.
+    gradients (and the new model state) come back replicated: the partitioner
+    all-reduces each device's Σ over its rows, for the hand-written backward as for jax.grad.
     """
     batch, replicated = batch_sharding(mesh), replicated_sharding(mesh)
 
@@ -127,6 +131,7 @@ def data_parallel(gradients, mesh):
         check_batch_size(x.shape[0], mesh)
         x, y = jax.lax.with_sharding_constraint((x, y), batch)           # (B / n, ...) per device
         r = gradients(params, x, y, *rest)
-        return r._replace(grads=jax.lax.with_sharding_constraint(r.grads, replicated))  # all-reduced
+        return r._replace(grads=jax.lax.with_sharding_constraint(r.grads, replicated),  # all-reduced
+                          state=jax.lax.with_sharding_constraint(r.state, replicated))
 
     return fn

@@ -1,15 +1,18 @@
 """One training step: forward → loss → backward (hand-written or jax.grad) → optimizer update.
 
     state' = step(state, x, y)
-           = TrainState(apply_updates(params, u), opt_state', key, step + 1, nonfinite_step)
-      where  (L, out, g) = forward_backward(params, x, y, key=fold_in(key, step))
+           = TrainState(apply_updates(params, u), opt_state', key, step + 1, nonfinite_step, model_state')
+      where  (L, out, g, model_state') = forward_backward(params, x, y, key=fold_in(key, step),
+                                                          state=model_state)
              (u, opt_state') = optimizer.update(g, opt_state, params)
 
+model_state is the model's non-trainable state (BatchNorm's running statistics;
+() for a stateless model), updated by the training forward, not by the optimizer.
 The checked step also looks at everything the step computed: the loss L, the
-gradients g, the updates u, the new parameters and the new optimizer state.
+gradients g, the updates u, the new parameters, optimizer state and model state.
 If any of them is not finite, none of the step is kept and its number is
 recorded in nonfinite_step (with on_nonfinite="stop" every later step is then
-skipped too, so the state keeps the last finite parameters). So a state that
+skipped too, so the state keeps the last finite parameters and model state). So a state that
 came out of checked steps from a finite start is finite, whatever the
 learning rate or the data did. (float16: gradients that overflow are the loss
 scale's business — it skips them and backs off — so there only L, u and the
@@ -66,16 +69,21 @@ class StepConfig(NamedTuple):
 
 
 class TrainState(NamedTuple):
-    """Everything a run needs to continue: params, optimizer state, PRNG key, step count.
+    """Everything a run needs to continue: params, optimizer state, PRNG key, step count, model state.
 
-    nonfinite_step is the first step whose loss, gradients, updates, new params or new
-    optimizer state held a NaN/inf (-1 if none): a checked step does not keep such a step.
+    nonfinite_step is the first step whose loss, gradients, updates, new params, new
+    optimizer state or new model state held a NaN/inf (-1 if none): a checked step does
+    not keep such a step. model_state is the model's non-trainable state (fnn.init_state;
+    BatchNorm's running statistics), () for a stateless model; it is last and defaults to
+    (), so a TrainState built from the first five fields (or restored from a checkpoint
+    written before it existed) is a stateless model's.
     """
     params: Any
     opt_state: Any
     key: jax.Array
     step: jax.Array
     nonfinite_step: jax.Array
+    model_state: Any = ()
 
 
 class StepMetrics(NamedTuple):
@@ -84,11 +92,16 @@ class StepMetrics(NamedTuple):
     accuracy: jax.Array
 
 
-def init_state(params, optimizer, key):
-    """A fresh TrainState at step 0; key: the PRNG key of the run (shuffling, dropout)."""
+def init_state(params, optimizer, key, model_state=()):
+    """A fresh TrainState at step 0; key: the PRNG key of the run (shuffling, dropout).
+
+    model_state: the model's non-trainable state, fnn.init_state(model, input_shape)
+    for a stateful model (BatchNorm), () for a stateless one.
+    """
     check_key("init_state: key", key)
     return TrainState(params, optimizer.init(params), key,
-                      jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
+                      jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32),
+                      () if model_state is None else model_state)
 
 
 def training_optimizer(optimizer, config):
@@ -106,10 +119,10 @@ def metrics(loss, value, out, y):
 
 
 def _gradients(model, loss, config):
-    """fn(params, x, y, key, scale) -> Backprop, data-parallel over config.mesh if given."""
-    def fn(params, x, y, key, scale):
-        return forward_backward(model, loss, params, x, y, key=key, method=config.method,
-                                precision=config.precision, loss_scale=scale)
+    """fn(params, x, y, key, scale, model_state) -> Backprop, data-parallel over config.mesh if given."""
+    def fn(params, x, y, key, scale, model_state):
+        return forward_backward(model, loss, params, x, y, key=key, state=model_state,
+                                method=config.method, precision=config.precision, loss_scale=scale)
 
     if config.mesh is None:
         return fn
@@ -139,19 +152,22 @@ def make_step(model, loss, optimizer, config=StepConfig(), *, checked=True):
     def step(state, x, y):
         key = jax.random.fold_in(state.key, state.step)   # costs nothing unless a layer draws from it
         scale = loss_scale(state.opt_state) if scaled else 1.0
-        r = gradients(state.params, x, y, key, scale)
+        r = gradients(state.params, x, y, key, scale, state.model_state)
         updates, opt_state = optimizer.update(r.grads, state.opt_state, state.params)
         params = apply_updates(state.params, updates)
+        model_state = r.state                             # () for a stateless model
         m = metrics(loss, r.value, r.output, y)
         if not checked:
-            return TrainState(params, opt_state, state.key, state.step + 1, state.nonfinite_step), m
+            return TrainState(params, opt_state, state.key, state.step + 1, state.nonfinite_step,
+                              model_state), m
         # float16: overflowing gradients are skipped by the loss scale, not counted as non-finite
-        computed = (updates, params, opt_state) if scaled else (r.grads, updates, params, opt_state)
+        computed = ((updates, params, opt_state, model_state) if scaled
+                    else (r.grads, updates, params, opt_state, model_state))
         finite = jnp.isfinite(r.value) & all_finite(computed)
         ok = finite if config.on_nonfinite == "skip" else finite & (state.nonfinite_step < 0)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
         bad = jnp.where((state.nonfinite_step < 0) & ~finite, state.step, state.nonfinite_step)
         return TrainState(keep(params, state.params), keep(opt_state, state.opt_state),
-                          state.key, state.step + 1, bad), m
+                          state.key, state.step + 1, bad, keep(model_state, state.model_state)), m
 
     return step

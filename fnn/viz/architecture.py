@@ -15,18 +15,23 @@ from fnn.viz.figures import LAYER_COLORS, NEGATIVE, POSITIVE, new_axes
 
 __all__ = ["plot_architecture", "dense_layers"]
 
+NORM_KEYS = frozenset({"scale", "offset"})              # the params of fnn's normalization layers
+
 
 def dense_layers(params, where="params"):
     """[(W (in, out), b)] of every Dense layer in a params pytree, in order.
 
     Args:
       params: an fnn model's parameters: Dense {'W', 'b'} dicts, nested in
-        tuples/lists (() for layers without parameters).
+        tuples/lists (() for layers without parameters; the {'scale', 'offset'}
+        dicts of LayerNorm and BatchNorm are passed over).
       where: how the error messages name `params`.
     Returns:
       a list of (W, b) NumPy arrays (b is None for a Dense layer without bias).
     """
     if isinstance(params, Mapping):
+        if set(params) <= NORM_KEYS:                     # LayerNorm / BatchNorm: not drawn
+            return []
         if "W" not in params:
             raise InputTypeError(f"{where} is a dict without 'W' ({sorted(params)}); expected fnn Dense "
                             "parameters {'W', 'b'} or a tuple of layer parameters")
@@ -49,12 +54,16 @@ def _is_widths(params):
             and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in params))
 
 
+def _all_layers(model):
+    return [model] + [l for sub in model.layers for l in _all_layers(sub)]
+
+
 def _flat_layers(model):
     return [l for sub in model.layers for l in _flat_layers(sub)] if model.layers else [model]
 
 
 def _captions_after_dense(model, n_dense):
-    """For each Dense layer, the names of the layers after it (activation, dropout)."""
+    """For each Dense layer, the names of the layers after it (activation, dropout, norm)."""
     after, i = [[] for _ in range(n_dense)], -1
     for layer in _flat_layers(model):
         if layer.kind == "dense":
@@ -93,6 +102,11 @@ def plot_architecture(params, *, model=None, ax=None, max_neurons=12, input_name
       the Axes; neurons of layer l are the scatter with gid f"neurons-{l}",
       connections from layer l the LineCollection f"weights-{l}".
     """
+    if model is not None:
+        branched = [l.name for l in _all_layers(model) if l.kind == "parallel"]
+        if branched:
+            raise InputError(f"plot_architecture draws a chain of Dense layers; {branched[0]} has parallel "
+                             "branches, which it does not draw")
     max_neurons = check_positive_int("max_neurons", max_neurons)
     check_number("max_neurons", max_neurons, 4)              # room for two neurons either side of ⋮
     if _is_widths(params):
