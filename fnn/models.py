@@ -1,0 +1,96 @@
+"""Ready-made models: the MNIST-1D paper's baselines, and fnn's best MNIST-1D network.
+
+Greydanus, "Scaling down deep learning" (2020), trains these on MNIST-1D
+(40 inputs, 10 classes) with Adam at learning rate 1e-2, batch 100, 6000 steps:
+
+    logistic   Dense(10)                                              paper: 32%
+    mlp        h = relu(Dense(100) x);  h = h + relu(Dense(100) h);  Dense(10)   68%
+    cnn        Conv(25, 5, stride 2, pad 1) → relu → Conv(25, 3, stride 2, pad 1) → relu
+               → Conv(25, 3, stride 2, pad 1) → relu → Flatten (5 × 25 = 125) → Dense(10)   94%
+
+Every model here takes a batch of flat signals, shape (batch, 40); the
+convolutional ones start with Reshape((40, 1)) (length 40, one channel).
+`torch_init` redraws the weights as PyTorch's nn.Linear / nn.Conv1d do by
+default, U(−1/√fan_in, 1/√fan_in) for W and b, the initialization the paper
+used (fan_in = in_features, or kernel size × in_channels / groups).
+"""
+import math
+
+import jax
+import jax.numpy as jnp
+
+from fnn.errors import InputError
+from fnn.layers import (Activation, BatchNorm, Conv, Dense, Flatten, GlobalAvgPool, Reshape, residual,
+                        serial)
+
+__all__ = ["MNIST1D_MODELS", "mnist1d_model", "logistic", "paper_mlp", "paper_cnn", "best_cnn",
+           "torch_init"]
+
+
+def logistic(classes=10):
+    """Logistic (softmax) regression: one Dense layer, logits out."""
+    return serial(Dense(classes))
+
+
+def paper_mlp(hidden=100, classes=10):
+    """The paper's MLP: relu(Dense(hidden)), a residual relu(Dense(hidden)) block, Dense(classes)."""
+    return serial(Dense(hidden), Activation("relu"),
+                  residual(Dense(hidden), Activation("relu")),
+                  Dense(classes))
+
+
+def paper_cnn(length=40, channels=25, classes=10):
+    """The paper's CNN: three stride-2 convolutions (kernels 5, 3, 3; padding 1), relu, Flatten, Dense."""
+    return serial(Reshape((length, 1)),
+                  Conv(channels, 5, stride=2, padding=1), Activation("relu"),
+                  Conv(channels, 3, stride=2, padding=1), Activation("relu"),
+                  Conv(channels, 3, stride=2, padding=1), Activation("relu"),
+                  Flatten(), Dense(classes))
+
+
+def _conv_block(channels, kernel, dilation):
+    """Conv (SAME) → BatchNorm → relu."""
+    return [Conv(channels, kernel, padding="SAME", dilation=dilation), BatchNorm(), Activation("relu")]
+
+
+def best_cnn(length=40, channels=64, classes=10):
+    """fnn's MNIST-1D network: a stem convolution, residual blocks of dilated convolutions with
+    BatchNorm, global average pooling and a Dense classifier (the recipe is in the README)."""
+    blocks = [residual(*_conv_block(channels, 3, d), *_conv_block(channels, 3, d)) for d in (1, 2, 4)]
+    return serial(Reshape((length, 1)), *_conv_block(channels, 5, 1), *blocks,
+                  GlobalAvgPool(), Dense(classes))
+
+
+MNIST1D_MODELS = {"logistic": logistic, "mlp": paper_mlp, "cnn": paper_cnn, "fnn-best": best_cnn}
+
+
+def mnist1d_model(name):
+    """The MNIST-1D model called `name` (a key of MNIST1D_MODELS)."""
+    if name not in MNIST1D_MODELS:
+        raise InputError(f"unknown MNIST-1D model {name!r}; expected one of {', '.join(MNIST1D_MODELS)}")
+    return MNIST1D_MODELS[name]()
+
+
+def torch_init(key, params):
+    """params with every {"W", "b"} pair redrawn as PyTorch's default: U(−1/√fan_in, 1/√fan_in).
+
+    fan_in is the product of W's shape but its last axis (in for Dense (in, out),
+    kernel size × in / groups for Conv (k..., in / groups, out)). Other leaves
+    (normalization scales and offsets) are kept.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(params, is_leaf=_is_weight_pair)
+    keys = jax.random.split(key, max(len(leaves), 1))
+    out = []
+    for leaf, k in zip(leaves, keys):
+        if _is_weight_pair(leaf):
+            W, b = leaf["W"], leaf["b"]
+            bound = 1.0 / math.sqrt(math.prod(W.shape[:-1]))
+            k_W, k_b = jax.random.split(k)
+            leaf = dict(leaf, W=jax.random.uniform(k_W, W.shape, W.dtype, -bound, bound),
+                        b=jax.random.uniform(k_b, b.shape, b.dtype, -bound, bound))
+        out.append(leaf)
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _is_weight_pair(node):
+    return isinstance(node, dict) and "W" in node and "b" in node and jnp.ndim(node["b"]) == 1
