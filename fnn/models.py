@@ -8,6 +8,9 @@ Greydanus, "Scaling down deep learning" (2020), trains these on MNIST-1D
     cnn        Conv(25, 5, stride 2, pad 1) → relu → Conv(25, 3, stride 2, pad 1) → relu
                → Conv(25, 3, stride 2, pad 1) → relu → Flatten (5 × 25 = 125) → Dense(10)   94%
 
+and `best_cnn` ("fnn-best") is fnn's own: BatchNorm'd SAME convolutions, max
+pooling and global average pooling, past the human expert's 96%.
+
 Every model here takes a batch of flat signals, shape (batch, 40); the
 convolutional ones start with Reshape((40, 1)) (length 40, one channel).
 `torch_init` redraws the weights as PyTorch's nn.Linear / nn.Conv1d do by
@@ -20,8 +23,8 @@ import jax
 import jax.numpy as jnp
 
 from fnn.errors import InputError
-from fnn.layers import (Activation, BatchNorm, Conv, Dense, Flatten, GlobalAvgPool, Reshape, residual,
-                        serial)
+from fnn.layers import (Activation, BatchNorm, Conv, Dense, Flatten, GlobalAvgPool, MaxPool, Reshape,
+                        residual, serial)
 
 __all__ = ["MNIST1D_MODELS", "mnist1d_model", "logistic", "paper_mlp", "paper_cnn", "best_cnn",
            "torch_init"]
@@ -48,17 +51,22 @@ def paper_cnn(length=40, channels=25, classes=10):
                   Flatten(), Dense(classes))
 
 
-def _conv_block(channels, kernel, dilation):
-    """Conv (SAME) → BatchNorm → relu."""
-    return [Conv(channels, kernel, padding="SAME", dilation=dilation), BatchNorm(), Activation("relu")]
+def _conv_block(channels, kernel):
+    """Conv (SAME, no bias: BatchNorm's offset takes its place) → BatchNorm → relu."""
+    return [Conv(channels, kernel, padding="SAME", use_bias=False), BatchNorm(), Activation("relu")]
 
 
-def best_cnn(length=40, channels=64, classes=10):
-    """fnn's MNIST-1D network: a stem convolution, residual blocks of dilated convolutions with
-    BatchNorm, global average pooling and a Dense classifier (the recipe is in the README)."""
-    blocks = [residual(*_conv_block(channels, 3, d), *_conv_block(channels, 3, d)) for d in (1, 2, 4)]
-    return serial(Reshape((length, 1)), *_conv_block(channels, 5, 1), *blocks,
-                  GlobalAvgPool(), Dense(classes))
+def best_cnn(length=40, channels=16, classes=10):
+    """fnn's MNIST-1D network: five Conv → BatchNorm → relu blocks (16, 16, 32, 32, 64 channels,
+    SAME padding, max-pooled by 2 after the second and fourth), global average pooling, Dense.
+
+    Trained with Adam 3e-3 on a cosine decay, batch 100, 3000 steps (scripts/mnist1d_table.py).
+    """
+    c = channels
+    return serial(Reshape((length, 1)),
+                  *_conv_block(c, 5), *_conv_block(c, 3), MaxPool(2),
+                  *_conv_block(2 * c, 3), *_conv_block(2 * c, 3), MaxPool(2),
+                  *_conv_block(4 * c, 3), GlobalAvgPool(), Dense(classes))
 
 
 MNIST1D_MODELS = {"logistic": logistic, "mlp": paper_mlp, "cnn": paper_cnn, "fnn-best": best_cnn}
