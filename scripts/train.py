@@ -1,4 +1,4 @@
-"""Train an MLP with fnn's hand-written backprop (default: MNIST-1D) and report test accuracy."""
+"""Train an MLP or the MNIST-1D paper's CNN with fnn's hand-written backprop (default: MNIST-1D) and report test accuracy."""
 import io
 import math
 import os
@@ -14,7 +14,7 @@ import jax.numpy as jnp  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import fnn  # noqa: E402
-from fnn import checkpoint, cli, data, optim, parallel, precision  # noqa: E402
+from fnn import checkpoint, cli, data, models, optim, parallel, precision  # noqa: E402
 from fnn.errors import InputError  # noqa: E402
 from fnn.viz import report  # noqa: E402
 from fnn.check import precision_check, relative_error  # noqa: E402
@@ -26,6 +26,7 @@ from fnn.runs.config import (DEFAULT_BATCH, DEFAULTS, LIMITS, MAX_INT32, MAX_SEE
 from fnn.runs.history import HISTORY, HistoryLog, read_history, strict_json  # noqa: E402
 
 CHECKPOINT, METRICS, PLOT, REPORT = "checkpoint.npz", "metrics.json", "loss.png", "report.html"
+CNN_MIN_LENGTH = 3         # paper_cnn: (L + 2 − 5) // 2 + 1 ≥ 1
 OUTPUTS = (CHECKPOINT, HISTORY, METRICS, PLOT, REPORT, cli.LOCK_FILE)
 
 
@@ -33,6 +34,9 @@ def parse_args(argv):
     p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--dataset", help=f"one of {', '.join(data.DATASETS)}, or a .npz/.csv file "
                                      f"(default {DEFAULTS['dataset']})")
+    p.add_argument("--model", help="mlp: an MLP of --hidden widths and --activation (the default); cnn: the "
+                                   "MNIST-1D paper's CNN (three stride-2 convolutions, 25 channels, relu), "
+                                   "PyTorch's default initialization")
     p.add_argument("--hidden", help=f"hidden widths, e.g. 100,100 ('' for none; default {DEFAULTS['hidden']})")
     p.add_argument("--activation", help=f"one of {', '.join(fnn.ACTIVATIONS)} (default {DEFAULTS['activation']})")
     p.add_argument("--optimizer", help=f"one of {', '.join(optim.OPTIMIZERS)} (default {DEFAULTS['optimizer']})")
@@ -106,12 +110,36 @@ def build(config, limits=LIMITS):
     if ds.task != "regression" and ds.out_features > limits["max_classes"]:
         raise InputError(f"--dataset {name!r} has {ds.out_features:,} classes, more than --max-classes "
                          f"{limits['max_classes']:,} (raise the flag to allow it)")
-    sizes = [ds.in_features] + hidden_sizes(config["hidden"]) + [ds.out_features]
-    check_params(sizes, limits)
-    model = fnn.mlp(sizes, activation=config["activation"])
+    if config["model"] == "cnn":
+        model, sizes = cnn_model(name, ds, limits), None
+    else:
+        sizes = [ds.in_features] + hidden_sizes(config["hidden"]) + [ds.out_features]
+        check_params(sizes, limits)
+        model = fnn.mlp(sizes, activation=config["activation"])
     loss = fnn.get_loss(data.TASK_LOSS[ds.task])
     optimizer = optim.get_optimizer(config["optimizer"], learning_rate=config["lr"])
     return ds, sizes, model, loss, optimizer
+
+
+def cnn_model(name, ds, limits):
+    """fnn.models.paper_cnn for the dataset's input length and classes; InputError if it cannot be built."""
+    length = ds.in_features
+    if length < CNN_MIN_LENGTH:
+        raise InputError(f"--model cnn needs examples of at least {CNN_MIN_LENGTH} features (its first "
+                         f"convolution has kernel 5, stride 2, padding 1); --dataset {name!r} has {length}")
+    model = models.paper_cnn(length=length, classes=ds.out_features)
+    n = fnn.summary(model, (-1, length)).total_params            # from shapes: nothing allocated
+    if n > limits["max_params"]:
+        raise InputError(f"--model cnn on --dataset {name!r} has {n:,} parameters, more than --max-params "
+                         f"{limits['max_params']:,} (raise the flag to allow it)")
+    return model
+
+
+def describe(config, sizes, model):
+    """How the run names its model: '40-100-100-10 relu', or the CNN's layers."""
+    if sizes is None:
+        return f"cnn {model.name}"
+    return f"{'-'.join(map(str, sizes))} {config['activation']}"
 
 
 def total_steps(config, n_train):
@@ -213,12 +241,14 @@ def train(args, given, limits, out):
         print(f"precision: {policy.name}: float32 master parameters, forward and backward in "
               f"{policy.compute_dtype}" + (", dynamic loss scaling" if policy.loss_scaling else ""))
     print(f"data: {ds!r}")
-    print(f"model: {'-'.join(map(str, sizes))} {config['activation']}, loss {loss.name}, "
+    print(f"model: {describe(config, sizes, model)}, loss {loss.name}, "
           f"{config['optimizer']} lr {config['lr']}, gradients: {config['grad']}")
 
     key = jax.random.key(config["seed"])
     init_key, train_key = jax.random.split(key)
     _, params = model.init(init_key, (-1, ds.in_features))
+    if config["model"] == "cnn":      # the paper's initialization: PyTorch's default U(±1/√fan_in)
+        params = models.torch_init(jax.random.fold_in(init_key, 1), params)
     state = None
     if args.resume:     # the model's non-trainable state too (() for an MLP)
         template = init_state(params, template_optimizer, train_key,
@@ -270,7 +300,8 @@ def train(args, given, limits, out):
     wall = time.perf_counter() - t_start
     metrics = {
         "dataset": config["dataset"], "device": cli.device_description(), "grad": config["grad"],
-        "model": "-".join(map(str, sizes)), "activation": config["activation"],
+        "model": "-".join(map(str, sizes)) if sizes else model.name, "architecture": config["model"],
+        "activation": config["activation"] if sizes else None,
         "optimizer": config["optimizer"], "lr": config["lr"], "batch_size": batch,
         "seed": config["seed"], "steps": result.steps, "epochs": len(result.history["epoch"]),
         "wall_seconds": wall, "train_seconds": result.wall_seconds,
@@ -282,7 +313,7 @@ def train(args, given, limits, out):
     }
     cli.write_file(os.path.join(out, METRICS), strict_json(metrics))
     cli.write_file(os.path.join(out, PLOT), plot_png(
-        result.history, f"{config['dataset']} {metrics['model']} ({config['grad']} gradients)"))
+        result.history, f"{config['dataset']} {describe(config, sizes, model)} ({config['grad']} gradients)"))
     if result.nonfinite_step is not None:
         print(f"stopped: non-finite loss or gradient at step {result.nonfinite_step}; "
               "kept the last finite parameters")

@@ -60,6 +60,11 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     (["--grad", "numeric"], "--grad"),
     (["--dataset", "xor", "--batch-size", "5"], "larger than the 4 training examples"),
     (["--resume", "/nonexistent/run"], "no checkpoint"),
+    (["--model", "resnet"], "unknown model 'resnet'"),
+    (["--model", "cnn", "--hidden", "10"], "--hidden '10' applies to --model mlp only"),
+    (["--model", "cnn", "--activation", "tanh"], "--activation 'tanh' applies to --model mlp only"),
+    (["--model", "cnn", "--dataset", "xor"], "--model cnn needs examples of at least 3 features"),
+    (["--model", "cnn", "--max-params", "5000"], "has 5,210 parameters, more than --max-params 5,000"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
     r = run(*args, "--out", str(tmp_path), "--no-progress")
@@ -67,3 +72,24 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
     assert message in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_paper_cnn_trains_resumes_exactly_and_refuses_another_model_on_resume(tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    cnn = ["--model", "cnn", "--no-progress"]
+    # MNIST-1D: 40 batches of 100 an epoch; the part run ends at an epoch boundary, where a resume
+    # continues exactly (one that ends mid-epoch resumes with a fresh epoch: see the README)
+    r = run(*cnn, "--steps", "80", "--out", str(full))
+    assert r.returncode == 0, r.stderr
+    assert "model: cnn serial(Reshape((40, 1)), Conv(25, 5, stride=2, padding=1)" in r.stdout
+    m = json.loads((full / "metrics.json").read_text())
+    assert m["architecture"] == "cnn" and m["steps"] == 80 and m["grad_check_rel_err"] < 1e-5
+    assert m["model"].startswith("serial(Reshape((40, 1))")
+    assert m["test_accuracy"] > 0.2                       # 80 steps: well above chance (0.1)
+    assert run(*cnn, "--steps", "40", "--out", str(part)).returncode == 0
+    r = run("--resume", str(part), "--model", "mlp", "--no-progress")
+    assert r.returncode == 2 and "--model 'mlp' conflicts with the run being resumed" in r.stderr
+    r = run("--resume", str(part), "--steps", "80", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    a, b = _params(full), _params(part)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
