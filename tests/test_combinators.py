@@ -55,6 +55,15 @@ def test_residual_adds_the_input_and_its_backward_adds_dy(x64):
     np.testing.assert_allclose(dx, dy + dy @ params[0]["W"].T, rtol=1e-14)
 
 
+def test_a_residual_backward_without_the_skip_path_is_caught(x64):
+    layer = residual(D(4), T)
+    f = fnn.serial(D(4), T)
+    wrong = layer.replace(backward=f.backward)           # dx = dx_f: the + dy of the skip path lost
+    params, x = random_params(layer, (3, 4), 0), normal(1, (3, 4))
+    assert not check_layer(wrong, params, x, key=KEY).ok()
+    assert check_layer(layer, params, x, key=KEY).ok()
+
+
 def test_parallel_concat_splits_dy_per_branch(x64):
     layer = parallel(D(2), D(3), combine="concat")
     params = random_params(layer, (4, 5), 0)

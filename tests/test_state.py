@@ -156,7 +156,7 @@ def test_early_stopping_keeps_the_best_epochs_model_state(fits):
     assert best < len(r.history["epoch"]) - 1
     assert _max_diff(r.model_state, r.state.model_state) > 1e-3           # not the last epoch's
     again = fnn.evaluate(MODEL, SCE, r.params, X_VAL, Y_VAL, model_state=r.model_state)
-    assert abs(again["loss"] - r.history["val_loss"][best]) <= 1e-6
+    assert abs(again["loss"] - r.history["val_loss"][best]) <= 1e-5       # the last epoch's: 5e-3 away
     out = fnn.predict(MODEL, r.params, X_VAL, model_state=r.model_state)
     np.testing.assert_allclose(out, MODEL.apply(r.params, X_VAL, state=r.model_state), rtol=1e-6)
     for call in (lambda: fnn.evaluate(MODEL, SCE, r.params, X_VAL, Y_VAL),
@@ -224,13 +224,17 @@ def test_the_checked_step_rejects_a_non_finite_model_state():
     # x of 1e30: the batch variance overflows float32 to inf, yet the loss and gradients stay
     # finite (x̂ = (x − μ) · 0): only the new running variance is not.
     state = init_state(PARAMS, OPT, jax.random.key(1), fnn.init_state(MODEL, (-1, 3)))
-    x = jnp.full((4, 3), 1e30).at[0].set(-1e30)
+    x = jnp.full((4, 3), 1e30, jnp.float32).at[0].set(-1e30)
     y = jnp.array([0, 1, 2, 0])
     unchecked, m = make_step(MODEL, SCE, OPT, checked=False)(state, x, y)
     assert bool(jnp.isfinite(m.loss)) and not bool(jnp.all(jnp.isfinite(unchecked.model_state[1]["var"])))
-    checked, _ = make_step(MODEL, SCE, OPT)(state, x, y)
+    step = jax.jit(make_step(MODEL, SCE, OPT, config=fnn.StepConfig(on_nonfinite="skip")))
+    checked, _ = step(state, x, y)
     assert int(checked.nonfinite_step) == 0
     assert _equal(checked.model_state, state.model_state) and _equal(checked.params, state.params)
+    after, _ = step(checked, X[:4], y)                    # a finite batch: kept, same program
+    assert _max_diff(after.model_state, state.model_state) > 1e-3 and int(after.step) == 2
+    assert step._cache_size() == 1                        # the model state's tree and dtypes are stable
 
 
 def test_train_many_gives_each_network_its_own_running_statistics():

@@ -47,8 +47,9 @@ MISSING_KEY = (
     "or pass train=False for inference")
 MISSING_STATE = (
     "{layer} has non-trainable state (running statistics) that inference reads: call "
-    "forward(params, x, state=fnn.init_state(model, input_shape)) with the state training "
-    "returned (FitResult.model_state, TrainState.model_state), or pass train=True")
+    "forward(params, x, state=state) with the state training returned (FitResult.model_state, "
+    "TrainState.model_state) or, before any training, state=fnn.init_state(model, input_shape); "
+    "or pass train=True")
 
 
 @jax.tree_util.register_static

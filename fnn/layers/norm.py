@@ -169,6 +169,11 @@ def BatchNorm(*, momentum=0.9, eps=1e-5, scale=True, offset=True):
 
     State (fnn.init_state): {"mean": zeros, "var": ones}, each (channels,).
 
+    A bias added just before BatchNorm (Dense's b) is cancelled by the − μ: its gradient
+    is 0 in exact arithmetic, round-off in practice, so a relative-error gradient check
+    on it compares round-off with round-off, and Adam, which divides by √v, turns that
+    round-off into full-size steps that differ between the two gradient methods.
+
     Args:
       momentum: in [0, 1): the weight of the old running statistics.
       eps: added to the variance before the square root, > 0.
