@@ -14,7 +14,7 @@ import pytest
 
 import fnn
 from fnn import cli
-from benchmarks import common, grads, peers
+from benchmarks import common, convs, grads, peers
 
 TINY_TIMING = dict(seconds=0.005, min_repeats=2, max_repeats=3, warmup_seconds=0.0)
 
@@ -295,3 +295,31 @@ def test_torch_peer_when_installed(blobs):
                         threads=1)
     assert r.status == "ok" and r.steps == 20 and r.threads == 1
     assert 0.0 <= r.test_accuracy <= 1.0 and r.steps_per_second > 0 and math.isfinite(r.wall_seconds)
+
+
+# ------------------------------------------------------------------ convolutional networks
+
+@pytest.mark.parametrize("norm", convs.NORMS)
+def test_conv_configurations_measure_both_methods_and_agree_with_float64(norm):
+
+    config = convs.ConvConfig(dims=1, length=6, channels=3, depth=2, kernel=3, stride=2, batch=2, norm=norm)
+    r = convs.run_config(config, key=jax.random.key(0), timing=TINY_TIMING)
+    assert r["name"] == f"1d-L6-c3-d2-k3-s2-b2-{norm}"
+    # float32 gradients against the float64 jax.grad: round-off only (a bias before a norm is left out)
+    assert r["agreement"]["manual_vs_reference"] < 1e-4
+    assert r["agreement"]["manual_vs_autodiff"] < 1e-4
+    for program in ("grad", "step"):
+        assert r["time"][program]["ratio"] > 0
+        assert r["memory"][program]["ratio"] is None or r["memory"][program]["ratio"] > 0
+    s = convs.summarize([r])
+    assert set(s["goals"]) == {"time_median", "time_worst", "memory"}
+
+
+def test_conv_grid_covers_both_ranks_normalization_and_strides():
+
+    for quick in (True, False):
+        grid = convs.default_grid(quick)
+        assert {c.dims for c in grid} == {1, 2}
+        assert {c.norm for c in grid} == set(convs.NORMS)
+        assert {c.stride for c in grid} == {1, 2}
+        assert len(grid) == len(set(grid))
