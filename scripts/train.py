@@ -36,9 +36,12 @@ def parse_args(argv):
                                      f"(default {DEFAULTS['dataset']})")
     p.add_argument("--model", help="mlp: an MLP of --hidden widths and --activation (the default); cnn: the "
                                    "MNIST-1D paper's CNN (three stride-2 convolutions, 25 channels, relu), "
-                                   "PyTorch's default initialization")
-    p.add_argument("--hidden", help=f"hidden widths, e.g. 100,100 ('' for none; default {DEFAULTS['hidden']})")
-    p.add_argument("--activation", help=f"one of {', '.join(fnn.ACTIVATIONS)} (default {DEFAULTS['activation']})")
+                                   f"PyTorch's default initialization, for {CNN_MIN_LENGTH} or more features; "
+                                   "its layers are fixed, so --hidden and --activation are refused with it")
+    p.add_argument("--hidden", help=f"hidden widths, e.g. 100,100 ('' for none; default {DEFAULTS['hidden']}; "
+                                    "--model mlp only)")
+    p.add_argument("--activation", help=f"one of {', '.join(fnn.ACTIVATIONS)} (default {DEFAULTS['activation']}; "
+                                        "--model mlp only)")
     p.add_argument("--optimizer", help=f"one of {', '.join(optim.OPTIMIZERS)} (default {DEFAULTS['optimizer']})")
     p.add_argument("--lr", type=cli.positive_float, help=f"learning rate (default {DEFAULTS['lr']})")
     p.add_argument("--batch-size", type=cli.int_in_range(1, MAX_INT32),
@@ -67,9 +70,9 @@ def parse_args(argv):
     g = p.add_argument_group("limits", "checked before anything is allocated; raise them to go bigger")
     limit = cli.int_in_range(1, 2**62)
     g.add_argument("--max-width", type=limit, default=LIMITS["max_width"],
-                   help=f"widest layer (default {LIMITS['max_width']:,})")
+                   help=f"widest layer, or the CNN's channels (default {LIMITS['max_width']:,})")
     g.add_argument("--max-layers", type=limit, default=LIMITS["max_layers"],
-                   help=f"most hidden layers (default {LIMITS['max_layers']:,})")
+                   help=f"most hidden layers, or the CNN's convolutions (default {LIMITS['max_layers']:,})")
     g.add_argument("--max-params", type=limit, default=LIMITS["max_params"],
                    help=f"most parameters in the model (default {LIMITS['max_params']:,} = 2**28)")
     g.add_argument("--max-classes", type=limit, default=LIMITS["max_classes"],
@@ -128,10 +131,15 @@ def cnn_model(name, ds, limits):
         raise InputError(f"--model cnn needs examples of at least {CNN_MIN_LENGTH} features (its first "
                          f"convolution has kernel 5, stride 2, padding 1); --dataset {name!r} has {length}")
     model = models.paper_cnn(length=length, classes=ds.out_features)
-    n = fnn.summary(model, (-1, length)).total_params            # from shapes: nothing allocated
-    if n > limits["max_params"]:
-        raise InputError(f"--model cnn on --dataset {name!r} has {n:,} parameters, more than --max-params "
-                         f"{limits['max_params']:,} (raise the flag to allow it)")
+    table = fnn.summary(model, (-1, length))                     # from shapes: nothing allocated
+    convs = [row for layer, row in zip(model.layers, table.rows[1:]) if layer.kind == "conv"]
+    for flag, size, what in (("--max-layers", len(convs), "convolutions"),
+                             ("--max-width", max(row.output_shape[-1] for row in convs), "channels"),
+                             ("--max-params", table.total_params, "parameters")):
+        limit = limits[flag[2:].replace("-", "_")]
+        if size > limit:
+            raise InputError(f"--model cnn on --dataset {name!r} has {size:,} {what}, more than {flag} "
+                             f"{limit:,} (raise the flag to allow it)")
     return model
 
 
@@ -313,7 +321,8 @@ def train(args, given, limits, out):
     }
     cli.write_file(os.path.join(out, METRICS), strict_json(metrics))
     cli.write_file(os.path.join(out, PLOT), plot_png(
-        result.history, f"{config['dataset']} {describe(config, sizes, model)} ({config['grad']} gradients)"))
+        result.history, f"{config['dataset']} {metrics['model'] if sizes else 'cnn (MNIST-1D paper)'} "
+                        f"({config['grad']} gradients)"))
     if result.nonfinite_step is not None:
         print(f"stopped: non-finite loss or gradient at step {result.nonfinite_step}; "
               "kept the last finite parameters")

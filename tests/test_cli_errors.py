@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "train.py")
 XOR = ["--dataset", "xor", "--hidden", "4", "--activation", "tanh", "--optimizer", "sgd",
        "--lr", "1", "--no-progress"]
-SAVED = {"dataset": "xor", "hidden": "4", "activation": "tanh", "optimizer": "sgd", "lr": 1.0,
+SAVED = {"dataset": "xor", "model": "mlp", "hidden": "4", "activation": "tanh", "optimizer": "sgd", "lr": 1.0,
          "batch_size": 4, "grad": "manual", "seed": 0, "precision": "fp32"}
 
 
@@ -93,6 +93,31 @@ def done5(tmp_path_factory):
 def run5(done5, tmp_path):
     folder = str(tmp_path / "run")
     shutil.copytree(done5, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def signals(tmp_path_factory):
+    """A .npz of 10 examples of 5 features, 2 classes: data --model cnn takes, small enough to be quick."""
+    path = str(tmp_path_factory.mktemp("signals") / "signals.npz")
+    np.savez(path, x=(np.arange(50, dtype=np.float32).reshape(10, 5) % 7), y=np.arange(10) % 2)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cnn_done2(signals, tmp_path_factory):
+    """A finished 2-step --model cnn run on `signals`; tests copy it before changing anything."""
+    folder = str(tmp_path_factory.mktemp("cnn_done2") / "run")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert train.main(["--model", "cnn", "--dataset", signals, "--steps", "2", "--no-progress",
+                           "--out", folder]) == 0
+    return folder
+
+
+@pytest.fixture
+def cnn2(cnn_done2, tmp_path):
+    folder = str(tmp_path / "cnn")
+    shutil.copytree(cnn_done2, folder)
     return folder
 
 
@@ -206,6 +231,9 @@ def test_full_disk_writing_metrics_plot_or_history_is_one_line(capsys, run5, mon
     (["--devices", "0"], ["--devices", "'0'"]),
     (["--activation", "swoosh"], ["unknown activation 'swoosh'"]),
     (["--dataset", "cifar\nx"], ["unknown dataset", "'cifar\\nx'"]),
+    (["--model", "bogus"], ["--model", "unknown model 'bogus'", "mlp, cnn"]),
+    (["--model", "cnn"], ["--hidden '4' applies to --model mlp only"]),
+    (["--model", "cnn", "--hidden", "100000000"], ["--hidden '100000000' applies to --model mlp only"]),
 ])
 def test_out_of_range_flags_are_one_line_before_training(capsys, tmp_path, argv, names):
     out = tmp_path / "out"
@@ -213,6 +241,20 @@ def test_out_of_range_flags_are_one_line_before_training(capsys, tmp_path, argv,
     line = refused(capsys, argv, *names)
     assert not (out / train.CHECKPOINT).exists(), line
     assert not (out / train.HISTORY).exists()
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["--dataset", "xor"], ["--model cnn needs examples of at least 3 features", "'xor' has 2"]),
+    (["--activation", "relu"], ["--activation 'relu' applies to --model mlp only"]),
+    (["--max-params", "1000"], ["--model cnn", "4,002 parameters", "--max-params 1,000"]),
+    (["--max-width", "16"], ["--model cnn", "25 channels", "--max-width 16"]),
+    (["--max-layers", "2"], ["--model cnn", "3 convolutions", "--max-layers 2"]),
+])
+def test_cnn_flags_and_sizes_are_one_line_before_training(capsys, tmp_path, signals, argv, names):
+    out = tmp_path / "out"
+    refused(capsys, ["--model", "cnn", "--dataset", signals, *argv, "--steps", "2", "--no-progress",
+                     "--out", out], *names)
+    assert not (out / train.CHECKPOINT).exists()
 
 
 def test_a_raised_limit_lets_the_run_through(capsys, tmp_path):
@@ -286,6 +328,8 @@ def _delete(field, section="run"):
     (_set("batch_size", 0), ["field 'batch_size'", "0"]),
     (_set("grad", "numeric"), ["field 'grad'", "'numeric'"]),
     (_set("precision", "fp8"), ["field 'precision'", "'fp8'"]),
+    (_set("model", "rnn"), ["field 'model'", "'rnn'"]),
+    (_set("model", None), ["field 'model'", "None"]),
     (_set("dataset", ["xor"]), ["field 'dataset'", "['xor']"]),
     (_set("steps", None), ["exactly one of epochs and steps"]),
     (_set("epochs", 3), ["exactly one of epochs and steps"]),
@@ -310,12 +354,15 @@ def test_a_checkpoint_from_before_history_jsonl_resumes(capsys, run5):
         config.pop("history_log")
         config["history"] = history
         config["run"].pop("precision")
+        config["run"].pop("model")
     _rewrite_config(run5, legacy)
     os.remove(os.path.join(run5, train.HISTORY))
     code, out, err = call(capsys, "--resume", run5, "--steps", "7", "--no-progress")
     assert code == 0, err
     assert len(open(os.path.join(run5, train.HISTORY)).readlines()) == 1 + 7
-    assert "history" not in loads_at(run5, 7)
+    config = loads_at(run5, 7)
+    assert "history" not in config
+    assert (config["run"]["model"], config["run"]["precision"]) == ("mlp", "fp32")
 
 
 # ---- 5. flags given with --resume must match the saved run -----------------------------------
@@ -323,7 +370,7 @@ def test_a_checkpoint_from_before_history_jsonl_resumes(capsys, run5):
 @pytest.mark.parametrize("flag, value", [
     ("--hidden", "5"), ("--activation", "relu"), ("--dataset", "moons"), ("--lr", "0.5"),
     ("--precision", "bf16"), ("--optimizer", "adam"), ("--grad", "autodiff"), ("--seed", "3"),
-    ("--batch-size", "2"),
+    ("--batch-size", "2"), ("--model", "cnn"),
 ])
 def test_a_flag_that_conflicts_with_the_resumed_run_is_refused(capsys, run5, flag, value):
     before = files(run5)
@@ -336,7 +383,7 @@ def test_a_flag_that_conflicts_with_the_resumed_run_is_refused(capsys, run5, fla
 
 def test_flags_equal_to_the_saved_run_are_accepted(capsys, run5, tmp_path):
     other = str(tmp_path / "elsewhere")
-    code, out, err = call(capsys, "--resume", run5, "--epochs", "7", "--hidden", " 4 ", "--lr", "1.0",
+    code, out, err = call(capsys, "--resume", run5, "--epochs", "7", "--model", "mlp", "--hidden", " 4 ", "--lr", "1.0",
                           "--seed", "0", "--batch-size", "4", "--grad", "manual", "--dataset", "xor",
                           "--precision", "fp32", "--optimizer", "sgd", "--activation", "tanh",
                           "--out", other, "--no-progress", "--report")
@@ -345,6 +392,27 @@ def test_flags_equal_to_the_saved_run_are_accepted(capsys, run5, tmp_path):
     loads_at(run5, 5)                                  # --out elsewhere: the resumed run is untouched
     assert len(open(os.path.join(other, train.HISTORY)).readlines()) == 1 + 7
     assert os.path.getsize(os.path.join(other, train.REPORT)) > 0
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["--model", "mlp"], ["--model 'mlp' conflicts with the run being resumed", "saved with 'cnn'"]),
+    (["--model", "mlp", "--hidden", "4"], ["--model 'mlp' conflicts", "saved with 'cnn'"]),
+    (["--hidden", "4"], ["--hidden '4' applies to --model mlp only", "the run being resumed"]),
+    (["--hidden", "100,100"], ["--hidden '100,100' applies to --model mlp only"]),
+    (["--activation", "relu"], ["--activation 'relu' applies to --model mlp only", "the run being resumed"]),
+])
+def test_a_flag_that_conflicts_with_a_resumed_cnn_run_is_refused(capsys, cnn2, argv, names):
+    before = files(cnn2)
+    refused(capsys, ["--resume", cnn2, "--steps", "4", *argv, "--no-progress"], *names)
+    assert files(cnn2) == before
+
+
+def test_a_cnn_run_resumes_with_its_own_flags_under_a_width_limit_of_its_channels(capsys, cnn2, signals, tmp_path):
+    other = str(tmp_path / "other")
+    code, out, err = call(capsys, "--resume", cnn2, "--steps", "3", "--model", "cnn", "--dataset", signals,
+                          "--max-width", "25", "--out", other, "--no-progress")
+    assert code == 0, err
+    assert loads_at(other, 3)["run"]["model"] == "cnn"
 
 
 # ---- 6. one run at a time in a folder ----------------------------------------------------------
@@ -498,10 +566,11 @@ def test_a_message_with_a_line_break_is_printed_on_one_line(capsys):
 
 # ---- 10. properties: random flags and configs give success or one clean line -----------------
 
-FLAGS = ["--steps", "--epochs", "--lr", "--hidden", "--seed", "--batch-size", "--activation", "--dataset",
+FLAGS = ["--steps", "--epochs", "--lr", "--model", "--hidden", "--seed", "--batch-size", "--activation", "--dataset",
          "--optimizer", "--grad", "--precision", "--devices", "--max-width", "--max-params", "--resume"]
 VALUES = st.one_of(st.text(max_size=30), st.integers().map(str), st.floats().map(str),
-                   st.sampled_from(["", "0", "-1", "1e9", "2147483648", "100,100", "4,x", "relu", "xor", "nan"]))
+                   st.sampled_from(["", "0", "-1", "1e9", "2147483648", "100,100", "4,x", "relu", "xor", "nan",
+                                    "cnn", "mlp"]))
 
 
 def _one_line_or_success(thunk):

@@ -1,4 +1,5 @@
 """scripts/train.py as a user runs it: outputs, resume, and one-line errors."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -6,6 +7,10 @@ import sys
 
 import numpy as np
 import pytest
+
+import fnn
+from fnn import checkpoint, cli, models
+from fnn.errors import InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "train.py")
@@ -74,22 +79,59 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
     assert "Traceback" not in r.stderr
 
 
-def test_the_paper_cnn_trains_resumes_exactly_and_refuses_another_model_on_resume(tmp_path):
+# --model cnn, in-process (the script loaded as a module) so that its runs share one MNIST-1D.
+# 4,000 training examples in batches of 1,000: 4 steps an epoch, so the 4-step run ends at an
+# epoch boundary, where a resume continues exactly (one that ends mid-epoch starts a fresh epoch).
+CNN = ["--model", "cnn", "--batch-size", "1000", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def train_script():
+    spec = importlib.util.spec_from_file_location("train_script_in_process", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def in_process(script, capsys, *argv):
+    """(exit code, stdout, stderr) of scripts/train.py argv, run in this process."""
+    code = cli.run(script.main, [str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _run_config(folder):
+    return checkpoint.read_config(os.path.join(folder, "checkpoint.npz"))[0]["run"]
+
+
+def test_the_paper_cnn_trains_writes_its_files_and_resumes_exactly(train_script, capsys, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
-    cnn = ["--model", "cnn", "--no-progress"]
-    # MNIST-1D: 40 batches of 100 an epoch; the part run ends at an epoch boundary, where a resume
-    # continues exactly (one that ends mid-epoch resumes with a fresh epoch: see the README)
-    r = run(*cnn, "--steps", "80", "--out", str(full))
-    assert r.returncode == 0, r.stderr
-    assert "model: cnn serial(Reshape((40, 1)), Conv(25, 5, stride=2, padding=1)" in r.stdout
+    code, out, err = in_process(train_script, capsys, *CNN, "--steps", "8", "--report", "--out", full)
+    assert code == 0, err
+    assert "model: cnn serial(Reshape((40, 1)), Conv(25, 5, stride=2, padding=1)" in out
+    assert "hand-written vs jax.grad max relative error" in out
     m = json.loads((full / "metrics.json").read_text())
-    assert m["architecture"] == "cnn" and m["steps"] == 80 and m["grad_check_rel_err"] < 1e-5
-    assert m["model"].startswith("serial(Reshape((40, 1))")
-    assert m["test_accuracy"] > 0.2                       # 80 steps: well above chance (0.1)
-    assert run(*cnn, "--steps", "40", "--out", str(part)).returncode == 0
-    r = run("--resume", str(part), "--model", "mlp", "--no-progress")
-    assert r.returncode == 2 and "--model 'mlp' conflicts with the run being resumed" in r.stderr
-    r = run("--resume", str(part), "--steps", "80", "--no-progress")
-    assert r.returncode == 0, r.stderr
+    assert m["architecture"] == "cnn" and m["model"].startswith("serial(Reshape((40, 1))")
+    assert m["steps"] == 8 and m["epochs"] == 2 and m["grad_check_rel_err"] < 1e-5
+    assert m["test_accuracy"] > 0.2                       # 8 steps: above chance (0.1)
+    config = _run_config(full)
+    assert (config["model"], config["steps"], config["batch_size"]) == ("cnn", 8, 1000)
+    assert len((full / "history.jsonl").read_text().splitlines()) == 1 + 2
+    assert (full / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<html" in (full / "report.html").read_text(encoding="utf-8")
+    assert in_process(train_script, capsys, *CNN, "--steps", "4", "--out", part)[0] == 0
+    code, out, err = in_process(train_script, capsys, "--resume", part, "--steps", "8", "--no-progress")
+    assert code == 0, err
+    assert "resumed from" in out
     a, b = _params(full), _params(part)
-    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert a.keys() == b.keys() and a
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    history = lambda folder: (folder / "history.jsonl").read_text().splitlines()[1:]  # noqa: E731
+    assert history(full) == history(part)
+    assert _run_config(part) == config
+
+
+def test_cnn_min_length_is_the_shortest_signal_paper_cnn_takes(train_script):
+    fnn.summary(models.paper_cnn(train_script.CNN_MIN_LENGTH), (-1, train_script.CNN_MIN_LENGTH))
+    with pytest.raises(InputError, match="no window fits"):
+        fnn.summary(models.paper_cnn(train_script.CNN_MIN_LENGTH - 1), (-1, train_script.CNN_MIN_LENGTH - 1))

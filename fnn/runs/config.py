@@ -22,8 +22,8 @@ from fnn.train.fit import HISTORY_KEYS
 from fnn.validate import parse_int_list
 
 __all__ = ["DEFAULTS", "DEFAULT_BATCH", "CONFIG_KEYS", "MODELS", "FIXED_ON_RESUME", "MAX_INT32", "MAX_SEED", "LIMITS",
-           "is_file_name", "hidden_sizes", "check_hidden", "check_params", "flag_config", "new_config",
-           "saved_config", "check_saved_config", "check_resume_flags"]
+           "is_file_name", "hidden_sizes", "check_hidden", "check_params", "check_mlp_only", "flag_config",
+           "new_config", "saved_config", "check_saved_config", "check_resume_flags"]
 
 # Defaults: MNIST-1D, MLP 40-100-100-10 ReLU, Adam, batch 100 (the dataset's published MLP setup).
 DEFAULTS = dict(dataset="mnist1d", hidden="100,100", activation="relu", optimizer="adam",
@@ -37,6 +37,7 @@ FIXED_ON_RESUME = ("dataset", "hidden", "activation", "optimizer", "lr", "batch_
                    "seed", "precision", "model")
 MAX_INT32 = 2**31 - 1            # fit counts steps in int32
 # --model: "mlp" (--hidden, --activation) or "cnn" (fnn.models.paper_cnn, a fixed architecture).
+# A cnn run's config keeps the defaults in hidden and activation; nothing reads them.
 MODELS = ("mlp", "cnn")
 MLP_ONLY = ("hidden", "activation")
 MAX_SEED = 2**32 - 1
@@ -128,19 +129,26 @@ def check_params(sizes, limits, where="--hidden"):
     return n
 
 
+def check_mlp_only(given, model, resumed=None):
+    """InputError for --hidden or --activation given with a cnn model (resumed: the run's checkpoint path)."""
+    if model != "cnn":
+        return
+    for name in MLP_ONLY:
+        if given[name] is not None:
+            run = "" if resumed is None else f" (the run being resumed, {resumed!r})"
+            raise InputError(f"--{name} {given[name]!r} applies to --model mlp only; --model cnn{run} is the "
+                             "MNIST-1D paper's CNN (fnn.models.paper_cnn), whose layers are fixed")
+
+
 def flag_config(args, limits):
     """The configuration flags the user gave, checked (None where a flag was not given)."""
     given = {}
     for name in CONFIG_KEYS:
         value = getattr(args, name)
         given[name] = None if value is None else _checked(f"--{name.replace('_', '-')}", name, value)
+    check_mlp_only(given, given["model"])
     if given["hidden"] is not None:
         check_hidden(given["hidden"], limits)
-    if given["model"] == "cnn":
-        for name in MLP_ONLY:
-            if given[name] is not None:
-                raise InputError(f"--{name} {given[name]!r} applies to --model mlp only; --model cnn is the "
-                                 "MNIST-1D paper's CNN (fnn.models.paper_cnn), whose layers are fixed")
     if args.resume is not None and not args.resume.strip():
         raise InputError(f"--resume must name a folder, got {args.resume!r}")
     return given
@@ -185,7 +193,8 @@ def check_saved_config(saved, where, limits):
     if (run["epochs"] is None) == (run["steps"] is None):
         raise InputError(f"{where}: run configuration needs exactly one of epochs and steps, got "
                          f"epochs={run['epochs']!r}, steps={run['steps']!r}")
-    check_hidden(run["hidden"], limits, where=f"{where}: field 'hidden'")
+    if run["model"] == "mlp":                             # a cnn run's hidden is not its widths
+        check_hidden(run["hidden"], limits, where=f"{where}: field 'hidden'")
     return run, _history_meta(saved, where)
 
 
@@ -210,13 +219,23 @@ def _history_meta(saved, where):
 
 
 def check_resume_flags(given, run, path):
-    """InputError for a flag given with --resume that differs from the saved run's value."""
+    """InputError for a flag given with --resume that differs from the saved run's value.
+
+    --model is compared first; with a cnn run, --hidden and --activation are
+    then refused outright (check_mlp_only); then the other FIXED_ON_RESUME flags.
+    """
+    _check_same(given, run, path, "model")
+    check_mlp_only(given, run["model"], resumed=path)
     for name in FIXED_ON_RESUME:
-        value, saved = given[name], run[name]
-        if value is None:
-            continue
-        same = value == saved or (name == "dataset" and is_file_name(value)
-                                  and os.path.abspath(value) == os.path.abspath(saved))
-        if not same:
-            raise InputError(f"--{name.replace('_', '-')} {value!r} conflicts with the run being resumed, "
-                             f"saved with {saved!r} in {path!r}; leave the flag out or start a new run")
+        _check_same(given, run, path, name)
+
+
+def _check_same(given, run, path, name):
+    value, saved = given[name], run[name]
+    if value is None:
+        return
+    same = value == saved or (name == "dataset" and is_file_name(value)
+                              and os.path.abspath(value) == os.path.abspath(saved))
+    if not same:
+        raise InputError(f"--{name.replace('_', '-')} {value!r} conflicts with the run being resumed, "
+                         f"saved with {saved!r} in {path!r}; leave the flag out or start a new run")
