@@ -63,15 +63,23 @@ def _standardize(x, axes, eps):
     """(x̂, 1/σ, μ, σ²) of x over `axes`; μ, σ² and 1/σ keep those axes as size 1."""
     mean = jnp.mean(x, axis=axes, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)      # biased
-    inv = 1.0 / jnp.sqrt(var + eps)
+    inv = jax.lax.rsqrt(var + eps)
     return (x - mean) * inv, inv, mean, var
 
 
 def normalize_backward(g, xhat, inv, axes):
-    """dx = (1/σ) (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)), the means over `axes` (g = γ ⊙ dy)."""
-    mean_g = jnp.mean(g, axis=axes, keepdims=True)
-    mean_gx = jnp.mean(g * xhat, axis=axes, keepdims=True)
-    return inv * (g - mean_g - xhat * mean_gx)
+    """dx = (1/σ) (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)), the means over `axes` (g = γ ⊙ dy).
+
+    Computed as (1/(nσ)) (n g − Σ g − x̂ ⊙ Σ g ⊙ x̂): two sums and one scale per row,
+    which XLA's CPU backend runs about 20% faster than the two means (benchmarks/RESULTS.md).
+    """
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    n = 1
+    for a in axes:
+        n *= g.shape[a]
+    sum_g = jnp.sum(g, axis=axes, keepdims=True)
+    sum_gx = jnp.sum(g * xhat, axis=axes, keepdims=True)
+    return (inv * (1.0 / n)) * (n * g - sum_g - xhat * sum_gx)
 
 
 def _times_scale(params, dy):
