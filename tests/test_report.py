@@ -134,6 +134,27 @@ def test_frames_of_a_convolutional_model_draw_one_block_per_layer():
     assert confusion.images[0].get_array().sum() == 12
 
 
+def test_frames_of_a_model_with_batchnorm_use_the_snapshots_model_state():
+    rng = np.random.default_rng(2)
+    ds = data.Dataset(rng.normal(size=(40, 6)).astype(np.float32), rng.integers(0, 3, 40).astype(np.int32),
+                      rng.normal(size=(12, 6)).astype(np.float32), rng.integers(0, 3, 12).astype(np.int32),
+                      3, "signals", "classification")
+    model = fnn.serial(fnn.Reshape((6, 1)), fnn.Conv(2, 3, use_bias=False), fnn.BatchNorm(),
+                       fnn.Activation("relu"), fnn.GlobalAvgPool(), fnn.Dense(3))
+    params = model.init(jax.random.key(0), (-1, 6))[1]
+    snaps = report.Snapshots(params)
+    r = fnn.fit(model, "softmax_cross_entropy", fnn.optim.adam(0.05), params, ds.x_train, ds.y_train,
+                key=jax.random.key(1), steps=20, batch_size=10, progress=False, callback=snaps)
+    assert len(snaps) == 2                          # the start, and after the one chunk
+    last = snaps.frames[-1]
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(last.model_state),
+                                                     jax.tree.leaves(r.state.model_state)))
+    fig = report.frame_figure(model, "softmax_cross_entropy", ds, snaps, r.history, index=1)
+    want = fnn.evaluate(model, "softmax_cross_entropy", last.params, ds.x_test, ds.y_test,
+                        model_state=last.model_state)
+    assert f"test accuracy {want['accuracy']:.3f}" in fig._suptitle.get_text()
+
+
 def test_regression_frames_show_the_fitted_curve():
     ds, _ = data.standardize_dataset(data.get_dataset("sine", key=jax.random.key(0), n=64, n_test=20), targets=True)
     model = fnn.mlp([1, 4, 1], activation="tanh")

@@ -10,11 +10,13 @@ Each frame is one figure, redrawn for each snapshot of the parameters:
 beside the loss curves (with the frame's epoch marked) and the architecture
 drawn with that frame's weights.
 """
+import jax
 import jax.numpy as jnp
 import numpy as np
 from matplotlib.gridspec import GridSpec
 
 from fnn.errors import InputError
+from fnn.layers import init_state as init_model_state
 from fnn.losses import get_loss
 from fnn.numerics import sigmoid, softmax
 from fnn.train import evaluate, predict
@@ -111,12 +113,22 @@ class Frames:
             y = np.asarray(ds.y_train, np.float64)
             pad = 0.2 * (y.max() - y.min() or 1.0)
             self.ylim = (y.min() - pad, y.max() + pad)
-        self.metrics = [self._metrics(s.params) for s in self.snaps]
+        self.metrics = [self._metrics(s) for s in self.snaps]
 
-    def _metrics(self, params):
-        ds = self.ds
-        train = evaluate(self.model, self.loss, params, ds.x_train, ds.y_train)
-        test = evaluate(self.model, self.loss, params, self.x_eval, self.y_eval)
+    def _state(self, snap):
+        """A snapshot's model state for evaluate/predict: its own; the initial state for a stateful
+        model's snapshot without one (the parameters before training); None for a stateless model."""
+        state = getattr(snap, "model_state", ())
+        if jax.tree.leaves(state):
+            return state
+        if self.model.stateful:
+            return init_model_state(self.model, (-1,) + tuple(self.ds.x_train.shape[1:]))
+        return None
+
+    def _metrics(self, snap):
+        ds, state = self.ds, self._state(snap)
+        train = evaluate(self.model, self.loss, snap.params, ds.x_train, ds.y_train, model_state=state)
+        test = evaluate(self.model, self.loss, snap.params, self.x_eval, self.y_eval, model_state=state)
         return train, test
 
     def _layout(self, dpi):
@@ -153,7 +165,7 @@ class Frames:
 
     def draw(self, i):
         """Redraw every panel for snapshot i; returns the artists (for FuncAnimation)."""
-        params = self.snaps[i].params
+        params, self.model_state = self.snaps[i].params, self._state(self.snaps[i])
         for ax in [self.ax_main, self.ax_loss, self.ax_arch] + self.ax_samples:
             ax.clear()
         self._draw_main(params)
@@ -174,11 +186,11 @@ class Frames:
 
     def _draw_boundary(self, params):
         plot_decision_boundary(self.model, params, self.points, self.labels, ax=self.ax_main,
-                               resolution=self.resolution, limits=self.limits,
+                               resolution=self.resolution, limits=self.limits, model_state=self.model_state,
                                title="decision boundary over the training points")
 
     def _draw_confusion(self, params):
-        probs = _probabilities(predict(self.model, params, self.x_eval))
+        probs = _probabilities(predict(self.model, params, self.x_eval, model_state=self.model_state))
         plot_confusion_matrix(self.y_eval, np.argmax(probs, axis=1),
                               n_classes=probs.shape[1], ax=self.ax_main)
         self.ax_main.set_title(f"{self.eval_name} confusion matrix", fontsize=10)
@@ -188,14 +200,15 @@ class Frames:
             ax.set_axis_off()
 
     def _draw_fit(self, params):
-        plot_fit_1d(self.model, params, self.points, self.targets, ax=self.ax_main,
+        plot_fit_1d(self.model, params, self.points, self.targets, ax=self.ax_main, model_state=self.model_state,
                     title="the model's curve over the training data")
         self.ax_main.set_ylim(*self.ylim)
 
     def _draw_scatter(self, params):
         ax = self.ax_main
         y = np.asarray(self.y_eval, np.float64).reshape(-1)
-        out = np.asarray(predict(self.model, params, self.x_eval), np.float64).reshape(-1)
+        out = np.asarray(predict(self.model, params, self.x_eval, model_state=self.model_state),
+                         np.float64).reshape(-1)
         ax.scatter(y, out, s=8, color=POSITIVE, gid="predictions")
         lo, hi = y.min(), y.max()
         ax.plot([lo, hi], [lo, hi], color="0.4", ls="--", lw=1)

@@ -64,7 +64,7 @@ _TWO_CLASS = LinearSegmentedColormap.from_list(
 
 
 def plot_decision_boundary(model, params, x, y, *, ax=None, resolution=150, margin=0.25,
-                           limits=None, title=None, legend=True):
+                           limits=None, title=None, legend=True, model_state=None):
     """The regions a 2-D classifier assigns to each class, with its boundary and training points.
 
     Two classes (one logit, or two softmax logits): p(class 1) = σ(z) shaded
@@ -92,7 +92,7 @@ def plot_decision_boundary(model, params, x, y, *, ax=None, resolution=150, marg
     ax = new_axes(ax, (5, 4.4))
     xx, yy = _grid(x, resolution, margin, limits)
     flat = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float32)          # (r², 2)
-    out = np.asarray(predict(model, params, flat))
+    out = np.asarray(predict(model, params, flat, model_state=model_state))
     z = _two_class_logit(out)
     n_classes = max(int(labels.max(initial=0)) + 1, 2 if z is not None else out.shape[1])
     if z is not None:
@@ -146,8 +146,10 @@ def region_of(ax, point):
     return None
 
 
-def plot_fit_1d(model, params, x, y, *, ax=None, points=200, title=None):
-    """A regression with one input: the data (dots) and the model's curve over their range."""
+def plot_fit_1d(model, params, x, y, *, ax=None, points=200, title=None, model_state=None):
+    """A regression with one input: the data (dots) and the model's curve over their range.
+
+    model_state: the state of a stateful model (fnn.init_state, FitResult.model_state)."""
     x = np.asarray(x, np.float64).reshape(len(x), -1)
     y = np.asarray(y, np.float64).reshape(len(x), -1)
     if x.shape[1] != 1 or y.shape[1] != 1:
@@ -157,7 +159,7 @@ def plot_fit_1d(model, params, x, y, *, ax=None, points=200, title=None):
     lo, hi = x.min(), x.max()
     grid = np.linspace(lo, hi, points).reshape(-1, 1).astype(np.float32)
     ax.scatter(x[:, 0], y[:, 0], s=10, color="0.5", label="data", gid="data")
-    ax.plot(grid[:, 0], np.asarray(predict(model, params, grid)).reshape(-1), color=POSITIVE,
+    ax.plot(grid[:, 0], np.asarray(predict(model, params, grid, model_state=model_state)).reshape(-1), color=POSITIVE,
             lw=2, label="model", gid="model")
     ax.set_xlabel("x")
     ax.set_ylabel("y")

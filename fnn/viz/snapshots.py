@@ -22,10 +22,12 @@ REPORT_FRAMES = 30           # about how many frames a report's run is cut into
 
 
 class Snapshot(NamedTuple):
-    """The parameters (host NumPy arrays) after `step` steps, `epoch` whole epochs."""
+    """The parameters (host NumPy arrays) after `step` steps, `epoch` whole epochs, and the
+    model state that goes with them (BatchNorm's running statistics; () for most models)."""
     step: int
     epoch: int
     params: Any
+    model_state: Any = ()
 
 
 def _host_copy(params):
@@ -50,17 +52,17 @@ class Snapshots:
         if start is not None:
             if hasattr(start, "params") and hasattr(start, "step"):       # a TrainState
                 epoch = len((history or {}).get("epoch") or [])
-                self.add(start.params, int(start.step), epoch)
+                self.add(start.params, int(start.step), epoch, getattr(start, "model_state", ()))
             else:
                 self.add(start, 0, 0)
 
-    def add(self, params, step, epoch):
-        """Record `params` as the frame for `step` and `epoch`."""
-        self.frames.append(Snapshot(int(step), int(epoch), _host_copy(params)))
+    def add(self, params, step, epoch, model_state=()):
+        """Record `params` (and the model state with them) as the frame for `step` and `epoch`."""
+        self.frames.append(Snapshot(int(step), int(epoch), _host_copy(params), _host_copy(model_state)))
 
     def __call__(self, state, history):
         epochs = history.get("epoch") or [0]
-        self.add(state.params, int(state.step), epochs[-1])
+        self.add(state.params, int(state.step), epochs[-1], getattr(state, "model_state", ()))
         if self.then is not None:
             self.then(state, history)
 
