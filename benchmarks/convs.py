@@ -31,7 +31,7 @@ from fnn.train import StepConfig, init_state, make_step
 
 from benchmarks.common import (compile_timed, device_info, memory_figures, ratio, summarize_times,
                                time_interleaved)
-from benchmarks.grads import FULL_TIMING, QUICK_TIMING, _leaf_errors, _Stepper, _warm_up
+from benchmarks.grads import FULL_TIMING, QUICK_TIMING, _leaf_errors, _reference_grads, _Stepper, _warm_up
 
 GOALS = dict(time_median=1.00, time_worst=1.10, memory=1.00)
 C_IN, CLASSES = 4, 10
@@ -83,15 +83,6 @@ def default_grid(quick=False):
     return list(dict.fromkeys(grid))
 
 
-def _reference(model, loss, params, x, y, state):
-    with jax.enable_x64(True):
-        to64 = lambda a: jnp.asarray(np.asarray(a).astype(np.float64))
-        p64, s64 = jax.tree.map(to64, params), jax.tree.map(to64, state)
-        fn = jax.jit(lambda p: fnn.value_and_grad(model, loss, p, to64(x), y, method="autodiff",
-                                                  state=s64 if model.stateful else None))
-        return jax.device_get(fn(p64)[1])
-
-
 def run_config(config, *, key, timing):
     """The figures of one configuration, manual and autodiff side by side."""
     loss = fnn.get_loss("softmax_cross_entropy")
@@ -119,7 +110,7 @@ def run_config(config, *, key, timing):
     record = {"config": config._asdict(), "name": config.name, "repeats": repeats,
               "parameters": int(sum(np.size(p) for p in jax.tree.leaves(params))),
               "agreement": _leaf_errors(grads["manual"], grads["autodiff"],
-                                        _reference(model, loss, params, x, y, model_state)),
+                                        _reference_grads(model, loss, params, x, y, given)),
               "time": {}, "memory": {}}
     for p in ("grad", "step"):
         s = {m: summarize_times(times[p, m]) for m in METHODS}

@@ -186,15 +186,16 @@ def _leaf_errors(manual, autodiff, reference):
     return dict(worst, leaves=leaves)
 
 
-def _reference_grads(model, loss, params, x, y):
-    """jax.grad of the same forward and loss in float64, on the same params and batch."""
+def _reference_grads(model, loss, params, x, y, state=None):
+    """jax.grad of the same forward and loss in float64, on the same params, batch and model state."""
     with jax.enable_x64(True):
         to64 = lambda a: jnp.asarray(np.asarray(a).astype(np.float64))
         p64 = jax.tree.map(to64, params)
         x64 = to64(x)
         y64 = y if jnp.issubdtype(y.dtype, jnp.integer) else to64(y)
+        s64 = None if state is None else jax.tree.map(to64, state)
         fn = jax.jit(fnn.make_value_and_grad(model, loss, "autodiff"))
-        return jax.device_get(fn(p64, x64, y64)[1])
+        return jax.device_get(fn(p64, x64, y64, state=s64)[1])
 
 
 class _Stepper:

@@ -80,7 +80,8 @@ def mnist1d_model(name):
 
 
 def torch_init(key, params):
-    """params with every {"W", "b"} pair redrawn as PyTorch's default: U(−1/√fan_in, 1/√fan_in).
+    """params with every Dense/Conv weight W (and its bias b, if any) redrawn as PyTorch's default:
+    U(−1/√fan_in, 1/√fan_in).
 
     fan_in is the product of W's shape but its last axis (in for Dense (in, out),
     kernel size × in / groups for Conv (k..., in / groups, out)). Other leaves
@@ -91,14 +92,15 @@ def torch_init(key, params):
     out = []
     for leaf, k in zip(leaves, keys):
         if _is_weight_pair(leaf):
-            W, b = leaf["W"], leaf["b"]
-            bound = 1.0 / math.sqrt(math.prod(W.shape[:-1]))
-            k_W, k_b = jax.random.split(k)
-            leaf = dict(leaf, W=jax.random.uniform(k_W, W.shape, W.dtype, -bound, bound),
-                        b=jax.random.uniform(k_b, b.shape, b.dtype, -bound, bound))
+            bound = 1.0 / math.sqrt(math.prod(leaf["W"].shape[:-1]))
+            keys_of = dict(zip(("W", "b"), jax.random.split(k)))
+            leaf = dict(leaf, **{name: jax.random.uniform(keys_of[name], leaf[name].shape, leaf[name].dtype,
+                                                          -bound, bound)
+                                 for name in ("W", "b") if name in leaf})
         out.append(leaf)
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
 def _is_weight_pair(node):
-    return isinstance(node, dict) and "W" in node and "b" in node and jnp.ndim(node["b"]) == 1
+    """A Dense or Conv layer's params: {"W"} or {"W", "b"}, W at least 2-D."""
+    return isinstance(node, dict) and "W" in node and jnp.ndim(node["W"]) >= 2

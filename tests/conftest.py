@@ -1,9 +1,11 @@
 """Shared test setup and helpers: silent broadcasting is an error, float64 only where asked.
 
 Helpers used by several test files (import them with `from conftest import ...`):
-random arrays and parameters, tree comparison in float64, dropout keys, and
-deliberately wrong backward passes that the checks must catch.
+random arrays and parameters, tree comparison in float64, dropout keys,
+deliberately wrong backward passes that the checks must catch, and
+`load_script` (a script of scripts/ as a module, to call its main() in-process).
 """
+import importlib.util
 import os
 import tempfile
 
@@ -23,6 +25,18 @@ import pytest  # noqa: E402
 
 # (n,) against (n, 1) is the classic hand-written-gradient bug: make it raise.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_script(name, module_name=None):
+    """scripts/NAME.py as a fresh module (not registered in sys.modules), under module_name."""
+    spec = importlib.util.spec_from_file_location(module_name or f"{name}_script",
+                                                  os.path.join(ROOT, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ Runs are in-process (fnn.cli.run(main, argv)) and tiny: XOR, 4 examples, one ste
 """
 import contextlib
 import errno
-import importlib.util
 import io
 import json
 import os
@@ -21,6 +20,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from fnn import checkpoint, cli
 from fnn.runs import config as run_config, history as run_history
 from fnn.errors import FnnError, InputError
+from conftest import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "train.py")
@@ -30,14 +30,7 @@ SAVED = {"dataset": "xor", "model": "mlp", "hidden": "4", "activation": "tanh", 
          "batch_size": 4, "grad": "manual", "seed": 0, "precision": "fp32"}
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("train_script_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train = _load_script()
+train = load_script("train", "train_script_under_test")
 
 
 def call(capsys, *argv):
@@ -80,20 +73,29 @@ def loads_at(folder, step):
     return config
 
 
+def _finished_run(tmp_path_factory, name, argv):
+    """The folder of a run of train.py with `argv` that finished (stdout silenced)."""
+    folder = str(tmp_path_factory.mktemp(name) / "run")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert train.main([*argv, "--out", folder]) == 0
+    return folder
+
+
+def _copy(folder, tmp_path, name):
+    copy = str(tmp_path / name)
+    shutil.copytree(folder, copy)
+    return copy
+
+
 @pytest.fixture(scope="module")
 def done5(tmp_path_factory):
     """A finished 5-step XOR run (5 epochs); tests copy it before changing anything."""
-    folder = str(tmp_path_factory.mktemp("done5") / "run")
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert train.main([*XOR, "--steps", "5", "--out", folder]) == 0
-    return folder
+    return _finished_run(tmp_path_factory, "done5", [*XOR, "--steps", "5"])
 
 
 @pytest.fixture
 def run5(done5, tmp_path):
-    folder = str(tmp_path / "run")
-    shutil.copytree(done5, folder)
-    return folder
+    return _copy(done5, tmp_path, "run")
 
 
 @pytest.fixture(scope="module")
@@ -107,18 +109,13 @@ def signals(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cnn_done2(signals, tmp_path_factory):
     """A finished 2-step --model cnn run on `signals`; tests copy it before changing anything."""
-    folder = str(tmp_path_factory.mktemp("cnn_done2") / "run")
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert train.main(["--model", "cnn", "--dataset", signals, "--steps", "2", "--no-progress",
-                           "--out", folder]) == 0
-    return folder
+    return _finished_run(tmp_path_factory, "cnn_done2",
+                         ["--model", "cnn", "--dataset", signals, "--steps", "2", "--no-progress"])
 
 
 @pytest.fixture
 def cnn2(cnn_done2, tmp_path):
-    folder = str(tmp_path / "cnn")
-    shutil.copytree(cnn_done2, folder)
-    return folder
+    return _copy(cnn_done2, tmp_path, "cnn")
 
 
 # ---- 1. --out must be (or become) a writable folder -----------------------------------------

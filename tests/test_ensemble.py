@@ -1,7 +1,5 @@
 """Many models in one program: vmapped training equals one-by-one training; the XOR convergence table."""
-import importlib.util
 import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -11,17 +9,10 @@ import pytest
 import fnn
 from fnn import cli, data, ensemble, optim
 from fnn.train import init_state, make_epoch
+from conftest import load_script
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 XOR = data.xor()
 BCE = "binary_cross_entropy"
-
-
-def _load_script(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _max_diff(a, b):
@@ -111,7 +102,7 @@ def test_bad_arguments_raise_typed_errors(kwargs, error, message):
 
 
 def test_xor_convergence_script_prints_and_draws_the_table(tmp_path, capsys):
-    script = _load_script("xor_convergence")
+    script = load_script("xor_convergence")
     out_json, out_png = tmp_path / "xor.json", tmp_path / "xor.png"
     assert script.main(["--json", str(out_json), "--plot", str(out_png)]) == 0
     printed = capsys.readouterr().out
@@ -129,6 +120,6 @@ def test_xor_convergence_script_prints_and_draws_the_table(tmp_path, capsys):
 
 
 def test_xor_convergence_script_rejects_bad_flags(capsys):
-    script = _load_script("xor_convergence")
+    script = load_script("xor_convergence")
     assert cli.run(script.main, ["--hidden", "2,x"]) == 2
     assert "--hidden" in capsys.readouterr().err

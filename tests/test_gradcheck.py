@@ -1,6 +1,5 @@
 """Gradient checking (fnn.check): agreement on correct models, detection of wrong backwards,
 the key conventions, the grid (examples/gradcheck_grid.py) and scripts/gradcheck.py."""
-import importlib.util
 import json
 import math
 import os
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 import fnn
-from conftest import wrong_backward
+from conftest import load_script, wrong_backward
 from examples import gradcheck_grid as grid
 from fnn import check
 
@@ -305,10 +304,7 @@ def test_script_quick_json(script_quick):
 @pytest.fixture(scope="module")
 def script():
     """scripts/gradcheck.py as a module, to call main() in this process."""
-    spec = importlib.util.spec_from_file_location("gradcheck_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gradcheck", "gradcheck_script")
 
 
 def test_script_bad_argument_exits_2_without_traceback():

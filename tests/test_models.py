@@ -1,8 +1,6 @@
 """fnn.models (the MNIST-1D paper's networks, fnn-best, torch_init) and scripts/mnist1d_table.py."""
-import importlib.util
 import json
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -13,18 +11,10 @@ import fnn
 from fnn import models
 from fnn.check import TOL_AUTODIFF, TOL_FD
 from fnn.errors import InputError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _load_table_script():
-    spec = importlib.util.spec_from_file_location("mnist1d_table", os.path.join(ROOT, "scripts", "mnist1d_table.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_script
 
 
-table = _load_table_script()
+table = load_script("mnist1d_table")
 
 
 @pytest.mark.parametrize("name, params, shapes", [
@@ -72,6 +62,10 @@ def test_torch_init_draws_every_weight_and_bias_within_one_over_root_fan_in():
         w = np.asarray(p["W"]).ravel()
         # a uniform draw on (−bound, bound): its std is bound/√3 (loose: 125+ samples)
         assert abs(w.std() - bound / math.sqrt(3)) < 0.25 * bound
+    no_bias = fnn.serial(fnn.Reshape((40, 1)), fnn.Conv(4, 3, use_bias=False))
+    W = models.torch_init(jax.random.key(2), no_bias.init(jax.random.key(0), (-1, 40))[1])[1]["W"]
+    assert np.abs(np.asarray(W)).max() <= 1 / math.sqrt(3)       # redrawn (He's bound would be √(6/3))
+    assert np.abs(np.asarray(W)).max() > 0.5 / math.sqrt(3)
     again = models.torch_init(jax.random.key(1), params)
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(redrawn), jax.tree.leaves(again)))
 

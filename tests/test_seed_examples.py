@@ -4,7 +4,6 @@ The script runs once (module fixture) and its JSON is checked; the cheap
 examples are also checked in-process against jax.grad. The pictures
 (examples/seed_figures.py, examples/graph_plot.py) are checked at the end.
 """
-import importlib.util
 import json
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import fnn
 from examples import seeds
 from examples.graph import backprop
 from examples.graph_plot import plot_computational_graph
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "seed_examples.py"
@@ -110,18 +110,11 @@ def test_script_output(run):
 
 # --- in-process checks ------------------------------------------------------
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("seed_examples", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("argv", [["--bogus"], ["--seed", "x"], ["--json", "/no/such/dir/out.json"],
                                   ["--json", str(ROOT)]])
 def test_script_bad_args(argv, capsys):
     with pytest.raises(SystemExit) as e:
-        _load_script().main(argv)
+        load_script("seed_examples").main(argv)
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "error" in err
@@ -219,7 +212,7 @@ def test_seed_figures_are_written_as_pictures(tmp_path):
 def test_script_rejects_a_file_for_plots(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     with pytest.raises(SystemExit) as e:
-        _load_script().main(["--plots", str(tmp_path / "file")])
+        load_script("seed_examples").main(["--plots", str(tmp_path / "file")])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "not a directory" in err and "Traceback" not in err

@@ -1,21 +1,15 @@
 """scripts/throughput.py on tiny sizes: its JSON figures are consistent; bad flags are one-line errors."""
-import importlib.util
 import json
-import os
 
 import pytest
 
 from fnn import cli
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def throughput():
-    spec = importlib.util.spec_from_file_location("throughput", os.path.join(ROOT, "scripts", "throughput.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("throughput")
 
 
 def test_flops_per_step_counts_three_matmuls_per_dense_layer(throughput):

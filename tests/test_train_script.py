@@ -1,5 +1,4 @@
 """scripts/train.py as a user runs it: outputs, resume, and one-line errors."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +10,7 @@ import pytest
 import fnn
 from fnn import checkpoint, cli, models
 from fnn.errors import InputError
+from conftest import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "train.py")
@@ -87,10 +87,7 @@ CNN = ["--model", "cnn", "--batch-size", "1000", "--no-progress"]
 
 @pytest.fixture(scope="module")
 def train_script():
-    spec = importlib.util.spec_from_file_location("train_script_in_process", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("train", "train_script_in_process")
 
 
 def in_process(script, capsys, *argv):

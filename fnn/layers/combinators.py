@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from fnn.errors import InputError, InputTypeError
-from fnn.layers.core import Layer, _states, init_state, serial, update_state
+from fnn.layers.core import Layer, _states, combination, init_state, serial, update_state
 from fnn.validate import check_choice
 
 __all__ = ["residual", "parallel", "COMBINE"]
@@ -165,8 +165,4 @@ def parallel(*branches, combine="sum", axis=-1):
             saved = saved[0]
         return tuple(update_state(b, s, sv) for b, s, sv in zip(branches, _states(name, n, state), saved))
 
-    stateful = any(b.stateful for b in branches)
-    return Layer(name, init, forward, backward, tuple(branches), kind="parallel",
-                 stochastic=any(b.stochastic for b in branches),
-                 init_state=init_state_ if stateful else None,
-                 update_state=update_state_ if stateful else None)
+    return combination(name, init, forward, backward, branches, "parallel", init_state_, update_state_)

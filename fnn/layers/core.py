@@ -281,8 +281,14 @@ def serial(*layers):
     def update_state_(state, saved):
         return tuple(update_state(l, s, sv) for l, s, sv in zip(layers, _states(name, n, state), saved))
 
-    stateful = any(l.stateful for l in layers)
-    return Layer(name, init, forward, backward, tuple(layers), kind="serial",
-                 stochastic=any(l.stochastic for l in layers),
+    return combination(name, init, forward, backward, layers, "serial", init_state_, update_state_)
+
+
+def combination(name, init, forward, backward, parts, kind, init_state_, update_state_):
+    """The Layer of a combinator made of `parts`: stochastic if any part is; stateful, with the
+    given init_state_/update_state_ (which walk the parts), if any part is."""
+    stateful = any(p.stateful for p in parts)
+    return Layer(name, init, forward, backward, tuple(parts), kind=kind,
+                 stochastic=any(p.stochastic for p in parts),
                  init_state=init_state_ if stateful else None,
                  update_state=update_state_ if stateful else None)
