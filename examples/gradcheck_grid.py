@@ -8,8 +8,9 @@ tests/test_gradcheck.py runs its quick version. Course tooling, not library code
     results = run_cases(grid, default_cases(), key=jax.random.key(0))
 
 Cases build their models from the Grid's leaf layers: one Dense per width, one
-Activation per function, one Dropout per rate, each with its forward and
-backward under jax.jit, and one jitted fn/grad per loss. The 861 cases then
+Activation per function, one Dropout per rate, one Conv, pool or norm layer per
+setting, each with its forward and backward under jax.jit, and one jitted
+fn/grad per loss. The 1,113 cases then
 compile each leaf once per input shape, not once per case. Pass one Grid to
 every call that should share compiled code; a new Grid starts with none.
 """
@@ -24,7 +25,8 @@ import numpy as np
 from fnn.activations import ACTIVATIONS
 from fnn.check import FD_EPS, TOL_AUTODIFF, TOL_FD, GradCheckResult, check_gradients
 from fnn.errors import InputError
-from fnn.layers import Activation, Dense, Dropout, Layer, serial
+from fnn.layers import (Activation, AvgPool, BatchNorm, Conv, Dense, Dropout, Flatten, GlobalAvgPool, Layer,
+                        LayerNorm, MaxPool, Reshape, parallel, residual, serial)
 from fnn.losses import Loss, get_loss
 from fnn.validate import check_key
 
@@ -46,6 +48,7 @@ LOSS_TARGETS = (
 _SHAPES = ((1, 3, 4, 2), (3, 2, 5, 3), (8, 4, 6, 1))   # (batch, in, hidden, out)
 _DROPOUT_RATE = 0.25
 _KINK_MARGIN = 1e-3     # ≫ eps·|x|: no finite-difference step crosses a kink
+_MIN_BATCH_STD = 0.1    # BatchNorm's batch σ: 1/σ and its derivatives stay moderate
 _GRAD_FLOOR = 1e-4      # smallest leaf gradient, relative to |L|, in a drawn problem
 _DRAWS = 20
 _POOL = 512            # normals per draw: one compiled shape for every case
@@ -76,6 +79,10 @@ class Grid:
         """Dropout(rate), jitted."""
         return self._leaf(Dropout, rate)
 
+    def leaf(self, constructor, *args, **kwargs):
+        """constructor(*args, **kwargs), jitted (Conv, MaxPool, LayerNorm, ...); arguments hashable."""
+        return self._leaf(constructor, (args, tuple(sorted(kwargs.items()))))
+
     def loss(self, name):
         """get_loss(name) with fn and grad under jax.jit."""
         if name not in self._losses:
@@ -85,7 +92,12 @@ class Grid:
 
     def _leaf(self, constructor, argument):
         if (constructor, argument) not in self._layers:
-            self._layers[constructor, argument] = _jitted(constructor(argument))
+            if isinstance(argument, tuple):
+                args, kwargs = argument
+                layer = constructor(*args, **dict(kwargs))
+            else:
+                layer = constructor(argument)
+            self._layers[constructor, argument] = _jitted(layer)
         return self._layers[constructor, argument]
 
 
@@ -98,11 +110,17 @@ def _jitted(layer):
     """
     forward = jax.jit(layer.forward, static_argnames=("train",))
     if not layer.stochastic:
-        forward = _without_key(forward)
+        forward = _without_key(forward, layer.stateful)
     return layer.replace(forward=forward, backward=jax.jit(layer.backward))
 
 
-def _without_key(forward):
+def _without_key(forward, stateful=False):
+    if stateful:                                  # BatchNorm: its forward takes the state too
+        def forward_without_key(params, x, *, key=None, train=False, state=None):
+            del key
+            return forward(params, x, train=train, state=state)
+        return forward_without_key
+
     def forward_without_key(params, x, *, key=None, train=False):
         del key
         return forward(params, x, train=train)
@@ -214,14 +232,66 @@ def _output_act(grid, case):
     return serial(*_dense_act(grid, case).layers, grid.activation(case.output_activation))
 
 
+def _conv(grid, case):
+    """x (batch, in) as a length-`in` sequence of one channel: Conv(k 3, SAME) → act →
+    Conv(k 2, stride 2, dilation 1, SAME: odd and even lengths) → act → AvgPool(2, SAME) → Flatten → Dense."""
+    d_in, hidden, out = case.sizes
+    act = grid.activation(case.activation)
+    return serial(grid.leaf(Reshape, (d_in, 1)),
+                  grid.leaf(Conv, hidden, 3, padding="SAME"), act,
+                  grid.leaf(Conv, hidden, 2, stride=2, padding="SAME"), act,
+                  grid.leaf(AvgPool, 2, padding="SAME"), grid.leaf(Flatten), grid.dense(out))
+
+
+def _pool(grid, case):
+    """Conv(k 2, dilation 2, SAME, no bias) → act → MaxPool(2) → depthwise Conv(k 1, groups) → act
+    → GlobalAvgPool → Dense: max pooling (drawn away from ties), groups, global pooling."""
+    d_in, hidden, out = case.sizes
+    act = grid.activation(case.activation)
+    return serial(grid.leaf(Reshape, (d_in, 1)),
+                  grid.leaf(Conv, hidden, 2, dilation=2, padding="SAME", use_bias=False), act,
+                  grid.leaf(MaxPool, 2, padding="SAME"),
+                  grid.leaf(Conv, hidden, 1, groups=hidden), act,
+                  grid.leaf(GlobalAvgPool), grid.dense(out))
+
+
+def _norm(grid, case):
+    """Dense → LayerNorm → act → BatchNorm (training: batch statistics; at batch 8 only: a batch
+    of 1 has no variance, one of 3 relu outputs often almost none) → Dense → act → Dense. BatchNorm follows the activation, not a Dense:
+    it would cancel that Dense's bias, whose gradient is then exactly 0 (only round-off to compare)."""
+    _, hidden, out = case.sizes
+    act = grid.activation(case.activation)
+    bn = (grid.leaf(BatchNorm),) if case.batch >= 8 else ()
+    return serial(grid.dense(hidden), grid.leaf(LayerNorm), act, *bn, grid.dense(hidden), act, grid.dense(out))
+
+
+def _graph(grid, case):
+    """Dense → act → residual(Dense, act) → parallel(Dense, serial(Dense, act), concat)
+    → parallel(Dense, serial(Dense, act, Dense), sum): the two-paths rule three ways."""
+    _, hidden, out = case.sizes
+    act = grid.activation(case.activation)
+    d = grid.dense
+    return serial(d(hidden), act, residual(d(hidden), act),
+                  parallel(d(hidden), serial(d(hidden), act), combine="concat"),
+                  parallel(d(out), serial(d(hidden), act, d(out)), combine="sum"))
+
+
 _VARIANTS = {
     "dense": _dense,
     "dense+act": _dense_act,
     "dropout": _dropout,
     "deep": _deep,
     "output_act": _output_act,
+    "conv": _conv,
+    "pool": _pool,
+    "norm": _norm,
+    "graph": _graph,
 }
 LAYER_VARIANTS = tuple(_VARIANTS)
+# Variants that check layers rather than activations run with three hidden activations:
+# smooth, kinked and one with a non-monotone derivative.
+ARCHITECTURES = ("conv", "pool", "norm", "graph")
+ARCHITECTURE_ACTIVATIONS = ("tanh", "relu", "gelu")
 
 
 def _case_sizes(loss, shape):
@@ -249,14 +319,15 @@ def default_cases(quick=False):
     cases = []
     for layers in LAYER_VARIANTS:
         for loss, targets in LOSS_TARGETS:
-            for act in ("-",) if layers == "dense" else activations:
+            acts = ("-",) if layers == "dense" else activations
+            for act in ARCHITECTURE_ACTIVATIONS if layers in ARCHITECTURES else acts:
                 for shape in _SHAPES:
                     cases.append(Case(layers, act, loss, targets, *_case_sizes(loss, shape)))
     return cases
 
 
 def _quick_cases(activations):
-    variants = [v for v in LAYER_VARIANTS if v != "dense"]
+    variants = [v for v in LAYER_VARIANTS if v != "dense" and v not in ARCHITECTURES]
     cases = []
     for i, act in enumerate(activations):
         loss, targets = LOSS_TARGETS[i % len(LOSS_TARGETS)]
@@ -264,6 +335,10 @@ def _quick_cases(activations):
         cases.append(Case(variants[i % len(variants)], act, loss, targets, *_case_sizes(loss, shape)))
     for loss, targets in (LOSS_TARGETS[0], LOSS_TARGETS[3]):
         cases.append(Case("dense", "-", loss, targets, *_case_sizes(loss, _SHAPES[2])))
+    for i, layers in enumerate(ARCHITECTURES):        # batches 8 and 3: norm (i = 2) at 8, with BatchNorm
+        loss, targets = LOSS_TARGETS[i % len(LOSS_TARGETS)]
+        act = ARCHITECTURE_ACTIVATIONS[i % len(ARCHITECTURE_ACTIVATIONS)]
+        cases.append(Case(layers, act, loss, targets, *_case_sizes(loss, _SHAPES[1 + (i + 1) % 2])))
     return cases
 
 
@@ -287,16 +362,19 @@ def _normals(key, n):
 
 
 def _draw_params(model, key, d_in):
-    """Params of the model's structure: N(0, 1/fan_in) matrices, N(0, 0.2²) vectors (no exact zeros)."""
+    """Params of the model's structure: N(0, 1/fan_in) matrices and kernels (fan_in: every axis but
+    the last), N(0, 0.2²) vectors (no exact zeros), a normalization's scale γ ~ 1 + N(0, 0.2²)
+    (γ near 0 would leave the next BatchNorm a batch of almost no variance: ill-conditioned)."""
     with jax.enable_x64(True):
         shapes = jax.eval_shape(lambda k: model.init(k, (-1, d_in), jnp.float64)[1], key)
-    leaves, treedef = jax.tree_util.tree_flatten(shapes)
-    z = _normals(key, sum(math.prod(leaf.shape) for leaf in leaves))
+    paths, treedef = jax.tree_util.tree_flatten_with_path(shapes)
+    z = _normals(key, sum(math.prod(leaf.shape) for _, leaf in paths))
     drawn, start = [], 0
-    for leaf in leaves:
+    for path, leaf in paths:
         n = math.prod(leaf.shape)
-        scale = 1 / math.sqrt(leaf.shape[0]) if len(leaf.shape) >= 2 else 0.2
-        drawn.append(scale * z[start:start + n].reshape(leaf.shape))
+        scale = 1 / math.sqrt(math.prod(leaf.shape[:-1])) if len(leaf.shape) >= 2 else 0.2   # 1/√fan_in
+        center = 1.0 if jax.tree_util.keystr(path).endswith("['scale']") else 0.0
+        drawn.append(center + scale * z[start:start + n].reshape(leaf.shape))
         start += n
     return jax.tree_util.tree_unflatten(treedef, drawn)
 
@@ -316,26 +394,45 @@ def _draw_data(case, key):
     return x, (t > 0).astype(np.float64) if case.targets == "binary" else t
 
 
-def _activation_inputs(layer, saved):
-    """The pre-activations z saved by each kinked Activation layer (relu, leaky_relu) in a model."""
+def _kink_gaps(layer, saved):
+    """How close each kink of the model's layers is, one array per layer that has kinks:
+
+    |z| for the pre-activations of a kinked Activation (relu, leaky_relu), and for a
+    MaxPool(2) the gap |a − b| between the two inputs of each window (a near-tie is a kink:
+    the gradient jumps from one input to the other; an exact tie is two relu zeros, left tied).
+    A BatchNorm's batch σ, scaled so that σ < _MIN_BATCH_STD reads as a gap below _KINK_MARGIN.
+    """
     if layer.layers:
+        if layer.kind == "parallel" and "combine='concat'" in layer.name:
+            saved = saved[0]                     # (branches' saved, the widths marker)
         for sub, s in zip(layer.layers, saved):
-            yield from _activation_inputs(sub, s)
+            yield from _kink_gaps(sub, s)
     elif layer.activation is not None and layer.activation.kinked:
-        yield saved[0]
+        yield jnp.abs(saved[0])
+    elif layer.name.startswith("BatchNorm") and len(saved) == 4:
+        # not a kink, but a batch of almost one value makes 1/σ and the loss's third derivatives
+        # large, and a central difference's h² error with them: the gap is σ's distance to that
+        yield np.sqrt(np.asarray(saved[3])) * (_KINK_MARGIN / _MIN_BATCH_STD)
+    elif layer.name.startswith("MaxPool(2"):
+        x, y = saved                              # x (N, L, C); windows of 2 at stride 2, SAME
+        pairs = jnp.pad(x, ((0, 0), (0, 2 * y.shape[1] - x.shape[1]), (0, 0)), constant_values=-jnp.inf)
+        pairs = pairs.reshape(x.shape[0], y.shape[1], 2, x.shape[2])
+        gap = jnp.abs(pairs[:, :, 0] - pairs[:, :, 1])
+        yield jnp.where(gap == 0, jnp.inf, gap)     # equal: two relu zeros, which a step leaves equal
 
 
 def _well_posed(model, loss, params, x, y, key):
     """Whether finite differences can measure every gradient of this problem.
 
-    False if a kinked activation's pre-activation, or the residual of a loss
-    with a kink (loss.kink_distance), lies within _KINK_MARGIN of the kink, or
+    False if a kinked activation's pre-activation, a max-pool window's two inputs, or
+    the residual of a loss with a kink (loss.kink_distance), lie within _KINK_MARGIN
+    of the kink, if a BatchNorm's batch σ is below _MIN_BATCH_STD, or
     if a parameter leaf's (manual) gradient is below _GRAD_FLOOR·|L|.
     """
     out, saved = model.forward(params, x, key=key, train=True)
     value = loss.fn(out, y)
     grads, _ = model.backward(params, saved, loss.grad(out, y))
-    gaps = [np.min(np.abs(z)) for z in _activation_inputs(model, saved)]
+    gaps = [np.min(g) for g in _kink_gaps(model, saved)]
     if loss.kink_distance is not None:
         gaps.append(np.min(np.asarray(loss.kink_distance(out, y))))
     if min(gaps, default=math.inf) < _KINK_MARGIN:

@@ -240,7 +240,8 @@ def test_default_grid_covers_every_combination():
     assert activations == {"identity", "sigmoid", "tanh", "relu", "leaky_relu", "gelu",
                            "gelu_tanh", "swish", "softplus", "softmax"}   # linear, silu: aliases
     combos = {(c.layers, c.activation, c.loss_label) for c in cases}
-    assert len(combos) == 7 + 4 * 10 * 7
+    assert len(combos) == 7 + 4 * 10 * 7 + 4 * 3 * 7          # MLP variants; conv, pool, norm, graph
+    assert {c.activation for c in cases if c.layers in grid.ARCHITECTURES} == {"tanh", "relu", "gelu"}
     assert {c.batch for c in cases} == {1, 3, 8}
     assert len(cases) == 3 * len(combos)
 
@@ -252,6 +253,8 @@ def test_quick_grid_passes_and_covers_every_layer_activation_loss(quick_results)
     assert {c.loss_label for c in cases} == {c.loss_label for c in full}
     assert {c.layers for c in cases} == set(grid.LAYER_VARIANTS)
     assert 1 in {c.batch for c in cases}
+    norm = [grid.build_model(grid.Grid(), c) for c in cases if c.layers == "norm"]
+    assert any("BatchNorm" in m.name for m in norm)               # the quick norm case has BatchNorm
     failed = [r.case.label for r in quick_results if not r.passed]
     assert failed == []
     assert max(r.result.max_manual_vs_autodiff for r in quick_results) <= 1e-10

@@ -90,6 +90,16 @@ def test_forward_is_the_formula(x64, x_shape, window, stride, pads, padding):
             np.testing.assert_allclose(y[(slice(None),) + i], w.sum(axis=axes) / count, rtol=1e-13)
 
 
+@pytest.mark.parametrize("layer", [fnn.AvgPool(2, padding="SAME"), fnn.MaxPool(2, padding="SAME")],
+                         ids=lambda l: l.name)
+def test_pools_of_a_padded_length_one_axis_in_a_large_batch(layer):
+    # A length-1 axis padded to a window of 2, ~1,000 windows: lax.reduce_window sums these
+    # wrongly on XLA's CPU backend (jaxlib 0.10), eagerly and under jit; AvgPool adds slices.
+    x = normal(3, (900, 1, 5)).astype(np.float32)
+    for apply in (layer.apply, jax.jit(layer.apply)):
+        np.testing.assert_allclose(np.asarray(apply((), jnp.asarray(x))), x, rtol=1e-6)
+
+
 def test_max_pool_pads_with_minus_infinity_and_avg_pool_counts_real_inputs():
     x = -jnp.arange(1.0, 5.0).reshape(1, 4, 1)                      # -1, -2, -3, -4: all below the 0 pad
     np.testing.assert_array_equal(fnn.MaxPool(2, padding=1).apply((), x).ravel(), [-1, -2, -4])

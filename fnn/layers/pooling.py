@@ -98,6 +98,16 @@ def _shape_init(name, window, stride, padding):
     return init
 
 
+def _window_sums(x, g):
+    """Σ over each window of x (N, L..., C), padding counting 0: one strided slice of the padded x
+    per window offset, added. Not lax.reduce_window: XLA's CPU backend (jaxlib 0.10) sums a length-1
+    axis padded to a window of 2 wrongly once there are ~1,000 windows, with reduce_window's own
+    padding or a jnp.pad that jit folds into it
+    (tests/test_pooling.py::test_pools_of_a_padded_length_one_axis_in_a_large_batch)."""
+    padded = jnp.pad(x, _full(g)[2])
+    return sum(padded[_offset_slice(g, offset)] for offset in np.ndindex(*g.window))
+
+
 def MaxPool(window, *, stride=None, padding="VALID"):
     """Max over each window,  y[n, i, c] = max_j x[n, s·i + j − p_lo, c]; padding counts as −inf.
 
@@ -167,8 +177,7 @@ def AvgPool(window, *, stride=None, padding="VALID", count_include_pad=False):
     def forward(params, x, *, key=None, train=False):
         del params, key, train
         g = _pool_geometry(name, x.shape, window, stride_, padding)
-        dims, strides, pads = _full(g)
-        total = lax.reduce_window(x, 0.0, lax.add, dims, strides, pads)         # lax.reduce_window_sum
+        total = _window_sums(x, g)
         return total / jnp.asarray(_window_counts(g, count_include_pad), x.dtype), x   # x: for its shape
 
     def backward(params, saved, dy):
