@@ -1,4 +1,8 @@
-"""Hand-written backprop against jax.grad over a grid of MLPs: agreement, time, memory, FLOP/s."""
+"""Hand-written backprop against jax.grad over a grid of MLPs: agreement, time, memory, FLOP/s.
+
+`--family conv` runs the convolutional grid instead (benchmarks.convs), `--family sequence`
+the recurrent and attention grid (benchmarks.sequences); the other options then are theirs.
+"""
 import argparse
 import json
 import os
@@ -702,6 +706,8 @@ def _list(kind):
 
 def parse_args(argv):
     p = cli.ArgumentParser(prog="python -m benchmarks.grads", description=__doc__)
+    p.add_argument("--family", choices=tuple(FAMILIES), default="mlp",
+                   help="the network family: mlp (this grid, the default), conv or sequence")
     p.add_argument("--quick", action="store_true", help="small grid and short timings (< 1 minute on a 2-core CPU)")
     p.add_argument("--json", metavar="PATH", help="write every raw figure as JSON")
     p.add_argument("--md", metavar="PATH", help="write a Markdown summary")
@@ -744,8 +750,32 @@ def grid_from_args(args, dtypes):
                         args.losses or [base["loss"]], dtypes)
 
 
+FAMILIES = {"mlp": None, "conv": "benchmarks.convs", "sequence": "benchmarks.sequences"}
+
+
+def _family(argv):
+    """(family, the other arguments) from `--family NAME` or `--family=NAME` (default "mlp")."""
+    argv, rest, family = list(argv), [], "mlp"
+    while argv:
+        a = argv.pop(0)
+        if a == "--family" and argv:
+            family = argv.pop(0)
+        elif a.startswith("--family="):
+            family = a.split("=", 1)[1]
+        else:
+            rest.append(a)
+    return family, rest
+
+
 def main(argv=None):
-    args = parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    family, rest = _family(argv)
+    if family not in FAMILIES:
+        raise InputError(f"--family {family!r}: expected one of {', '.join(FAMILIES)}")
+    if FAMILIES[family] is not None:
+        import importlib
+        return importlib.import_module(FAMILIES[family]).main(rest)
+    args = parse_args(rest)
     info = device_info()
     print(f"device: {info['description']}; JAX {info['jax_version']}")
     if args.dtypes:
@@ -768,7 +798,7 @@ def main(argv=None):
     results = run(grid, quick=args.quick, timing=timing, optimizer=args.optimizer, learning_rate=args.lr,
                   matmul_n=args.matmul_size, seed=args.seed, dump_hlo=args.dump_hlo,
                   grid_kind=grid_kind_from_args(args))
-    command = "python -m benchmarks.grads " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.grads " + " ".join(argv)
     results["command"] = command.strip()
     print()
     for line in summary_lines(results):

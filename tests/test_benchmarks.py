@@ -216,6 +216,7 @@ def test_command_line_end_to_end(tmp_path, capsys):
     (["--activations", "nope"], "nope"),
     (["--optimizer", "sgdd"], "sgdd"),
     (["--widths", "a,b"], "integers"),
+    (["--family", "rnn"], "family"),
 ])
 def test_command_line_errors_are_one_line(argv, message, capsys):
     try:
@@ -225,6 +226,14 @@ def test_command_line_errors_are_one_line(argv, message, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_family_hands_the_other_arguments_to_its_module(monkeypatch):
+    seen = []
+    monkeypatch.setattr(convs, "main", lambda argv: seen.append(argv) or 0)
+    assert grads.main(["--quick", "--family", "conv", "--json", "c.json"]) == 0
+    assert grads.main(["--family=conv"]) == 0
+    assert seen == [["--quick", "--json", "c.json"], []]
 
 
 # ------------------------------------------------------------------ peers
