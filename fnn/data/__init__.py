@@ -9,6 +9,7 @@
     standardization  Standardizer: z = (x − mean) / std with training-split statistics
     batching         permutation, batch_indices, batches: one shuffle per epoch
     registry         DATASETS and get_dataset(name, *, key=None, **kwargs)
+    sequences        token-sequence tasks for a small transformer: sort_digits, add_numbers
 
 Generators that draw random numbers take a PRNG key first, as jax.random does:
 `spirals(jax.random.key(0), n=200)`, `permutation(key, n)`. get_dataset takes
@@ -32,6 +33,11 @@ from fnn.data.registry import DATASETS
 from fnn.data.registry import MISSING_DATASET_KEY
 from fnn.data.registry import RANDOM_DATASETS
 from fnn.data.registry import get_dataset
+from fnn.data.sequences import SequenceTask
+from fnn.data.sequences import add_numbers
+from fnn.data.sequences import answer_targets
+from fnn.data.sequences import sort_digits
+from fnn.data.sequences import split_task
 from fnn.data.standardization import Standardizer
 from fnn.data.standardization import fit_standardizer
 from fnn.data.standardization import standardize
@@ -56,9 +62,12 @@ __all__ = [
     "MISSING_DATASET_KEY",
     "MISSING_SPLIT_KEY",
     "RANDOM_DATASETS",
+    "SequenceTask",
     "Standardizer",
     "TASKS",
     "TASK_LOSS",
+    "add_numbers",
+    "answer_targets",
     "as_binary",
     "as_classification",
     "batch_indices",
@@ -74,6 +83,8 @@ __all__ = [
     "numpy_rngs",
     "permutation",
     "sine",
+    "sort_digits",
+    "split_task",
     "spirals",
     "standardize",
     "standardize_dataset",
