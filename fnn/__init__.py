@@ -7,6 +7,7 @@ from fnn import errors
 from fnn import gradcheck   # the old name of fnn.check
 from fnn import initializers
 from fnn import losses
+from fnn import models
 from fnn import numerics
 from fnn import optim
 from fnn import precision
@@ -40,12 +41,17 @@ from fnn.layers import BatchNorm
 from fnn.layers import Conv
 from fnn.layers import Dense
 from fnn.layers import Dropout
+from fnn.layers import Embedding
 from fnn.layers import Flatten
 from fnn.layers import GlobalAvgPool
 from fnn.layers import Layer
 from fnn.layers import LayerNorm
 from fnn.layers import MaxPool
+from fnn.layers import MultiHeadAttention
+from fnn.layers import PositionalEmbedding
 from fnn.layers import Reshape
+from fnn.layers import SinusoidalPositions
+from fnn.layers import TransformerBlock
 from fnn.layers import init_state
 from fnn.layers import mlp
 from fnn.layers import residual
@@ -92,6 +98,7 @@ __all__ = [
     "DATASETS",
     "Dense",
     "Dropout",
+    "Embedding",
     "Flatten",
     "FnnError",
     "GlobalAvgPool",
@@ -102,10 +109,14 @@ __all__ = [
     "LayerNorm",
     "Loss",
     "MaxPool",
+    "MultiHeadAttention",
     "OPTIMIZERS",
+    "PositionalEmbedding",
     "Reshape",
+    "SinusoidalPositions",
     "StepConfig",
     "TrainState",
+    "TransformerBlock",
     "activations",
     "check",
     "check_gradients",
@@ -134,6 +145,7 @@ __all__ = [
     "losses",
     "make_value_and_grad",
     "mlp",
+    "models",
     "numerics",
     "optim",
     "parallel",

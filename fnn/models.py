@@ -16,6 +16,8 @@ convolutional ones start with Reshape((40, 1)) (length 40, one channel).
 `torch_init` redraws the weights as PyTorch's nn.Linear / nn.Conv1d do by
 default, U(−1/√fan_in, 1/√fan_in) for W and b, the initialization the paper
 used (fan_in = in_features, or kernel size × in_channels / groups).
+
+`gpt` (fnn.layers.transformer) is a small decoder-only language model on token ids.
 """
 import math
 
@@ -25,9 +27,10 @@ import jax.numpy as jnp
 from fnn.errors import InputError
 from fnn.layers import (Activation, BatchNorm, Conv, Dense, Flatten, GlobalAvgPool, MaxPool, Reshape,
                         residual, serial)
+from fnn.layers.transformer import gpt
 
 __all__ = ["MNIST1D_MODELS", "mnist1d_model", "logistic", "paper_mlp", "paper_cnn", "best_cnn",
-           "torch_init"]
+           "torch_init", "gpt"]
 
 
 def logistic(classes=10):

@@ -221,8 +221,12 @@ def check_model_state(model, state, x_shape, where=None):
                                                init_shape=shape, got=_describe(state)))
 
 
-def check_data(x, y, where="data"):
-    """x and y as arrays of the same, non-zero length, with finite values (when concrete)."""
+def check_data(x, y, where="data", *, token_ids=False):
+    """x and y as arrays of the same, non-zero length, with finite values (when concrete).
+
+    x holds floating-point features, or, with token_ids=True (a model whose first layer
+    takes integer ids: Layer.integer_input), integers and only integers.
+    """
     x, y = as_array(f"{where}: x", x), as_array(f"{where}: y", y)
     if x.ndim < 1 or x.shape[0] == 0:
         raise InputError(f"{where}: x is empty (shape {x.shape}); expected at least one example")
@@ -233,8 +237,12 @@ def check_data(x, y, where="data"):
         if jnp.issubdtype(a.dtype, jnp.complexfloating):
             raise InputTypeError(f"{where}: {name} has complex dtype {a.dtype}; complex numbers are not "
                                  f"supported: expected real floating-point values")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise InputTypeError(f"{where}: x has dtype {x.dtype}; expected floating-point features")
+    if token_ids and not jnp.issubdtype(x.dtype, jnp.integer):
+        raise InputTypeError(f"{where}: x has dtype {x.dtype}; the model's first layer takes integer "
+                             "token ids (Embedding): expected an integer array such as int32")
+    if not token_ids and not jnp.issubdtype(x.dtype, jnp.floating):
+        raise InputTypeError(f"{where}: x has dtype {x.dtype}; expected floating-point features "
+                             "(integer x is for a model whose first layer takes token ids, such as Embedding)")
     for name, a in (("x", x), ("y", y)):
         if is_concrete(a) and jnp.issubdtype(a.dtype, jnp.floating):
             bad = np.flatnonzero(~np.isfinite(np.asarray(a).reshape(a.shape[0], -1)).all(axis=1))

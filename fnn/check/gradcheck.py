@@ -254,10 +254,13 @@ def check_layer(layer, params, x, *, key, train=True, state=None):
     backward(params, saved, dy) with the VJP (dyᵀ ∂y/∂params, dyᵀ ∂y/∂x), each
     by relative_error (‖a − b‖∞ / max(‖a‖∞, ‖b‖∞, tiny)).
 
+    Integer inputs (token ids) and masks have no gradient: there the backward's dx must be
+    float0 zeros of their shape (as jax.vjp gives), and only the float parts of x are compared.
+
     Args:
       layer: an fnn Layer (a single layer or a composition).
       params: its parameter pytree.
-      x: an input batch.
+      x: an input batch: an array, or a masked sequence (x, key_mask) (fnn.layers.masking).
       key: PRNG key, required: split in two, one for the forward (a dropout
         mask; unused by deterministic layers) and one drawing the cotangent dy.
       train: the forward's train flag.
@@ -276,7 +279,7 @@ def check_layer(layer, params, x, *, key, train=True, state=None):
     with jax.enable_x64(True):
         params, x, state = _to_float64(params), _to_float64(x), _to_float64(state)
         y, saved = forward(params, x)
-        dy = jax.random.normal(k_cotangent, y.shape, jnp.float64)          # y's shape
+        dy = _cotangent(k_cotangent, y)                                     # y's shape
         dparams, dx = layer.backward(params, saved, dy)
         _check_same_structure(params, dparams, f"{layer.name} backward")
         _, vjp = jax.vjp(lambda p, xx: forward(p, xx)[0], params, x)
@@ -286,5 +289,36 @@ def check_layer(layer, params, x, *, key, train=True, state=None):
             (jax.tree_util.keystr(path), relative_error(g, r))
             for (path, _), g, r in zip(paths, jax.tree_util.tree_leaves(dparams),
                                        jax.tree_util.tree_leaves(ref_dparams)))
-        dx_error = relative_error(dx, ref_dx)
+        dx_error = _dx_error(x, dx, ref_dx)
     return LayerCheckResult(leaves, dx_error, max([dx_error] + [e for _, e in leaves]))
+
+
+def _differentiable_leaf(a):
+    return jnp.issubdtype(jnp.result_type(a), jnp.inexact)
+
+
+def _cotangent(key, y):
+    """dy ~ N(0, 1) for each float leaf of the output; float0 zeros for a bool/integer leaf (a mask)."""
+    leaves, treedef = jax.tree_util.tree_flatten(y)
+    keys = jax.random.split(key, max(len(leaves), 1))
+    return jax.tree_util.tree_unflatten(treedef, [
+        jax.random.normal(k, a.shape, jnp.float64) if _differentiable_leaf(a)
+        else np.zeros(a.shape, jax.dtypes.float0) for a, k in zip(leaves, keys)])
+
+
+def _dx_error(x, dx, ref_dx):
+    """relative_error of dx against jax.vjp's, leaf by leaf over x (an array or a pair (x, mask)).
+
+    An integer or bool leaf of x (token ids, a mask) has no gradient: there the backward
+    must give float0 zeros of its shape (error 0), and anything else is an error of inf.
+    """
+    if jax.tree_util.tree_structure(dx) != jax.tree_util.tree_structure(x):
+        return math.inf
+    errors = []
+    for a, g, r in zip(*(jax.tree_util.tree_leaves(t) for t in (x, dx, ref_dx))):
+        if _differentiable_leaf(a):
+            errors.append(relative_error(g, r) if np.shape(g) == np.shape(a) else math.inf)
+        else:
+            ok = np.shape(g) == np.shape(a) and np.asarray(g).dtype == jax.dtypes.float0
+            errors.append(0.0 if ok else math.inf)
+    return max(errors, default=0.0)

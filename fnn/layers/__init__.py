@@ -10,7 +10,14 @@
     window       the window arithmetic (output lengths, padding) of conv and pooling
     norm         LayerNorm, BatchNorm (with running statistics as model state)
     combinators  residual (y = x + f(x)), parallel (branches summed or concatenated)
+    embedding    Embedding (token ids → vectors), PositionalEmbedding, SinusoidalPositions
+    attention    MultiHeadAttention; attention_forward/backward (query blocks, lse recomputation)
+    masking      masked sequences (x, key_mask): pass_mask, DropMask
+    transformer  TransformerBlock (pre-norm), gpt (a decoder-only language model)
 """
+from fnn.layers.attention import MultiHeadAttention
+from fnn.layers.attention import attention_backward
+from fnn.layers.attention import attention_forward
 from fnn.layers.combinators import parallel
 from fnn.layers.combinators import residual
 from fnn.layers.conv import Conv
@@ -24,6 +31,11 @@ from fnn.layers.dense import Dense
 from fnn.layers.dense import mlp
 from fnn.layers.elementwise import Activation
 from fnn.layers.elementwise import Dropout
+from fnn.layers.embedding import Embedding
+from fnn.layers.embedding import PositionalEmbedding
+from fnn.layers.embedding import SinusoidalPositions
+from fnn.layers.masking import DropMask
+from fnn.layers.masking import pass_mask
 from fnn.layers.norm import BatchNorm
 from fnn.layers.norm import LayerNorm
 from fnn.layers.pooling import AvgPool
@@ -33,6 +45,8 @@ from fnn.layers.shape import Flatten
 from fnn.layers.shape import Reshape
 from fnn.layers.summary import Summary
 from fnn.layers.summary import summary
+from fnn.layers.transformer import TransformerBlock
+from fnn.layers.transformer import gpt
 
 __all__ = [
     "Activation",
@@ -40,7 +54,9 @@ __all__ = [
     "BatchNorm",
     "Conv",
     "Dense",
+    "DropMask",
     "Dropout",
+    "Embedding",
     "Flatten",
     "GlobalAvgPool",
     "Layer",
@@ -48,11 +64,19 @@ __all__ = [
     "MISSING_KEY",
     "MISSING_STATE",
     "MaxPool",
+    "MultiHeadAttention",
+    "PositionalEmbedding",
     "Reshape",
+    "SinusoidalPositions",
     "Summary",
+    "TransformerBlock",
+    "attention_backward",
+    "attention_forward",
+    "gpt",
     "init_state",
     "mlp",
     "parallel",
+    "pass_mask",
     "residual",
     "serial",
     "summary",

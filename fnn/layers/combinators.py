@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from fnn.errors import InputError, InputTypeError
 from fnn.layers.core import Layer, _states, combination, init_state, serial, update_state
+from fnn.layers.masking import values, with_values
 from fnn.validate import check_choice
 
 __all__ = ["residual", "parallel", "COMBINE"]
@@ -38,6 +39,8 @@ def residual(*layers):
         dx = dx_f + dy,   dx_f, dparams = f.backward(params, saved, dy)
     f must give an output of the input's shape (InputError at init otherwise).
     params, state and saved are f's: a tuple with one entry per layer.
+    A masked sequence (x, key_mask) (fnn.layers.masking) gives (x + f(x), key_mask):
+    the values are added, the mask passed on.
     """
     _check_layers("residual", layers)
     f = serial(*layers)
@@ -55,12 +58,12 @@ def residual(*layers):
 
     def forward(params, x, *, key=None, train=False, state=None):
         fx, saved = f.forward(params, x, key=key, train=train, state=state)
-        check_shapes(x.shape, fx.shape)
-        return x + fx, saved
+        check_shapes(values(x).shape, values(fx).shape)
+        return with_values(fx, values(x) + values(fx)), saved
 
     def backward(params, saved, dy):
         dparams, dx_f = f.backward(params, saved, dy)
-        return dparams, dx_f + dy                       # the two paths' gradients added together
+        return dparams, with_values(dx_f, values(dx_f) + values(dy))   # the two paths' gradients added
 
     return Layer(name, init, forward, backward, tuple(layers), kind="residual",
                  stochastic=f.stochastic, init_state=f.init_state, update_state=f.update_state)
@@ -165,4 +168,5 @@ def parallel(*branches, combine="sum", axis=-1):
             saved = saved[0]
         return tuple(update_state(b, s, sv) for b, s, sv in zip(branches, _states(name, n, state), saved))
 
-    return combination(name, init, forward, backward, branches, "parallel", init_state_, update_state_)
+    return combination(name, init, forward, backward, branches, "parallel", init_state_, update_state_,
+                       integer_input=all(b.integer_input for b in branches))

@@ -66,6 +66,9 @@ class Layer:
       (BatchNorm's running mean and variance), here or in a sub-layer; None otherwise.
     update_state: (state, saved) -> the state after a training forward that saved `saved`;
       None keeps the state as it is.
+    integer_input: forward takes integer arrays as x (token ids: Embedding; a serial whose first
+      layer does). fnn's entries (fit, evaluate, value_and_grad) then accept integer x, and only then.
+      Such a layer's dx is a float0 array of x's shape, what jax.vjp gives for an integer input.
     stateful (a property): whether init_state is given; only then does forward get `state`.
     Compared and hashed by identity, as jit does for a static argument.
     """
@@ -79,6 +82,7 @@ class Layer:
     activation: Optional[Any] = None
     init_state: Optional[Callable] = None
     update_state: Optional[Callable] = None
+    integer_input: bool = False
 
     def __post_init__(self):
         # Every init takes a PRNG key first, and a key given to forward must be one:
@@ -281,14 +285,17 @@ def serial(*layers):
     def update_state_(state, saved):
         return tuple(update_state(l, s, sv) for l, s, sv in zip(layers, _states(name, n, state), saved))
 
-    return combination(name, init, forward, backward, layers, "serial", init_state_, update_state_)
+    return combination(name, init, forward, backward, layers, "serial", init_state_, update_state_,
+                       integer_input=layers[0].integer_input)
 
 
-def combination(name, init, forward, backward, parts, kind, init_state_, update_state_):
+def combination(name, init, forward, backward, parts, kind, init_state_, update_state_, *,
+                integer_input=False):
     """The Layer of a combinator made of `parts`: stochastic if any part is; stateful, with the
     given init_state_/update_state_ (which walk the parts), if any part is."""
     stateful = any(p.stateful for p in parts)
     return Layer(name, init, forward, backward, tuple(parts), kind=kind,
                  stochastic=any(p.stochastic for p in parts),
                  init_state=init_state_ if stateful else None,
-                 update_state=update_state_ if stateful else None)
+                 update_state=update_state_ if stateful else None,
+                 integer_input=integer_input)

@@ -54,7 +54,7 @@ def check_inputs(model, loss, params, x, y, where, model_state=None):
     model_state None: the targets are checked against the training forward's output
     shape (a stateful model's state is not needed for it).
     """
-    x, y = check_data(x, y, where)
+    x, y = check_data(x, y, where, token_ids=check_model(model, where).integer_input)
     check_params(model, params, x.shape)
     check_model_state(model, model_state, x.shape, where)
     train = model_state is None and model.stateful            # shapes only: no state needed
