@@ -30,9 +30,9 @@ from fnn.data import sequences  # noqa: E402
 # The model and its training, per task. d_model ≤ 128, a few layers and heads.
 MODEL = dict(d_model=64, heads=4, layers=2, mlp_ratio=4)
 RECIPES = {
-    "sort": dict(task=dict(length=8), n_train=20000, n_test=1000, steps=2000, batch_size=128,
+    "sort": dict(task=dict(length=8), n_train=20000, n_test=1000, steps=1000, batch_size=128,
                  learning_rate=3e-3),
-    "add": dict(task=dict(digits=3), n_train=40000, n_test=1000, steps=4000, batch_size=128,
+    "add": dict(task=dict(digits=3), n_train=40000, n_test=1000, steps=2000, batch_size=128,
                 learning_rate=3e-3),
 }
 TARGETS = {"sort": 0.99, "add": 0.95}     # exact match on held-out prompts
@@ -149,7 +149,7 @@ def draw_attention(path, model, params, test):
     maps = attention_maps(model, params, jnp.asarray(x))
     layers, heads = len(maps), maps[0].shape[1]
     labels = [str(t) for t in x[0]]
-    fig = figure(figsize=(2.6 * heads, 2.8 * layers))
+    fig = figure(figsize=(2.6 * heads, 3.0 * layers + 0.4))
     axes = fig.subplots(layers, heads, squeeze=False)
     for l, m in enumerate(maps):
         for h in range(heads):
@@ -162,7 +162,7 @@ def draw_attention(path, model, params, test):
             ax.axvline(test.prompt_length - 0.5, color="white", lw=0.6)
     fig.suptitle(f"Attention while sorting {' '.join(labels[:test.prompt_length])} "
                  "(rows: the position predicting, columns: what it reads)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.96), h_pad=1.5)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, facecolor="white")
     cli.write_file(path, buffer.getvalue())
