@@ -41,10 +41,13 @@ from fnn.layers import Conv
 from fnn.layers import Dense
 from fnn.layers import Dropout
 from fnn.layers import Flatten
+from fnn.layers import GRU
 from fnn.layers import GlobalAvgPool
 from fnn.layers import Layer
+from fnn.layers import LSTM
 from fnn.layers import LayerNorm
 from fnn.layers import MaxPool
+from fnn.layers import RNN
 from fnn.layers import Reshape
 from fnn.layers import init_state
 from fnn.layers import mlp
@@ -94,15 +97,18 @@ __all__ = [
     "Dropout",
     "Flatten",
     "FnnError",
+    "GRU",
     "GlobalAvgPool",
     "InputError",
     "InputTypeError",
     "LOSSES",
+    "LSTM",
     "Layer",
     "LayerNorm",
     "Loss",
     "MaxPool",
     "OPTIMIZERS",
+    "RNN",
     "Reshape",
     "StepConfig",
     "TrainState",

@@ -10,6 +10,8 @@
     window       the window arithmetic (output lengths, padding) of conv and pooling
     norm         LayerNorm, BatchNorm (with running statistics as model state)
     combinators  residual (y = x + f(x)), parallel (branches summed or concatenated)
+    recurrent    RNN, GRU, LSTM over (batch, T, features): stacked, bidirectional, BPTT by hand
+    cells        the recurrences of those three cells, forward and backward scans
 """
 from fnn.layers.combinators import parallel
 from fnn.layers.combinators import residual
@@ -29,6 +31,9 @@ from fnn.layers.norm import LayerNorm
 from fnn.layers.pooling import AvgPool
 from fnn.layers.pooling import GlobalAvgPool
 from fnn.layers.pooling import MaxPool
+from fnn.layers.recurrent import GRU
+from fnn.layers.recurrent import LSTM
+from fnn.layers.recurrent import RNN
 from fnn.layers.shape import Flatten
 from fnn.layers.shape import Reshape
 from fnn.layers.summary import Summary
@@ -42,12 +47,15 @@ __all__ = [
     "Dense",
     "Dropout",
     "Flatten",
+    "GRU",
     "GlobalAvgPool",
     "Layer",
+    "LSTM",
     "LayerNorm",
     "MISSING_KEY",
     "MISSING_STATE",
     "MaxPool",
+    "RNN",
     "Reshape",
     "Summary",
     "init_state",
