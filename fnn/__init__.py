@@ -43,12 +43,15 @@ from fnn.layers import Dense
 from fnn.layers import Dropout
 from fnn.layers import Embedding
 from fnn.layers import Flatten
+from fnn.layers import GRU
 from fnn.layers import GlobalAvgPool
 from fnn.layers import Layer
+from fnn.layers import LSTM
 from fnn.layers import LayerNorm
 from fnn.layers import MaxPool
 from fnn.layers import MultiHeadAttention
 from fnn.layers import PositionalEmbedding
+from fnn.layers import RNN
 from fnn.layers import Reshape
 from fnn.layers import SinusoidalPositions
 from fnn.layers import TransformerBlock
@@ -101,10 +104,12 @@ __all__ = [
     "Embedding",
     "Flatten",
     "FnnError",
+    "GRU",
     "GlobalAvgPool",
     "InputError",
     "InputTypeError",
     "LOSSES",
+    "LSTM",
     "Layer",
     "LayerNorm",
     "Loss",
@@ -112,6 +117,7 @@ __all__ = [
     "MultiHeadAttention",
     "OPTIMIZERS",
     "PositionalEmbedding",
+    "RNN",
     "Reshape",
     "SinusoidalPositions",
     "StepConfig",

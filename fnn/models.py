@@ -7,15 +7,19 @@ Greydanus, "Scaling down deep learning" (2020), trains these on MNIST-1D
     mlp        h = relu(Dense(100) x);  h = h + relu(Dense(100) h);  Dense(10)   68%
     cnn        Conv(25, 5, stride 2, pad 1) → relu → Conv(25, 3, stride 2, pad 1) → relu
                → Conv(25, 3, stride 2, pad 1) → relu → Flatten (5 × 25 = 125) → Dense(10)   94%
+    gru        bidirectional GRU(6) over the 40 positions, one feature each → Flatten (40 × 2 × 6 = 480)
+               → Dense(10)                                                                     91%
 
 and `best_cnn` ("fnn-best") is fnn's own: BatchNorm'd SAME convolutions, max
 pooling and global average pooling, past the human expert's 96%.
 
 Every model here takes a batch of flat signals, shape (batch, 40); the
 convolutional ones start with Reshape((40, 1)) (length 40, one channel).
+`paper_lstm` is the same recurrent network with an LSTM in the GRU's place.
 `torch_init` redraws the weights as PyTorch's nn.Linear / nn.Conv1d do by
 default, U(−1/√fan_in, 1/√fan_in) for W and b, the initialization the paper
-used (fan_in = in_features, or kernel size × in_channels / groups).
+used (fan_in = in_features, or kernel size × in_channels / groups), and a
+recurrent layer's as nn.GRU / nn.LSTM do, U(−1/√H, 1/√H) for all four.
 
 `gpt` (fnn.layers.transformer) is a small decoder-only language model on token ids.
 """
@@ -25,12 +29,12 @@ import jax
 import jax.numpy as jnp
 
 from fnn.errors import InputError
-from fnn.layers import (Activation, BatchNorm, Conv, Dense, Flatten, GlobalAvgPool, MaxPool, Reshape,
-                        residual, serial)
+from fnn.layers import (GRU, LSTM, Activation, BatchNorm, Conv, Dense, Flatten, GlobalAvgPool, MaxPool,
+                        Reshape, residual, serial)
 from fnn.layers.transformer import gpt
 
-__all__ = ["MNIST1D_MODELS", "mnist1d_model", "logistic", "paper_mlp", "paper_cnn", "best_cnn",
-           "torch_init", "gpt"]
+__all__ = ["MNIST1D_MODELS", "mnist1d_model", "logistic", "paper_mlp", "paper_cnn", "paper_gru", "paper_lstm",
+           "best_cnn", "torch_init", "gpt"]
 
 
 def logistic(classes=10):
@@ -54,6 +58,21 @@ def paper_cnn(length=40, channels=25, classes=10):
                   Flatten(), Dense(classes))
 
 
+def paper_gru(length=40, hidden=6, classes=10):
+    """The paper's GRU: a bidirectional GRU(hidden) reads one feature per position, every state kept,
+    Flatten (length × 2 × hidden), Dense(classes).
+
+    5,134 params at the defaults: PyTorch's nn.GRU(1, 6, bidirectional=True) has
+    2 × (3·6·1 + 3·6·6 + 2·3·6) = 324, the Dense(480 → 10) 480·10 + 10 = 4,810.
+    """
+    return serial(Reshape((length, 1)), GRU(hidden, bidirectional=True), Flatten(), Dense(classes))
+
+
+def paper_lstm(length=40, hidden=6, classes=10):
+    """paper_gru with a bidirectional LSTM(hidden): 2 × (4·6·1 + 4·6·6 + 2·4·6) = 432 + 4,810 = 5,242 params."""
+    return serial(Reshape((length, 1)), LSTM(hidden, bidirectional=True), Flatten(), Dense(classes))
+
+
 def _conv_block(channels, kernel):
     """Conv (SAME, no bias: BatchNorm's offset takes its place) → BatchNorm → relu."""
     return [Conv(channels, kernel, padding="SAME", use_bias=False), BatchNorm(), Activation("relu")]
@@ -72,7 +91,8 @@ def best_cnn(length=40, channels=16, classes=10):
                   *_conv_block(4 * c, 3), GlobalAvgPool(), Dense(classes))
 
 
-MNIST1D_MODELS = {"logistic": logistic, "mlp": paper_mlp, "cnn": paper_cnn, "fnn-best": best_cnn}
+MNIST1D_MODELS = {"logistic": logistic, "mlp": paper_mlp, "cnn": paper_cnn, "gru": paper_gru, "lstm": paper_lstm,
+                  "fnn-best": best_cnn}
 
 
 def mnist1d_model(name):
@@ -84,26 +104,43 @@ def mnist1d_model(name):
 
 def torch_init(key, params):
     """params with every Dense/Conv weight W (and its bias b, if any) redrawn as PyTorch's default:
-    U(−1/√fan_in, 1/√fan_in).
+    U(−1/√fan_in, 1/√fan_in); and every recurrent cell's W_x, W_h, b_x, b_h as nn.RNN/GRU/LSTM's,
+    U(−1/√H, 1/√H) with H the hidden size.
 
     fan_in is the product of W's shape but its last axis (in for Dense (in, out),
     kernel size × in / groups for Conv (k..., in / groups, out)). Other leaves
-    (normalization scales and offsets) are kept.
+    (normalization scales and offsets, a learned initial state h0, c0) are kept;
+    an LSTM's forget_bias is redrawn away, as PyTorch has none.
     """
-    leaves, treedef = jax.tree_util.tree_flatten(params, is_leaf=_is_weight_pair)
+    leaves, treedef = jax.tree_util.tree_flatten(params, is_leaf=_redrawn)
     keys = jax.random.split(key, max(len(leaves), 1))
     out = []
     for leaf, k in zip(leaves, keys):
         if _is_weight_pair(leaf):
-            bound = 1.0 / math.sqrt(math.prod(leaf["W"].shape[:-1]))
-            keys_of = dict(zip(("W", "b"), jax.random.split(k)))
-            leaf = dict(leaf, **{name: jax.random.uniform(keys_of[name], leaf[name].shape, leaf[name].dtype,
-                                                          -bound, bound)
-                                 for name in ("W", "b") if name in leaf})
+            leaf = _redraw(k, leaf, ("W", "b"), 1.0 / math.sqrt(math.prod(leaf["W"].shape[:-1])))
+        elif _is_recurrent_cell(leaf):
+            leaf = _redraw(k, leaf, ("W_x", "W_h", "b_x", "b_h"), 1.0 / math.sqrt(leaf["W_h"].shape[0]))
         out.append(leaf)
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _redraw(key, leaf, names, bound):
+    """leaf with each of `names` it holds drawn anew from U(−bound, bound)."""
+    keys_of = dict(zip(names, jax.random.split(key, len(names))))
+    return dict(leaf, **{name: jax.random.uniform(keys_of[name], leaf[name].shape, leaf[name].dtype,
+                                                  -bound, bound)
+                         for name in names if name in leaf})
+
+
+def _redrawn(node):
+    return _is_weight_pair(node) or _is_recurrent_cell(node)
 
 
 def _is_weight_pair(node):
     """A Dense or Conv layer's params: {"W"} or {"W", "b"}, W at least 2-D."""
     return isinstance(node, dict) and "W" in node and jnp.ndim(node["W"]) >= 2
+
+
+def _is_recurrent_cell(node):
+    """One direction of a recurrent layer's params: {"W_x", "W_h", "b_x", "b_h"} (+ h0, c0)."""
+    return isinstance(node, dict) and {"W_x", "W_h", "b_x", "b_h"} <= set(node) and jnp.ndim(node["W_h"]) == 2

@@ -43,7 +43,7 @@ def test_the_paper_cnn_follows_the_output_length_formula():
 
 
 def test_unknown_model_is_named():
-    with pytest.raises(InputError, match=r"'resnet'.*logistic, mlp, cnn, fnn-best"):
+    with pytest.raises(InputError, match=r"'resnet'.*logistic, mlp, cnn, gru, lstm, fnn-best"):
         models.mnist1d_model("resnet")
 
 
@@ -90,7 +90,7 @@ def test_the_table_script_trains_each_row_and_writes_every_run(tmp_path, capsys)
     path = tmp_path / "runs.json"
     assert table.main(["--seeds", "2", "--steps", "20", "--models", "logistic,cnn", "--json", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "paper shuffled" in out and "recurrent layers come next" in out
+    assert "paper shuffled" in out and "\ngru " in out and "\nlstm " in out
     runs = json.loads(path.read_text())["runs"]
     assert len(runs) == 2 * 2 * 2                       # models x datasets x seeds
     assert {(r["model"], r["shuffled"], r["seed"]) for r in runs} == {
@@ -101,7 +101,7 @@ def test_the_table_script_trains_each_row_and_writes_every_run(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--models", "gru"], "--models"),
+    (["--models", "rnn"], "--models"),
     (["--seeds", "0"], "--seeds"),
     (["--grad", "numeric"], "--grad"),
 ])

@@ -14,6 +14,8 @@
     attention    MultiHeadAttention; attention_forward/backward (query blocks, lse recomputation)
     masking      masked sequences (x, key_mask): pass_mask, DropMask
     transformer  TransformerBlock (pre-norm), gpt (a decoder-only language model)
+    recurrent    RNN, GRU, LSTM over (batch, T, features): stacked, bidirectional, BPTT by hand
+    cells        the recurrences of those three cells, forward and backward scans
 """
 from fnn.layers.attention import MultiHeadAttention
 from fnn.layers.attention import attention_backward
@@ -41,6 +43,9 @@ from fnn.layers.norm import LayerNorm
 from fnn.layers.pooling import AvgPool
 from fnn.layers.pooling import GlobalAvgPool
 from fnn.layers.pooling import MaxPool
+from fnn.layers.recurrent import GRU
+from fnn.layers.recurrent import LSTM
+from fnn.layers.recurrent import RNN
 from fnn.layers.shape import Flatten
 from fnn.layers.shape import Reshape
 from fnn.layers.summary import Summary
@@ -58,14 +63,17 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRU",
     "GlobalAvgPool",
     "Layer",
+    "LSTM",
     "LayerNorm",
     "MISSING_KEY",
     "MISSING_STATE",
     "MaxPool",
     "MultiHeadAttention",
     "PositionalEmbedding",
+    "RNN",
     "Reshape",
     "SinusoidalPositions",
     "Summary",
