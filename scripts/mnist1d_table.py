@@ -23,12 +23,13 @@ from fnn import cli, data, models, optim  # noqa: E402
 
 # Published test accuracy (%): (default MNIST-1D, shuffled positions).
 PAPER = {"logistic": (32, 32), "mlp": (68, 68), "cnn": (94, 56), "gru": (91, 57), "human": (96, None)}
-ROWS = ("logistic", "mlp", "cnn", "gru", "lstm", "human", "fnn-best")
-TRAINED = ("logistic", "mlp", "cnn", "gru", "lstm", "fnn-best")
+ROWS = ("logistic", "mlp", "cnn", "gru", "lstm", "transformer", "human", "fnn-best")
+TRAINED = ("logistic", "mlp", "cnn", "gru", "lstm", "transformer", "fnn-best")
 # init "torch": fnn.models.torch_init (PyTorch's default, as the paper); "fnn": the layers' own (He uniform).
 PROTOCOL = dict(steps=6000, batch_size=100, learning_rate=1e-2, schedule=None, init="torch")
 RECIPES = {name: PROTOCOL for name in ("logistic", "mlp", "cnn", "gru", "lstm")}
 RECIPES["fnn-best"] = dict(steps=3000, batch_size=100, learning_rate=3e-3, schedule="cosine", init="fnn")
+RECIPES["transformer"] = dict(steps=3000, batch_size=100, learning_rate=3e-3, schedule="cosine", init="fnn")
 LOSS = "softmax_cross_entropy"
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import fnn
 from fnn import cli
-from benchmarks import common, convs, grads, peers
+from benchmarks import common, convs, grads, peers, sequences
 
 TINY_TIMING = dict(seconds=0.005, min_repeats=2, max_repeats=3, warmup_seconds=0.0)
 
@@ -332,3 +332,45 @@ def test_conv_grid_covers_both_ranks_normalization_and_strides():
         assert {c.norm for c in grid} == set(convs.NORMS)
         assert {c.stride for c in grid} == {1, 2}
         assert len(grid) == len(set(grid))
+
+
+# ------------------------------------------------------------------ sequences (recurrent, attention)
+
+@pytest.mark.parametrize("config", [sequences.SequenceConfig("gru", 5, 3, 2), sequences.SequenceConfig("lstm", 5, 3, 2),
+                                    sequences.SequenceConfig("attention", 6, 4, 2, heads=2, causal=True)],
+                         ids=lambda c: c.name)
+def test_sequence_configurations_measure_both_methods_and_agree_with_float64(config):
+    r = convs.run_config(config, key=jax.random.key(0), timing=TINY_TIMING)
+    assert r["agreement"]["manual_vs_reference"] < 1e-4 and r["agreement"]["manual_vs_autodiff"] < 1e-4
+    for program in ("grad", "step"):
+        assert r["time"][program]["ratio"] > 0
+    s = sequences.summarize_sequences([r])
+    assert s["goals"]["attention_memory_long"] is None                    # no attention at T ≥ 512 here
+
+
+def test_sequence_grid_covers_lengths_heads_and_masks():
+    grid = sequences.default_grid()
+    attention = [c for c in grid if c.kind == "attention"]
+    assert {c.kind for c in grid} == set(sequences.KINDS)
+    assert {c.length for c in grid if c.kind != "attention"} == {16, 64, 256}
+    assert min(c.length for c in attention) == 64 and max(c.length for c in attention) == 1024
+    assert {c.heads for c in attention} == {1, 4, 8} and {c.causal for c in attention} == {True, False}
+    assert len(grid) == len(set(grid))
+
+
+def test_long_attention_gradient_needs_under_half_of_autodiffs_memory():
+    # XLA's buffer assignment of the compiled programs, no timing: the manual backward keeps
+    # the log-sum-exp and a block of probabilities, jax.grad every block's (block × T) probabilities.
+    config = sequences.SequenceConfig("attention", 512, 8, 1, heads=1, causal=True)
+    model = config.model()
+    _, params = model.init(jax.random.key(0), config.input_shape)
+    x = jnp.ones((1, 512, 8))
+    y = jnp.zeros((1,), jnp.int32)
+    peaks = {}
+    for method in ("manual", "autodiff"):
+        vg = fnn.make_value_and_grad(model, "softmax_cross_entropy", method)
+        mem = common.memory_figures(jax.jit(vg).lower(params, x, y).compile())
+        if mem is None:
+            pytest.skip("this backend reports no memory figures")
+        peaks[method] = mem["peak_bytes"]
+    assert peaks["manual"] <= 0.5 * peaks["autodiff"], peaks

@@ -23,6 +23,9 @@ table = load_script("mnist1d_table")
     ("mlp", 4100 + 10100 + 1010, [(-1, 100), (-1, 100), (-1, 10)]),
     # Conv1d(1, 25, 5): 150; Conv1d(25, 25, 3): 1900 (twice); Linear(125, 10): 1260
     ("cnn", 150 + 1900 + 1900 + 1260, [(-1, 40, 1), (-1, 19, 25), (-1, 10, 25), (-1, 5, 25), (-1, 125)]),
+    # patches Dense(4, 32) 160, positions 10 × 32; per block LayerNorm 64, attention 4 · 32² + 3 · 32
+    # (no key bias), LayerNorm 64, MLP 32·128 + 128 + 128·32 + 32; final LayerNorm 64, Dense(32, 10) 330
+    ("transformer", 160 + 320 + 2 * (64 + 4192 + 64 + 8352) + 64 + 330, [(-1, 10, 4), (-1, 10, 32), (-1, 32)]),
 ])
 def test_the_paper_models_have_its_sizes(name, params, shapes):
     s = fnn.summary(models.mnist1d_model(name), (-1, 40))
@@ -43,7 +46,7 @@ def test_the_paper_cnn_follows_the_output_length_formula():
 
 
 def test_unknown_model_is_named():
-    with pytest.raises(InputError, match=r"'resnet'.*logistic, mlp, cnn, gru, lstm, fnn-best"):
+    with pytest.raises(InputError, match=r"'resnet'.*logistic, mlp, cnn, gru, lstm, transformer, fnn-best"):
         models.mnist1d_model("resnet")
 
 
