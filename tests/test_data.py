@@ -449,7 +449,7 @@ def test_batches_pair_rows_and_work_under_jit():
 
 # ---------------------------------------------------------------- the package's names
 
-MODULES = ("dataset", "toy", "mnist", "files", "standardization", "batching", "registry")
+MODULES = ("dataset", "toy", "mnist", "files", "standardization", "batching", "registry", "sequences")
 BEFORE_THE_SPLIT = (   # fnn/data.py's __all__ when it was one module: every name still works
     "Dataset", "TASKS", "TASK_LOSS", "DATASETS", "get_dataset",
     "xor", "house_prices", "spirals", "moons", "circles", "blobs", "sine", "mnist1d",

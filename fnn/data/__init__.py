@@ -33,9 +33,11 @@ from fnn.data.registry import DATASETS
 from fnn.data.registry import MISSING_DATASET_KEY
 from fnn.data.registry import RANDOM_DATASETS
 from fnn.data.registry import get_dataset
+from fnn.data.sequences import SEQUENCE_TASKS
 from fnn.data.sequences import SequenceTask
 from fnn.data.sequences import add_numbers
 from fnn.data.sequences import answer_targets
+from fnn.data.sequences import get_sequence_task
 from fnn.data.sequences import sort_digits
 from fnn.data.sequences import split_task
 from fnn.data.standardization import Standardizer
@@ -62,6 +64,7 @@ __all__ = [
     "MISSING_DATASET_KEY",
     "MISSING_SPLIT_KEY",
     "RANDOM_DATASETS",
+    "SEQUENCE_TASKS",
     "SequenceTask",
     "Standardizer",
     "TASKS",
@@ -76,6 +79,7 @@ __all__ = [
     "circles",
     "fit_standardizer",
     "get_dataset",
+    "get_sequence_task",
     "house_prices",
     "load_file",
     "mnist1d",
