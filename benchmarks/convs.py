@@ -152,22 +152,31 @@ def main(argv=None):
     args = p.parse_args(argv)
     timing = QUICK_TIMING if args.quick else FULL_TIMING
     print(f"device: {device_info()['description']}")
+    records = run_grid(default_grid(args.quick), timing)
+    report(summarize(records), GOALS, records, timing, args.json)
+    return 0
+
+
+def run_grid(grid, timing, describe=row):
+    """run_config for every configuration of the grid, each key folded from key(0), a line printed per one."""
     records = []
-    for i, config in enumerate(default_grid(args.quick)):
+    for i, config in enumerate(grid):
         records.append(run_config(config, key=jax.random.fold_in(jax.random.key(0), i), timing=timing))
-        print(row(records[-1]), flush=True)
-    s = summarize(records)
+        print(describe(records[-1]), flush=True)
+    return records
+
+
+def report(s, goals, records, timing, json_path=None):
+    """Print the summary's ratios and every goal (met: True/False, None where nothing measured it);
+    write every figure to json_path if given."""
     for prog in ("grad", "step"):
         print(f"{prog}: time ratio median {s[prog]['time_median']:.3f}, worst {s[prog]['time_worst']:.3f} "
               f"({s[prog]['worst_config']}); peak memory ratio worst {s[prog]['memory_worst']}")
-    print(f"goals (train step): median ≤ {GOALS['time_median']}: {s['goals']['time_median']}; worst ≤ "
-          f"{GOALS['time_worst']}: {s['goals']['time_worst']}; memory ≤ {GOALS['memory']}: {s['goals']['memory']}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": device_info(), "timing": timing, "goals": GOALS, "records": records,
+    print("goals: " + "; ".join(f"{name} ≤ {goals[name]}: {met}" for name, met in s["goals"].items()))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"device": device_info(), "timing": timing, "goals": goals, "records": records,
                        "summary": s}, f, indent=1, default=float)
-    return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

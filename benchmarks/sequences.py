@@ -21,7 +21,6 @@ keeps every block's (block × T) probabilities.
     python -m benchmarks.sequences [--quick] [--json PATH]
 """
 import argparse
-import json
 import sys
 from typing import NamedTuple
 
@@ -30,7 +29,7 @@ import jax
 import fnn
 
 from benchmarks.common import device_info
-from benchmarks.convs import row, run_config, summarize
+from benchmarks.convs import report, row, run_config, run_grid, summarize
 from benchmarks.grads import FULL_TIMING, QUICK_TIMING
 
 GOALS = dict(time_median=1.00, time_worst=1.10, memory=1.00, attention_memory_long=0.5)
@@ -98,26 +97,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     timing = QUICK_TIMING if args.quick else FULL_TIMING
     print(f"device: {device_info()['description']}")
-    records = []
-    for i, config in enumerate(default_grid(args.quick)):
-        record = run_config(config, key=jax.random.fold_in(jax.random.key(0), i), timing=timing)
-        records.append(record)
-        print(row(record) + f"  grad memory {record['memory']['grad']['ratio']:.3f}", flush=True)
+    records = run_grid(default_grid(args.quick), timing,
+                       lambda r: row(r) + f"  grad memory {r['memory']['grad']['ratio']:.3f}")
     s = summarize_sequences(records)
-    for prog in ("grad", "step"):
-        print(f"{prog}: time ratio median {s[prog]['time_median']:.3f}, worst {s[prog]['time_worst']:.3f} "
-              f"({s[prog]['worst_config']}); peak memory ratio worst {s[prog]['memory_worst']}")
     print(f"attention at T ≥ {LONG}: gradient peak memory ratio worst {s['attention_long_memory_worst']}")
-    g = s["goals"]
-    print(f"goals (train step): median ≤ {GOALS['time_median']}: {g['time_median']}; worst ≤ "
-          f"{GOALS['time_worst']}: {g['time_worst']}; memory ≤ {GOALS['memory']}: {g['memory']}; "
-          f"attention T ≥ {LONG} memory ≤ {GOALS['attention_memory_long']}: {g['attention_memory_long']}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": device_info(), "timing": timing, "goals": GOALS, "records": records,
-                       "summary": s}, f, indent=1, default=float)
+    report(s, GOALS, records, timing, args.json)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
