@@ -10,7 +10,7 @@ tests/test_gradcheck.py runs its quick version. Course tooling, not library code
 Cases build their models from the Grid's leaf layers: one Dense per width, one
 Activation per function, one Dropout per rate, one Conv, pool or norm layer per
 setting, each with its forward and backward under jax.jit, and one jitted
-fn/grad per loss. The 1,113 cases then
+fn/grad per loss. The 1,239 cases then
 compile each leaf once per input shape, not once per case. Pass one Grid to
 every call that should share compiled code; a new Grid starts with none.
 """
@@ -25,8 +25,9 @@ import numpy as np
 from fnn.activations import ACTIVATIONS
 from fnn.check import FD_EPS, TOL_AUTODIFF, TOL_FD, GradCheckResult, check_gradients
 from fnn.errors import InputError
-from fnn.layers import (Activation, AvgPool, BatchNorm, Conv, Dense, Dropout, Flatten, GlobalAvgPool, Layer,
-                        LayerNorm, MaxPool, Reshape, parallel, residual, serial)
+from fnn.layers import (GRU, LSTM, RNN, Activation, AvgPool, BatchNorm, Conv, Dense, Dropout, Flatten,
+                        GlobalAvgPool, Layer, LayerNorm, MaxPool, MultiHeadAttention, Reshape,
+                        TransformerBlock, parallel, residual, serial)
 from fnn.losses import Loss, get_loss
 from fnn.validate import check_key
 
@@ -276,6 +277,28 @@ def _graph(grid, case):
                   parallel(d(out), serial(d(hidden), act, d(out)), combine="sum"))
 
 
+def _recurrent(grid, case):
+    """x (batch, in) as a length-`in` sequence of one feature: bidirectional GRU → act → LSTM
+    (learned initial state, forget-gate bias) → RNN(last state only, 2 stacked layers) → Dense:
+    backpropagation through time for each cell, both directions, stacking, and both outputs."""
+    d_in, hidden, out = case.sizes
+    return serial(grid.leaf(Reshape, (d_in, 1)),
+                  grid.leaf(GRU, hidden, bidirectional=True), grid.activation(case.activation),
+                  grid.leaf(LSTM, hidden, initial_state="learned", forget_bias=1.0),
+                  grid.leaf(RNN, hidden, return_sequences=False, num_layers=2), grid.dense(out))
+
+
+def _attention(grid, case):
+    """x (batch, in) as a length-`in` sequence: Dense → act → causal MultiHeadAttention with two
+    heads of width 1 → pre-norm TransformerBlock (one head, LayerNorm, GELU MLP, residuals)
+    → GlobalAvgPool → Dense."""
+    d_in, hidden, out = case.sizes
+    return serial(grid.leaf(Reshape, (d_in, 1)), grid.dense(hidden), grid.activation(case.activation),
+                  grid.leaf(MultiHeadAttention, 2, head_dim=1, causal=True),
+                  grid.leaf(TransformerBlock, hidden, 1, mlp_ratio=2, causal=False),
+                  grid.leaf(GlobalAvgPool), grid.dense(out))
+
+
 _VARIANTS = {
     "dense": _dense,
     "dense+act": _dense_act,
@@ -286,11 +309,13 @@ _VARIANTS = {
     "pool": _pool,
     "norm": _norm,
     "graph": _graph,
+    "recurrent": _recurrent,
+    "attention": _attention,
 }
 LAYER_VARIANTS = tuple(_VARIANTS)
 # Variants that check layers rather than activations run with three hidden activations:
 # smooth, kinked and one with a non-monotone derivative.
-ARCHITECTURES = ("conv", "pool", "norm", "graph")
+ARCHITECTURES = ("conv", "pool", "norm", "graph", "recurrent", "attention")
 ARCHITECTURE_ACTIVATIONS = ("tanh", "relu", "gelu")
 
 

@@ -240,7 +240,7 @@ def test_default_grid_covers_every_combination():
     assert activations == {"identity", "sigmoid", "tanh", "relu", "leaky_relu", "gelu",
                            "gelu_tanh", "swish", "softplus", "softmax"}   # linear, silu: aliases
     combos = {(c.layers, c.activation, c.loss_label) for c in cases}
-    assert len(combos) == 7 + 4 * 10 * 7 + 4 * 3 * 7          # MLP variants; conv, pool, norm, graph
+    assert len(combos) == 7 + 4 * 10 * 7 + 6 * 3 * 7   # MLP variants; conv, pool, norm, graph, recurrent, attention
     assert {c.activation for c in cases if c.layers in grid.ARCHITECTURES} == {"tanh", "relu", "gelu"}
     assert {c.batch for c in cases} == {1, 3, 8}
     assert len(cases) == 3 * len(combos)
