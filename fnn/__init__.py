@@ -90,6 +90,9 @@ def __getattr__(name):
         return importlib.import_module(f"fnn.{name}")
     raise AttributeError(f"module 'fnn' has no attribute {name!r}")
 
+from fnn.runs.run import Run  # noqa: E402  (last: it builds on the rest)
+from fnn.runs.run import load_run  # noqa: E402
+
 __all__ = [
     "ACTIVATIONS",
     "Activation",
@@ -119,6 +122,7 @@ __all__ = [
     "PositionalEmbedding",
     "RNN",
     "Reshape",
+    "Run",
     "SinusoidalPositions",
     "StepConfig",
     "TrainState",
@@ -147,6 +151,7 @@ __all__ = [
     "initializers",
     "log_softmax",
     "logsumexp",
+    "load_run",
     "loss_value",
     "losses",
     "make_value_and_grad",

@@ -23,8 +23,8 @@ from fnn.atomic_file import append_synced, write_atomically
 from fnn.errors import FnnError, InputError
 from fnn.validate import check_number, check_positive_int
 
-__all__ = ["ArgumentParser", "USER_ERRORS", "run", "one_line", "device_description", "positive_int",
-           "positive_float", "int_in_range", "os_reason", "output_folder", "check_regular_files",
+__all__ = ["ArgumentParser", "DefaultsHelpFormatter", "USER_ERRORS", "run", "one_line", "device_description", "positive_int",
+           "positive_float", "fraction", "non_negative_float", "int_in_range", "os_reason", "output_folder", "check_regular_files",
            "lock_folder", "write_file", "append_lines", "LOCK_FILE"]
 
 # A user's mistake, which fnn raised on purpose (fnn.errors): one line on stderr, exit code 2,
@@ -45,9 +45,25 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, one_line(f"{self.prog}: error: {message}") + "\n")
 
 
-def run(main, argv=None):
-    """Call main(argv); a user error (FnnError) becomes one stderr line and exit code 2."""
-    prog = (sys.argv[0].rsplit("/", 1)[-1]) if sys.argv else "fnn"
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """--help that adds "(default: X)" to a flag whose help does not already name its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS
+                or action.option_strings == []):
+            return text
+        return f"{text} (default: {action.default})"
+
+
+def run(main, argv=None, prog=None):
+    """Call main(argv); a user error (FnnError) becomes one stderr line and exit code 2.
+
+    prog: the name the line starts with (default: the script's file name).
+    """
+    if prog is None:
+        prog = (sys.argv[0].rsplit("/", 1)[-1]) if sys.argv else "fnn"
     try:
         return main(argv)
     except USER_ERRORS as e:
@@ -79,6 +95,11 @@ def _argument_type(parse, check, expected):
 positive_int = _argument_type(int, check_positive_int, "a positive integer")
 positive_float = _argument_type(float, lambda name, v: check_number(name, v, 0, low_open=True),
                                 "a positive finite number")
+
+
+fraction = _argument_type(float, lambda name, v: check_number(name, v, 0, 1, high_open=True),
+                          "a number in [0, 1)")
+non_negative_float = _argument_type(float, lambda name, v: check_number(name, v, 0), "a finite number ≥ 0")
 
 
 def int_in_range(low, high):

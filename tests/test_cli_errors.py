@@ -474,7 +474,7 @@ def test_strict_json_writes_null_for_nan_and_infinity():
 
 def test_checkpoint_holds_no_history_and_history_jsonl_one_line_an_epoch(run5):
     config = loads_at(run5, 5)
-    assert set(config) == {"run", "history_log"} and config["history_log"]["epochs"] == 5
+    assert set(config) == {"run", "data", "history_log"} and config["history_log"]["epochs"] == 5
     lines = open(os.path.join(run5, train.HISTORY)).read().splitlines()
     assert _strict(lines[0]) == {"format": run_history.HISTORY_FORMAT, "run_id": config["history_log"]["run_id"]}
     assert [_strict(line)["epoch"] for line in lines[1:]] == [1, 2, 3, 4, 5]
@@ -542,7 +542,8 @@ def test_a_fifo_in_the_resumed_folder_is_refused(capsys, run5, tmp_path):
 def test_a_bug_inside_main_is_not_shortened(capsys, tmp_path, monkeypatch):
     def buggy_build(*args, **kwargs):
         raise ValueError("deliberate bug, not an fnn error")
-    monkeypatch.setattr(train, "build", buggy_build)
+    import fnn.commands.train as train_command
+    monkeypatch.setattr(train_command, "prepare_data", buggy_build)
     with pytest.raises(ValueError, match="deliberate bug") as e:
         cli.run(train.main, [*XOR, "--steps", "3", "--out", str(tmp_path / "o")])
     assert not isinstance(e.value, FnnError)

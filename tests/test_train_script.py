@@ -82,7 +82,7 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
 # --model cnn, in-process (the script loaded as a module) so that its runs share one MNIST-1D.
 # 4,000 training examples in batches of 1,000: 4 steps an epoch, so the 4-step run ends at an
 # epoch boundary, where a resume continues exactly (one that ends mid-epoch starts a fresh epoch).
-CNN = ["--model", "cnn", "--batch-size", "1000", "--no-progress"]
+CNN = ["--model", "cnn", "--batch-size", "1000", "--no-progress"]     # no validation split by default
 
 
 @pytest.fixture(scope="module")

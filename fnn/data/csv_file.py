@@ -5,7 +5,9 @@ longer than limits.max_line_chars, a NUL byte (a binary or UTF-16 file) or
 bytes that are not UTF-8 raise DataFileError naming the file and the line.
 Cells become float64 as they are read, 8 bytes each, and the total is checked
 against limits.max_array_bytes row by row, so no large list of strings is
-ever held.
+ever held. The label column alone may hold words (class names such as
+"setosa"): its cells are kept as text until every row is read, and become
+numbers if every one of them is a number.
 """
 import array
 import codecs
@@ -74,24 +76,37 @@ def _is_number(cell):
 
 
 def read_csv(path, f, label_column, header, delimiter, limits):
-    """(x (n, d), y (n,), line numbers) from the CSV file open as `f` (binary)."""
+    """(x (n, d), y (n,), line numbers) from the CSV file open as `f` (binary).
+
+    label_column None: every column is a feature, and y is None (inputs to predict on).
+    """
     with _text(path, f) as text:
         rows = _rows(path, text, delimiter, limits)
         first = next(rows, None)
+        what = "features" if label_column is None else "features and a label"
         if first is None:
-            raise DataFileError(path, "the file is empty: expected rows of numbers, features and a label")
+            raise DataFileError(path, f"the file is empty: expected rows of numbers, {what}")
         if header is None:
             header = not any(_is_number(c) for c in first[1])
         names = first[1] if header else None
         width = len(names) if names else len(first[1])
-        if width < 2:
-            raise DataFileError(path, f"rows have {width} column; expected at least 2 (features and a label)")
-        column = _label_index(path, label_column, names, width)
-        values, lines = _values(path, rows if header else _chain(first, rows), names, width, limits)
+        least = 1 if label_column is None else 2
+        if width < least:
+            raise DataFileError(path, f"rows have {width} column; expected at least {least} ({what})")
+        column = None if label_column is None else _label_index(path, label_column, names, width)
+        values, labels, lines = _values(path, rows if header else _chain(first, rows), names, width,
+                                        limits, column)
     if not lines:
         raise DataFileError(path, "the file has a header but no data rows")
     values = np.frombuffer(values, np.float64).reshape(len(lines), width)     # (n, width)
-    return np.delete(values, column, axis=1), values[:, column], lines.tolist()
+    if column is None:
+        return values, None, lines.tolist()
+    return np.delete(values, column, axis=1), _label_values(labels, values[:, column]), lines.tolist()
+
+
+def _label_values(labels, numbers):
+    """The label column: float64 numbers where every cell is one, else the cells' text (a list of str)."""
+    return numbers if labels is None else labels
 
 
 def _chain(first, rows):
@@ -99,9 +114,10 @@ def _chain(first, rows):
     yield from rows
 
 
-def _values(path, rows, names, width, limits):
-    """Every row's cells as float64 in one flat array('d'), and the line numbers (array('q'))."""
-    values, lines = array.array("d"), array.array("q")
+def _values(path, rows, names, width, limits, label_column=None):
+    """Every row's cells as float64 in one flat array('d'), the label cells' text if any of them is not
+    a number (else None; a word's cell is 0 in the values), and the line numbers (array('q'))."""
+    values, lines, labels = array.array("d"), array.array("q"), None
     max_cells = limits.max_array_bytes // 8
     for line, cells in rows:
         if len(cells) != width:
@@ -115,10 +131,24 @@ def _values(path, rows, names, width, limits):
             try:
                 values.append(float(cell))
             except ValueError:
-                column = f"column {c + 1}" + (f" ({brief(repr(names[c]), 40)})" if names else "")
-                raise DataFileError(path, f"line {line}, {column}: {brief(repr(cell), 40)} is not a number") from None
+                if c != label_column:
+                    column = f"column {c + 1}" + (f" ({brief(repr(names[c]), 40)})" if names else "")
+                    raise DataFileError(path, f"line {line}, {column}: {brief(repr(cell), 40)} is not a "
+                                              "number") from None
+                if labels is None:                     # the first word: every earlier label as text
+                    labels = list(_earlier_labels(values, width, label_column))
+                values.append(0.0)
+        if labels is not None:
+            labels.append(cells[label_column].strip())
         lines.append(line)
-    return values, lines
+    return values, labels, lines
+
+
+def _earlier_labels(values, width, label_column):
+    """The label cells of the rows already read, all numbers, as text (1.0 → '1')."""
+    for i in range(len(values) // width):
+        v = values[i * width + label_column]
+        yield str(int(v)) if v == int(v) else repr(v)
 
 
 def _label_index(path, label_column, names, width):

@@ -5,7 +5,7 @@
                       float32 targets (n, outputs) for "regression" and "binary",
                       the shape of the network's output, as the losses expect
 """
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -34,9 +34,10 @@ class Dataset(NamedTuple):
     n_classes: Optional[int]
     name: str
     task: str
+    class_names: Optional[Tuple[str, ...]] = None   # label i is class_names[i], where the data named them
 
     @classmethod
-    def from_arrays(cls, name, task, n_classes, x_train, y_train, x_test, y_test):
+    def from_arrays(cls, name, task, n_classes, x_train, y_train, x_test, y_test, class_names=None):
         """A Dataset with the dtypes and shapes of its task: float32 x; int32 (n,) labels or float32 (n, k)."""
         def targets(y):
             if task == "classification":
@@ -44,7 +45,8 @@ class Dataset(NamedTuple):
             y = np.asarray(y, np.float32)
             return y.reshape(-1, 1) if y.ndim == 1 else y          # (n, outputs)
         return cls(np.asarray(x_train, np.float32), targets(y_train),
-                   np.asarray(x_test, np.float32), targets(y_test), n_classes, name, task)
+                   np.asarray(x_test, np.float32), targets(y_test), n_classes, name, task,
+                   None if class_names is None else tuple(class_names))
 
     @property
     def in_features(self):

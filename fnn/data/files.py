@@ -27,7 +27,7 @@ from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_choice, check_int_at_least, check_key, check_number
 
 __all__ = ["DataFileError", "DataFileNotFoundError", "Limits", "DEFAULT_LIMITS", "load_file",
-           "MISSING_SPLIT_KEY"]
+           "load_features", "MISSING_SPLIT_KEY"]
 
 MISSING_SPLIT_KEY = (
     "{path}: holding out test_fraction={fraction} of its rows for test shuffles them with a PRNG "
@@ -126,11 +126,14 @@ def _check_options(label_column, delimiter, x_key, y_key):
 
 
 def load_file(path, task="classification", *, label_column=-1, header=None, delimiter=",",
-              x_key="x", y_key="y", test_fraction=0.2, key=None, n_classes=None, limits=None):
+              x_key="x", y_key="y", test_fraction=0.2, key=None, n_classes=None, limits=None,
+              class_names=None):
     """A user's own data from a .npz or .csv file, checked and split into train/test.
 
     .csv: UTF-8 text, one example per line, the label in `label_column` (index,
-    or name when there is a header), the other columns features. A first line
+    or name when there is a header), the other columns features. Labels are
+    class indices 0..K-1, or class names (any word in the label column):
+    names are numbered in sorted order and kept as Dataset.class_names. A first line
     with no number in it is a header (header=None); force with header=True/False.
     Lines starting with '#' are skipped.
     .npz: arrays `x_key` (n, ...) and `y_key` (n,) or (n, outputs) of bool, int
@@ -147,6 +150,10 @@ def load_file(path, task="classification", *, label_column=-1, header=None, deli
         Required when rows are held out (a TypeError shows the call); not
         needed for test_fraction=0 or an .npz with its own test split.
       n_classes: for classification, the number of classes; default max label + 1.
+      class_names: the names of the classes in their index order (a trained run's,
+        so the labels mean the same classes): a CSV's named labels are numbered
+        by them (a name not among them is refused), an .npz's integer labels are
+        indices into them. Default: a CSV's own names, sorted.
       limits: a fnn.data.Limits bounding what the file may make fnn read and
         allocate; default DEFAULT_LIMITS = Limits() (1 GiB file, 1 GiB of
         decompressed data, 10,000 classes, 4 Mi-character CSV lines).
@@ -166,26 +173,43 @@ def load_file(path, task="classification", *, label_column=-1, header=None, deli
     path = os.fspath(path)
     if not isinstance(path, str):
         raise InputTypeError(f"load_file: path must be a str or os.PathLike of str, got {path!r}")
-    splits = _read_splits(path, task, label_column, header, delimiter, x_key, y_key, limits)
+    if class_names is not None:
+        class_names = _check_class_names(class_names)
+    splits, class_names = _read_splits(path, task, label_column, header, delimiter, x_key, y_key, limits,
+                                       class_names)
     if len(splits) == 1:
         splits = _split(path, *splits[0], test_fraction, key)
     (x, y), (x_test, y_test) = splits
+    if class_names is not None and task == "classification":
+        n_classes = len(class_names) if n_classes is None else n_classes
     n_classes = _n_classes(path, task, n_classes, y, y_test)
     _warn_one_class(path, task, y, y_test)
     name = os.path.splitext(os.path.basename(path))[0]
-    return Dataset.from_arrays(name, task, n_classes, x, y, x_test, y_test)
+    return Dataset.from_arrays(name, task, n_classes, x, y, x_test, y_test, class_names=class_names)
 
 
-def _read_splits(path, task, label_column, header, delimiter, x_key, y_key, limits):
-    """[(x, y)] checked for the task, or [(x, y), (x_test, y_test)] if the .npz holds a test split."""
+def _check_class_names(names):
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise InputTypeError(f"load_file: class_names must be distinct strings, got {names!r:.200}")
+    return tuple(names)
+
+
+def _read_splits(path, task, label_column, header, delimiter, x_key, y_key, limits, class_names=None):
+    """([(x, y)] checked for the task, or [(x, y), (x_test, y_test)] if the .npz holds a test split;
+    class names, or None for numeric labels)."""
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in (".csv", ".npz"):
         raise DataFileError(path, f"unsupported file type {suffix or '(none)'!r}; expected .npz or .csv")
     with open_data_file(path, limits) as f:
         if suffix == ".csv":
             x, y, lines = read_csv(path, f, label_column, header, delimiter, limits)
+            if isinstance(y, list):                      # class names: a word in the label column
+                y, class_names = _encode_names(path, y, task, class_names, lines)
+            elif class_names is not None:
+                raise DataFileError(path, f"its labels are numbers, but the classes are named "
+                                          f"({brief(', '.join(class_names))}); expected those names")
             return [(_check_features(path, x, "features", lines),
-                     _check_labels(path, y, task, "labels", limits, lines))]
+                     _check_labels(path, y, task, "labels", limits, lines))], class_names
         read = _read_npz(path, f, x_key, y_key, limits)
     splits = []
     for x, y, xk, yk in read:
@@ -197,7 +221,34 @@ def _read_splits(path, task, label_column, header, delimiter, x_key, y_key, limi
     if len(splits) == 2 and splits[0][0].shape[1] != splits[1][0].shape[1]:
         raise DataFileError(path, f"train features have width {splits[0][0].shape[1]} but test "
                                   f"features {splits[1][0].shape[1]}")
-    return splits
+    return splits, class_names       # an .npz's labels are indices, into class_names if given
+
+
+def _encode_names(path, labels, task, class_names, lines):
+    """Class-name labels → (indices float64 (n,), names): the names sorted, or the given ones."""
+    if task == "regression":
+        i = next(i for i, label in enumerate(labels) if not _is_number(label))
+        raise DataFileError(path, f"labels: line {lines[i]}: {brief(repr(labels[i]), 40)} is not a number; "
+                                  "regression targets must be numbers")
+    if class_names is None:
+        class_names = tuple(sorted(set(labels)))
+        if task == "binary" and len(class_names) > 2:
+            raise DataFileError(path, f"labels have {len(class_names)} names ({brief(', '.join(class_names))}); "
+                                      "binary labels need two")
+    index = {name: i for i, name in enumerate(class_names)}
+    for i, label in enumerate(labels):
+        if label not in index:
+            raise DataFileError(path, f"labels: line {lines[i]}: {brief(repr(label), 40)} is not one of the "
+                                      f"classes ({brief(', '.join(class_names))})")
+    return np.array([index[label] for label in labels], np.float64), tuple(class_names)
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _split(path, x, y, test_fraction, key):
@@ -244,3 +295,36 @@ def _warn_one_class(path, task, y, y_test):
                       f"{task} model learns nothing from it (it predicts {classes[0]:g} for every "
                       f"input and its loss falls toward 0); expected at least two classes",
                       UserWarning, stacklevel=3)
+
+
+def load_features(path, *, header=None, delimiter=",", x_key="x", limits=None):
+    """Inputs without labels, to predict on: a .csv of feature columns only, or an .npz's `x_key` array.
+
+    Read and checked as load_file reads features (UTF-8 CSV, a header detected as
+    there, every value finite in float32; .npz without pickle; sizes bounded by limits).
+
+    Args:
+      path: the .csv or .npz file.
+      header, delimiter: as load_file's (CSV only).
+      x_key: the .npz array of features (n, ...), flattened to (n, features).
+      limits: a fnn.data.Limits (default DEFAULT_LIMITS).
+    Returns:
+      x, float32 (n, features).
+    Raises:
+      DataFileNotFoundError, or DataFileError naming the file and the problem.
+    """
+    limits = check_limits(limits)
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        raise InputTypeError(f"load_features: path must be a str or os.PathLike of str, got {path!r}")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in (".csv", ".npz"):
+        raise DataFileError(path, f"unsupported file type {suffix or '(none)'!r}; expected .npz or .csv")
+    with open_data_file(path, limits) as f:
+        if suffix == ".csv":
+            x, _, lines = read_csv(path, f, None, header, delimiter, limits)
+            return _check_features(path, x, "features", lines)
+        arrays, names = read_npz(path, f, (x_key,), limits)
+    if x_key not in arrays:
+        raise DataFileError(path, f"no array named {x_key!r}; arrays in the file: {brief(', '.join(names)) or '(none)'}")
+    return _check_features(path, arrays[x_key], repr(x_key))

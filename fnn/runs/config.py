@@ -21,25 +21,32 @@ from fnn.runs.history import history_from
 from fnn.train.fit import HISTORY_KEYS
 from fnn.validate import parse_int_list
 
-__all__ = ["DEFAULTS", "DEFAULT_BATCH", "CONFIG_KEYS", "MODELS", "FIXED_ON_RESUME", "MAX_INT32", "MAX_SEED", "LIMITS",
+__all__ = ["DEFAULTS", "UNREGULARIZED", "DEFAULT_BATCH", "CONFIG_KEYS", "MODELS", "FIXED_ON_RESUME", "MAX_INT32", "MAX_SEED", "LIMITS",
            "is_file_name", "hidden_sizes", "check_hidden", "check_params", "check_mlp_only", "flag_config",
            "new_config", "saved_config", "check_saved_config", "check_resume_flags"]
 
 # Defaults: MNIST-1D, MLP 40-100-100-10 ReLU, Adam, batch 100 (the dataset's published MLP setup).
+# Regularization, measured over 5 seeds (README, "Training defaults"): dropout 0.2 and weight
+# decay 1e-2 take MNIST-1D's MLP from 66.9% to 70.7% test accuracy and its test loss from 3.25
+# to 0.86. Early stopping is there to ask for (--validation-split, --patience): on MNIST-1D the
+# validation loss bottoms out long before the accuracy does, so it cost accuracy at every patience tried.
 DEFAULTS = dict(dataset="mnist1d", hidden="100,100", activation="relu", optimizer="adam",
                 lr=1e-2, batch_size=None, steps=6000, grad="manual", seed=0, precision="fp32", model="mlp",
-                out="runs/latest")
+                dropout=0.2, weight_decay=1e-2, validation_split=0.0, patience=0)
+# What a run saved before these flags existed trained with: none of them.
+UNREGULARIZED = dict(dropout=0.0, weight_decay=0.0, validation_split=0.0, patience=0)
 DEFAULT_BATCH = 100
 CONFIG_KEYS = ("dataset", "hidden", "activation", "optimizer", "lr", "batch_size", "epochs",
-               "steps", "grad", "seed", "precision", "model")
+               "steps", "grad", "seed", "precision", "model", "dropout", "weight_decay",
+               "validation_split", "patience")
 # Flags that must match the run being resumed (--steps/--epochs may extend it).
 FIXED_ON_RESUME = ("dataset", "hidden", "activation", "optimizer", "lr", "batch_size", "grad",
-                   "seed", "precision", "model")
+                   "seed", "precision", "model", "dropout", "weight_decay", "validation_split", "patience")
 MAX_INT32 = 2**31 - 1            # fit counts steps in int32
 # --model: "mlp" (--hidden, --activation) or "cnn" (fnn.models.paper_cnn, a fixed architecture).
 # A cnn run's config keeps the defaults in hidden and activation; nothing reads them.
 MODELS = ("mlp", "cnn")
-MLP_ONLY = ("hidden", "activation")
+MLP_ONLY = ("hidden", "activation", "dropout")
 MAX_SEED = 2**32 - 1
 # Size limits, checked before anything is allocated; each has a --max-... flag to raise it.
 LIMITS = dict(max_width=65_536, max_layers=256, max_params=2**28, max_classes=10_000,
@@ -68,6 +75,18 @@ def _lr(value):
     return float(value)
 
 
+def _fraction(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _non_negative(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"must be a finite number ≥ 0, got {value!r}")
+    return float(value)
+
+
 def is_file_name(name):
     return name.lower().endswith((".npz", ".csv"))
 
@@ -93,7 +112,9 @@ FIELDS = dict(dataset=_dataset, hidden=_hidden, activation=_choice("activation",
               optimizer=_choice("optimizer", list(optim.OPTIMIZERS)), lr=_lr,
               batch_size=_int(1, MAX_INT32), epochs=_int(1, MAX_INT32), steps=_int(1, MAX_INT32),
               grad=_choice("gradient method", METHODS), seed=_int(0, MAX_SEED),
-              precision=_choice("precision", precision.PRECISIONS), model=_choice("model", MODELS))
+              precision=_choice("precision", precision.PRECISIONS), model=_choice("model", MODELS),
+              dropout=_fraction, weight_decay=_non_negative, validation_split=_fraction,
+              patience=_int(0, MAX_INT32))
 
 
 def _checked(where, name, value):
@@ -147,6 +168,11 @@ def flag_config(args, limits):
         value = getattr(args, name)
         given[name] = None if value is None else _checked(f"--{name.replace('_', '-')}", name, value)
     check_mlp_only(given, given["model"])
+    split = DEFAULTS["validation_split"] if given["validation_split"] is None else given["validation_split"]
+    if given["patience"] and split == 0 and args.resume is None:
+        raise InputError(f"--patience {given['patience']} stops on the validation loss, and "
+                         f"--validation-split {split:g} holds out no validation examples; give both "
+                         "(e.g. --validation-split 0.1 --patience 20), or --patience 0")
     if given["hidden"] is not None:
         check_hidden(given["hidden"], limits)
     if args.resume is not None and not args.resume.strip():
@@ -158,6 +184,10 @@ def new_config(given):
     """A new run's configuration: the flags given, the defaults for the others."""
     config = {k: DEFAULTS.get(k) if given[k] is None else given[k] for k in CONFIG_KEYS}
     config.update(epochs=given["epochs"], steps=given["steps"])
+    if config["model"] == "cnn":                 # the paper's CNN has no dropout layer
+        config["dropout"] = 0.0
+    if config["validation_split"] == 0:
+        config["patience"] = 0                   # no validation data: no early stopping
     if config["epochs"] is None and config["steps"] is None:
         config["steps"] = DEFAULTS["steps"]
     return config
@@ -182,6 +212,8 @@ def check_saved_config(saved, where, limits):
     run = dict(run)
     run.setdefault("precision", "fp32")                   # checkpoints from before --precision
     run.setdefault("model", "mlp")                        # and from before --model
+    for name, value in UNREGULARIZED.items():             # and from before regularization
+        run.setdefault(name, value)
     unknown = sorted(map(str, set(run) - set(CONFIG_KEYS)))
     missing = [k for k in CONFIG_KEYS if k not in run]
     if unknown or missing:

@@ -51,6 +51,11 @@ class FitResult(NamedTuple):
 
     model_state is the model's non-trainable state that goes with `params` (the best
     epoch's under early stopping, else state.model_state); () for a stateless model.
+    steps is the run's step counter (a resumed run's included), steps_trained this
+    call's steps. steps_per_second excludes compilation: it is measured over the chunks
+    after the first, which compiles; compile_seconds is the first chunk's time beyond
+    its steps at that rate. With a single chunk nothing separates the two:
+    steps_per_second then includes compilation and compile_seconds is None.
     """
     params: Any
     state: TrainState
@@ -61,6 +66,8 @@ class FitResult(NamedTuple):
     wall_seconds: float
     steps_per_second: float
     model_state: Any = ()
+    steps_trained: int = 0
+    compile_seconds: Optional[float] = None
 
 
 class ChunkConfig(NamedTuple):
@@ -340,8 +347,11 @@ def fit(model, loss, optimizer, params, x, y, *, key,
 
     from tqdm.auto import tqdm
     done = first_step = int(state.step)
-    bar = tqdm(total=total, initial=done, unit="step", disable=not progress, leave=False)
+    # no tqdm rate: its own counts compilation; the postfix gives the rate after the first chunk
+    bar = tqdm(total=total, initial=done, unit="step", disable=not progress, leave=False,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     start, compute_seconds, timed_steps, first = time.perf_counter(), 0.0, 0, True
+    first_seconds, first_steps = 0.0, 0
     while done < total:
         t0 = time.perf_counter()
         state, early, m = _chunk_program(model, loss, optimizer, chunk, state, early, x, y, x_val, y_val,
@@ -349,13 +359,16 @@ def fit(model, loss, optimizer, params, x, y, *, key,
         m = jax.device_get(m)                            # one host sync per chunk
         dt = time.perf_counter() - t0
         ran = int(m.steps.sum())
-        if not first:                                    # the first chunk includes compilation
+        if first:                                        # the first chunk includes compilation
+            first_seconds, first_steps = dt, ran
+        else:
             compute_seconds, timed_steps = compute_seconds + dt, timed_steps + ran
         first = False
         done = _record(history, m, done)
         bar.update(ran)
         if history["train_loss"]:
-            bar.set_postfix(loss=f"{history['train_loss'][-1]:.4f}", steps_per_s=f"{ran / dt:,.0f}")
+            rate = f"{timed_steps / compute_seconds:,.0f}" if compute_seconds > 0 else "(compiling)"
+            bar.set_postfix(loss=f"{history['train_loss'][-1]:.4f}", steps_per_s=rate)
         if callback is not None:
             callback(state, history)
         if ran == 0 or bool(early.stopped) or (config.on_nonfinite == "stop" and int(state.nonfinite_step) >= 0):
@@ -366,9 +379,11 @@ def fit(model, loss, optimizer, params, x, y, *, key,
     bad = int(state.nonfinite_step)
     rate = timed_steps / compute_seconds if compute_seconds > 0 else (
         (done - first_step) / wall if wall > 0 else 0.0)     # this call's steps, not a resumed run's
+    compile_seconds = max(0.0, first_seconds - first_steps / rate) if compute_seconds > 0 else None
     return FitResult(early.best_params if stopped_early else state.params, state, history, stopped_early,
                      bad if bad >= 0 else None, done, wall, rate,
-                     early.best_model_state if stopped_early else state.model_state)
+                     early.best_model_state if stopped_early else state.model_state,
+                     done - first_step, compile_seconds)
 
 
 def _start_model_state(model, params, x, model_state, where):
