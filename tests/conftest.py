@@ -28,6 +28,9 @@ except ImportError:
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "fnn-tests-xla-cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# fnn's own disk cache (MNIST-1D, fnn.data.disk_cache) likewise lives in one temporary folder for
+# the run, never in the user's home; tests of the cache itself point FNN_CACHE_DIR at tmp_path.
+os.environ.setdefault("FNN_CACHE_DIR", os.path.join(tempfile.gettempdir(), "fnn-tests-cache"))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
