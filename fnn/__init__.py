@@ -4,6 +4,7 @@ from fnn import check
 from fnn import checkpoint
 from fnn import data
 from fnn import errors
+from fnn import export
 from fnn import gradcheck   # the old name of fnn.check
 from fnn import initializers
 from fnn import losses
@@ -26,6 +27,9 @@ from fnn.check import relative_error
 from fnn.errors import FnnError
 from fnn.errors import InputError
 from fnn.errors import InputTypeError
+from fnn.export import flat_names
+from fnn.export import load_params
+from fnn.export import save_params
 from fnn.grads import Backprop
 from fnn.grads import differentiable
 from fnn.grads import differentiable_loss
@@ -138,7 +142,9 @@ __all__ = [
     "ensemble",
     "errors",
     "evaluate",
+    "export",
     "fit",
+    "flat_names",
     "forward_backward",
     "get_activation",
     "get_dataset",
@@ -149,6 +155,7 @@ __all__ = [
     "gradcheck",
     "init_state",
     "initializers",
+    "load_params",
     "log_softmax",
     "logsumexp",
     "load_run",
@@ -164,6 +171,7 @@ __all__ = [
     "predict",
     "relative_error",
     "residual",
+    "save_params",
     "schedules",
     "serial",
     "softmax",

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 from fnn.errors import InputError, InputTypeError
 from fnn.numerics import all_finite
-from fnn.optim.base import GradientTransformation
+from fnn.optim.base import GradientTransformation, declared_schedules, is_optimizer
 
 __all__ = ["Policy", "POLICIES", "PRECISIONS", "GRAD_TOLERANCE", "get_policy", "cast_floating",
            "LossScaleState", "LossScaledOptimizer",
@@ -114,8 +114,9 @@ def dynamic_loss_scale(optimizer, initial_scale=2.0 ** 15, growth_interval=2000,
     """
     if isinstance(optimizer, LossScaledOptimizer):
         return optimizer
-    if not isinstance(optimizer, GradientTransformation):
-        raise InputTypeError(f"dynamic_loss_scale wraps a GradientTransformation, got {optimizer!r}")
+    if not is_optimizer(optimizer):
+        raise InputTypeError(f"dynamic_loss_scale wraps a GradientTransformation (an init, update pair), "
+                             f"got {optimizer!r}")
     for name, value, ok in (("initial_scale", initial_scale, initial_scale >= 1),
                             ("growth_interval", growth_interval, isinstance(growth_interval, int) and growth_interval >= 1),
                             ("growth_factor", growth_factor, growth_factor > 1),
@@ -144,7 +145,7 @@ def dynamic_loss_scale(optimizer, initial_scale=2.0 ** 15, growth_interval=2000,
         good = jnp.where(finite & ~grow, state.good_steps + 1, 0)
         return updates, LossScaleState(scale.astype(jnp.float32), good.astype(jnp.int32), inner)
 
-    return LossScaledOptimizer(init, update, optimizer.schedules)
+    return LossScaledOptimizer(init, update, declared_schedules(optimizer))
 
 
 def loss_scale(opt_state):

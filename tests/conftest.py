@@ -9,6 +9,17 @@ import importlib.util
 import os
 import tempfile
 
+# Without the dev extra, pytest would stop at pyproject's addopts ("unrecognized arguments: -n")
+# or at the first `import hypothesis`; pytest_addoption and pytest_configure below say what to
+# install instead.
+DEV_EXTRA = ("fnn's tests need the dev extra, and {missing} {verb} missing{why}: install it with\n"
+             "    python -m pip install -e \".[dev]\"")
+try:
+    import hypothesis  # noqa: F401
+    HYPOTHESIS_MISSING = False
+except ImportError:
+    HYPOTHESIS_MISSING = True
+
 # One persistent XLA compilation cache for the run, set before jax is imported: the tests,
 # the xdist workers and the scripts the tests start as subprocesses (which inherit the
 # environment) compile the same programs many times over, and a script's run then takes about
@@ -17,6 +28,9 @@ import tempfile
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "fnn-tests-xla-cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# fnn's own disk cache (MNIST-1D, fnn.data.disk_cache) likewise lives in one temporary folder for
+# the run, never in the user's home; tests of the cache itself point FNN_CACHE_DIR at tmp_path.
+os.environ.setdefault("FNN_CACHE_DIR", os.path.join(tempfile.gettempdir(), "fnn-tests-cache"))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -28,6 +42,28 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pytest_addoption(parser, pluginmanager):
+    """Accept pytest-xdist's -n and --dist when its plugin is missing, so that pytest_configure can say so."""
+    if not pluginmanager.hasplugin("xdist"):
+        group = parser.getgroup("xdist", "distributed testing (pytest-xdist, not loaded)")
+        group._addoption("-n", "--numprocesses", dest="numprocesses", default=None)   # as xdist spells it
+        group.addoption("--dist", dest="dist", default="no")
+
+
+def pytest_configure(config):
+    """A usage error naming the missing dev packages, instead of pytest's "unrecognized arguments: -n"."""
+    missing = []
+    if not config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses") is not None:
+        missing.append("pytest-xdist")
+    if HYPOTHESIS_MISSING:
+        missing.append("hypothesis")
+    if missing:
+        why = (" (pyproject's addopts pass pytest-xdist's -n auto --dist loadfile)"
+               if "pytest-xdist" in missing else "")
+        raise pytest.UsageError(DEV_EXTRA.format(missing=" and ".join(missing),
+                                                 verb="are" if len(missing) > 1 else "is", why=why))
 
 
 def load_script(name, module_name=None):

@@ -218,6 +218,101 @@ def test_mnist1d_offline_and_leaves_global_rng_alone(monkeypatch):
         data.mnist1d(num_sample=10)
 
 
+# ---------------------------------------------------------------- MNIST-1D's disk cache
+
+SMALL = dict(seed=3, num_samples=200)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty disk cache in tmp_path, an empty in-process cache, and a count of generations."""
+    monkeypatch.setenv("FNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(fnn.data.mnist, "_MNIST1D_CACHE", {})
+    calls = []
+    generate = fnn.data.mnist._generate
+    monkeypatch.setattr(fnn.data.mnist, "_generate", lambda args: calls.append(args) or generate(args))
+    return tmp_path / "cache", calls
+
+
+def _fresh(monkeypatch):
+    monkeypatch.setattr(fnn.data.mnist, "_MNIST1D_CACHE", {})      # as in a new process
+
+
+def test_mnist1d_second_call_reads_the_disk_cache_bit_for_bit(cache, monkeypatch):
+    folder, calls = cache
+    first = data.mnist1d(**SMALL)
+    files = list(folder.glob("mnist1d-*.npz"))
+    assert len(calls) == 1 and len(files) == 1
+    _fresh(monkeypatch)
+    monkeypatch.setattr(fnn.data.mnist, "_generate", lambda args: pytest.fail("generated again"))
+    again = data.mnist1d(**SMALL)
+    _assert_same(again, first)
+    assert again.x_train.dtype == np.float32 and again.y_train.dtype == np.int32
+    from mnist1d.data import get_dataset_args, make_dataset
+    args = get_dataset_args()
+    args.seed, args.num_samples = 3, 200
+    ref = make_dataset(args)                                       # a fresh generation, by hand
+    assert again.x_train.tobytes() == ref["x"].astype(np.float32).tobytes()
+    assert again.y_test.tobytes() == ref["y_test"].astype(np.int32).tobytes()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip a byte", "garbage", "pickle", "other request"])
+def test_a_corrupt_or_mismatched_cache_file_is_regenerated(cache, monkeypatch, damage):
+    folder, calls = cache
+    first = data.mnist1d(**SMALL)
+    path = next(folder.glob("mnist1d-*.npz"))
+    raw = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(raw[:len(raw) // 2])
+    elif damage == "flip a byte":                                 # inside x's data: only the digest sees it
+        i = raw.index(first.x_train[:1].tobytes())
+        path.write_bytes(raw[:i] + bytes([raw[i] ^ 1]) + raw[i + 1:])
+    elif damage == "garbage":
+        path.write_bytes(b"not an npz")
+    elif damage == "pickle":
+        np.savez(path, x=np.array([object()], dtype=object))
+    else:                                                          # the right name, another request's file
+        members = dict(np.load(path))
+        members["__request__"] = np.frombuffer(b'{"seed": 4}', np.uint8)
+        np.savez(path, **members)
+    _fresh(monkeypatch)
+    _assert_same(data.mnist1d(**SMALL), first)
+    assert len(calls) == 2                                         # generated again, without an error
+    _fresh(monkeypatch)
+    data.mnist1d(**SMALL)
+    assert len(calls) == 2                                         # and the rewritten file is good
+
+
+def test_mnist1d_cache_off_or_unwritable_still_gives_the_data(cache, tmp_path, monkeypatch):
+    folder, calls = cache
+    monkeypatch.setenv("FNN_CACHE_DIR", "")                        # off
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    off = data.mnist1d(**SMALL)
+    assert not any(tmp_path.iterdir()) and len(calls) == 1        # nothing written anywhere
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("FNN_CACHE_DIR", str(tmp_path / "a_file"))  # a folder that cannot be made
+    _fresh(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="cannot write cache file.*going on without the disk cache"):
+        unwritable = data.mnist1d(**SMALL)
+    _assert_same(unwritable, off)
+
+
+def test_cache_dir_follows_fnn_cache_dir_then_xdg_then_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("FNN_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert data.cache_dir() == str(tmp_path / ".cache" / "fnn")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    assert data.cache_dir() == str(tmp_path / ".cache" / "fnn")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
+    assert data.cache_dir() == "/xdg/fnn"
+    monkeypatch.setenv("FNN_CACHE_DIR", "/mine")
+    assert data.cache_dir() == "/mine"
+    monkeypatch.setenv("FNN_CACHE_DIR", "")
+    assert data.cache_dir() is None
+
+
 # ---------------------------------------------------------------- standardization
 
 def test_standardize_uses_train_stats_only():
@@ -449,7 +544,8 @@ def test_batches_pair_rows_and_work_under_jit():
 
 # ---------------------------------------------------------------- the package's names
 
-MODULES = ("dataset", "toy", "mnist", "files", "standardization", "batching", "registry", "sequences")
+MODULES = ("dataset", "toy", "mnist", "disk_cache", "files", "standardization", "batching", "registry",
+           "sequences")
 BEFORE_THE_SPLIT = (   # fnn/data.py's __all__ when it was one module: every name still works
     "Dataset", "TASKS", "TASK_LOSS", "DATASETS", "get_dataset",
     "xor", "house_prices", "spirals", "moons", "circles", "blobs", "sine", "mnist1d",

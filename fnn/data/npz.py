@@ -45,7 +45,7 @@ def read_npz(path, f, names, limits):
     Args:
       path: the file's path, for messages.
       f: the file, opened for binary reading.
-      names: the array names wanted (those absent are left out of the result).
+      names: the array names wanted (those absent are left out of the result); None for all.
       limits: a fnn.data.Limits.
     Returns:
       (arrays, names in the archive).
@@ -58,7 +58,7 @@ def read_npz(path, f, names, limits):
     try:
         with zipfile.ZipFile(f) as archive:
             members = _members(path, archive)
-            wanted = {n: members[n] for n in names if n in members}
+            wanted = {n: members[n] for n in (members if names is None else names) if n in members}
             _check_entry_sizes(path, wanted, limits)
             arrays, total = {}, 0
             for name, info in wanted.items():

@@ -25,7 +25,7 @@ Every learning rate is a positive float or a schedule (fnn.optim.schedules) that
 maps the step count to the rate; `current_lr(state)` reads the rate of the
 latest update from any optimizer state.
 
-    base        GradientTransformation, apply_updates, global_norm, current_lr
+    base        GradientTransformation, apply_updates, global_norm, current_lr, is_optimizer
     transforms  chain and the small transforms, with their state NamedTuples
     aliases     sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw; get_optimizer
     schedules   learning-rate schedules count -> rate
@@ -35,7 +35,9 @@ from fnn.optim.base import GradientTransformation
 from fnn.optim.base import ScaleByLearningRateState
 from fnn.optim.base import apply_updates
 from fnn.optim.base import current_lr
+from fnn.optim.base import declared_schedules
 from fnn.optim.base import global_norm
+from fnn.optim.base import is_optimizer
 from fnn.optim.schedules import check_learning_rates
 from fnn.optim.transforms import CountState
 from fnn.optim.transforms import EmaState
@@ -85,9 +87,11 @@ __all__ = [
     "check_learning_rates",
     "clip_by_global_norm",
     "current_lr",
+    "declared_schedules",
     "ema",
     "get_optimizer",
     "global_norm",
+    "is_optimizer",
     "momentum",
     "nesterov",
     "rmsprop",

@@ -5,7 +5,7 @@
     adamw(α)    = chain(scale_by_adam(...), add_decayed_weights(λ), scale_by_learning_rate(α))
 """
 from fnn.errors import InputError, InputTypeError
-from fnn.optim.base import GradientTransformation, _concrete, _unit_interval
+from fnn.optim.base import _concrete, _unit_interval, is_optimizer
 from fnn.optim.transforms import (add_decayed_weights, chain, ema, scale_by_adagrad, scale_by_adam,
                                   scale_by_learning_rate, scale_by_rms, trace)
 
@@ -75,11 +75,11 @@ OPTIMIZERS = {
 
 
 def get_optimizer(optimizer, **kwargs):
-    """An optimizer from a name in OPTIMIZERS and its arguments, or a GradientTransformation.
+    """An optimizer from a name in OPTIMIZERS and its arguments, or an optimizer returned as it is.
 
     get_optimizer("adam", learning_rate=1e-3) is adam(learning_rate=1e-3).
     """
-    if isinstance(optimizer, GradientTransformation):
+    if is_optimizer(optimizer):          # a GradientTransformation, or another library's (init, update)
         if kwargs:
             raise InputTypeError(f"get_optimizer: arguments {sorted(kwargs)} given with an "
                             f"already built GradientTransformation")

@@ -6,6 +6,12 @@ An optimizer is a `GradientTransformation(init, update)` of pure functions:
     update(grads, state, params=None) -> (updates, new_state)
     params = apply_updates(params, updates)        # params + updates
 
+fnn recognises an optimizer by that shape (`is_optimizer`): any object with
+callable `init` and `update` of these signatures, e.g. an optax
+GradientTransformation, trains in fnn.fit and composes with fnn.optim.chain,
+and fnn's own work in optax.chain. `schedules` is fnn's addition: an
+optimizer without it declares none (`declared_schedules`).
+
 Hyper-parameters may be traced values (one per model under vmap, see
 fnn.ensemble): `_check_hyper` checks them only where they are concrete.
 """
@@ -19,7 +25,7 @@ import jax.numpy as jnp
 from fnn.errors import InputError, InputTypeError
 
 __all__ = ["GradientTransformation", "ScaleByLearningRateState", "apply_updates", "global_norm",
-           "current_lr"]
+           "current_lr", "is_optimizer", "declared_schedules"]
 
 TREE_MISMATCH = ("{transform}: the gradient tree does not match the {what} tree the optimizer "
                  "state was initialized with:\n  gradients: {got}\n  expected:  {expected}")
@@ -48,6 +54,20 @@ class ScaleByLearningRateState(NamedTuple):
     """Step count and the learning rate of the latest update (before any: of the first)."""
     count: jax.Array
     learning_rate: jax.Array
+
+def is_optimizer(x):
+    """Whether `x` is an optimizer by its shape: callable `init` and `update` attributes.
+
+    A GradientTransformation is one; so is any other library's pair of the same
+    protocol (optax's GradientTransformation), which fnn uses as it is.
+    """
+    return callable(getattr(x, "init", None)) and callable(getattr(x, "update", None))
+
+
+def declared_schedules(optimizer):
+    """The learning-rate schedules `optimizer` declares: its `schedules`, () where it has none."""
+    return tuple(getattr(optimizer, "schedules", ()) or ())
+
 
 def apply_updates(params, updates):
     """params + updates, leaf by leaf, each result in its parameter's dtype."""

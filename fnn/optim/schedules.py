@@ -158,9 +158,9 @@ class _Schedules(NamedTuple):
     optimizer: Any
 
     def __call__(self, hyper):
-        from fnn.optim.base import GradientTransformation
-        opt = self.optimizer if isinstance(self.optimizer, GradientTransformation) else self.optimizer(**hyper)
-        return tuple(getattr(opt, "schedules", ()))
+        from fnn.optim.base import declared_schedules, is_optimizer
+        opt = self.optimizer if is_optimizer(self.optimizer) else self.optimizer(**hyper)
+        return declared_schedules(opt)
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from fnn.errors import InputError, InputTypeError
 from fnn.optim.base import (GradientTransformation, ScaleByLearningRateState, _as_schedule, _cast, _check_tree,
                             _check_hyper, _increment, _needs_params, _non_negative,
-                            _unit_interval, _zero_count, global_norm)
+                            _unit_interval, _zero_count, declared_schedules, global_norm, is_optimizer)
 
 __all__ = ["chain", "scale_by_learning_rate", "trace", "ema", "scale_by_adagrad", "scale_by_rms",
            "scale_by_adam", "clip_by_global_norm", "add_decayed_weights", "add_l2_penalty",
@@ -60,9 +60,9 @@ def chain(*transforms):
     updates = t_n(... t_2(t_1(grads)))
     """
     for i, t in enumerate(transforms):
-        if not isinstance(t, GradientTransformation):
+        if not is_optimizer(t):
             raise InputTypeError(
-                f"chain: argument {i} must be a GradientTransformation, got {t!r}")
+                f"chain: argument {i} must be a GradientTransformation (an init, update pair), got {t!r}")
 
     def init(params):
         return tuple(t.init(params) for t in transforms)
@@ -78,7 +78,7 @@ def chain(*transforms):
             new_state.append(s)
         return grads, tuple(new_state)
 
-    return GradientTransformation(init, update, sum((t.schedules for t in transforms), ()))
+    return GradientTransformation(init, update, sum((declared_schedules(t) for t in transforms), ()))
 
 
 def scale_by_learning_rate(learning_rate):

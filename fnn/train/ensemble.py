@@ -38,7 +38,7 @@ from fnn.errors import InputError, InputTypeError
 from fnn.layers.core import init_state as init_model_state
 from fnn.losses import get_loss
 from fnn.numerics import all_finite
-from fnn.optim.base import GradientTransformation
+from fnn.optim.base import is_optimizer
 from fnn.optim.schedules import check_learning_rates
 from fnn.train.epoch import StepRecord, epoch_batches, epoch_indices, epoch_keys, run_epoch
 from fnn.train.step import StepConfig, init_state, make_step, training_optimizer
@@ -65,7 +65,7 @@ class ManyResult(NamedTuple):
 
 def _optimizer(optimizer, hyper):
     """The GradientTransformation for one model: optimizer itself, or optimizer(**hyper)."""
-    if isinstance(optimizer, GradientTransformation):
+    if is_optimizer(optimizer):
         if hyper:
             raise InputTypeError(f"hyperparams {sorted(hyper)} given with an already built optimizer; "
                             "pass a function of them instead, e.g. lambda learning_rate: optim.sgd(learning_rate)")
@@ -74,7 +74,7 @@ def _optimizer(optimizer, hyper):
         raise InputTypeError(f"optimizer must be a GradientTransformation or a function of the "
                         f"hyperparams that returns one, got {optimizer!r}")
     opt = optimizer(**hyper)
-    if not isinstance(opt, GradientTransformation):
+    if not is_optimizer(opt):
         raise InputTypeError(f"optimizer(**hyperparams) must return a GradientTransformation, got {opt!r}")
     return opt
 
