@@ -1,233 +1,39 @@
-"""fnn (manual and autodiff) against PyTorch and scikit-learn training the same MNIST-1D MLP."""
+"""fnn (manual and autodiff) against PyTorch, scikit-learn and the JAX ecosystem training the same MNIST-1D MLP.
+
+    python -m benchmarks.peers [--rounds 7] [--json PATH] [--md PATH]
+
+Every peer runs once cold (compilation included: its first-call wall time),
+then, with --rounds R, R interleaved rounds (benchmarks.rounds) whose quiet
+and loaded runs are reported apart, with fnn-manual's same-round ratio to each.
+"""
 import argparse
 import json
-import math
 import os
 import sys
 import time
-import warnings
-from typing import NamedTuple, Optional
 
 import jax
-import numpy as np
 
-import fnn
 from fnn import cli
 from fnn.errors import InputError
 from fnn.validate import check_positive_int
 
+from benchmarks import jax_peers
 from benchmarks.common import device_info
+from benchmarks.peer_runners import (BATCH_SIZE, LEARNING_RATE, PEERS_EXTRA, SEED, SIZES, STEPS,  # noqa: F401
+                                     PeerResult, PeerUnavailable, _initial_params, cpu_threads, load_mnist1d,
+                                     run_fnn, run_fnn_scan, run_sklearn, run_torch)
+from benchmarks.rounds import round_summary, run_rounds
 
-# ------------------------------------------------------------------ settings
-# MNIST-1D's published MLP: 40-100-100-10, ReLU, Adam, batch 100; 6000 steps = 150 epochs of 4000.
-SIZES = (40, 100, 100, 10)
-LEARNING_RATE = 1e-2
-BATCH_SIZE = 100
-STEPS = 6000
-SEED = 0
+# ------------------------------------------------------------------ settings (the MLP's: peer_runners)
 # "-1t": the same on one CPU thread. Small matmuls gain little from threads, and on a
 # busy machine a thread pool that waits for its other threads can be many times slower.
 # "fnn-scan": fnn's value_and_grad and Adam in a bare lax.scan, the floor under fit (not a peer).
 PEERS = ("fnn-manual", "fnn-autodiff", "fnn-scan", "fnn-manual-cpu", "torch-cpu", "torch-cpu-1t", "torch-cuda",
-         "sklearn", "sklearn-1t")
+         "sklearn", "sklearn-1t") + jax_peers.JAX_PEERS
+JAX_GOAL = 1.5                # fnn.fit steps/s ≥ 1.5 × every JAX contender's, in quiet same-round runs
 SPEEDUP_GOAL = 5.0            # fnn steps/s ≥ 5 × PyTorch eager steps/s on the same CPU ...
 ACCURACY_TOLERANCE = 0.02     # ... at equal test accuracy: fnn ≥ PyTorch − 2 points
-PEERS_EXTRA = "pip install 'fnn[peers]'  (torch, scikit-learn)"
-
-
-class PeerResult(NamedTuple):
-    """One framework's run: throughput, time and test accuracy, or why it was skipped."""
-    name: str
-    status: str                      # "ok" or "skipped"
-    message: str = ""
-    device: str = ""
-    steps: int = 0
-    steps_per_second: Optional[float] = None     # excluding compilation
-    train_seconds: Optional[float] = None        # the training loop, excluding compilation
-    wall_seconds: Optional[float] = None         # model set-up, compilation and training
-    test_accuracy: Optional[float] = None
-    threads: Optional[int] = None
-
-
-class PeerUnavailable(Exception):
-    """A peer that cannot run here (not installed, no device); the message says why."""
-
-
-def cpu_threads():
-    """The cores this process may use (what XLA's CPU client uses)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def load_mnist1d():
-    """MNIST-1D (fnn.data.mnist1d), features standardized by the training set's statistics."""
-    ds, _ = fnn.data.standardize_dataset(fnn.data.get_dataset("mnist1d"))
-    return ds
-
-
-def _initial_params(seed, sizes):
-    model = fnn.mlp(list(sizes), activation="relu")
-    k_init, k_train = jax.random.split(jax.random.key(seed))
-    _, params = model.init(k_init, (-1, sizes[0]))
-    return model, params, k_train
-
-
-# ------------------------------------------------------------------ the peers
-
-def run_fnn(ds, method, *, steps, batch_size, lr, seed, sizes=SIZES, cpu=False):
-    """fnn.fit (compiled multi-epoch chunks), run twice: cold (with compilation), then warm.
-
-    The warm run reuses the compiled program and repeats the cold run exactly;
-    its time is the training time without compilation.
-    """
-    if cpu:
-        with jax.default_device(jax.devices("cpu")[0]):
-            return run_fnn(ds, method, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                           sizes=sizes)._replace(name=f"fnn-{method}-cpu")
-    model, params, key = _initial_params(seed, sizes)
-    loss, opt = fnn.get_loss("softmax_cross_entropy"), fnn.optim.adam(lr)
-    runs = []
-    for _ in range(2):
-        t0 = time.perf_counter()
-        result = fnn.fit(model, loss, opt, params, ds.x_train, ds.y_train, key=key, steps=steps,
-                         batch_size=batch_size, config=fnn.StepConfig(method=method),
-                         progress=False)
-        jax.block_until_ready(result.params)
-        runs.append((time.perf_counter() - t0, result))
-    (cold, _), (warm, result) = runs
-    acc = fnn.evaluate(model, loss, result.params, ds.x_test, ds.y_test)["accuracy"]
-    device = next(iter(jax.tree.leaves(result.params)[0].devices())).platform
-    return PeerResult(f"fnn-{method}", "ok", "fnn.fit, compiled epochs", device, result.steps,
-                      result.steps / warm, warm, cold, acc,
-                      cpu_threads() if device == "cpu" else None)
-
-
-def run_fnn_scan(ds, *, steps, batch_size, lr, seed, sizes=SIZES, method="manual"):
-    """The floor under fnn.fit: fnn's value_and_grad and Adam in a bare lax.scan.
-
-    What a user writes by hand from fnn's functions: the same model, initial
-    parameters, gradients and optimizer, with none of fit's per-step work (the
-    loss and accuracy of every step, the non-finite check) and every epoch's
-    shuffled batches gathered before the timed loop. fit's figure against this
-    one is the cost of what fit adds. Cold, then warm, as run_fnn.
-    """
-    model, params, key = _initial_params(seed, sizes)
-    loss, opt = fnn.get_loss("softmax_cross_entropy"), fnn.optim.adam(lr)
-    value_and_grad = fnn.grads.make_value_and_grad(model, loss, method)
-    x, y = jax.numpy.asarray(ds.x_train), jax.numpy.asarray(ds.y_train)
-    n = x.shape[0]
-    epochs = math.ceil(steps / (n // batch_size))
-    idx = jax.numpy.concatenate([fnn.data.batch_indices(k, n, batch_size)
-                                 for k in jax.random.split(key, epochs)])[:steps]
-    xs, ys = x[idx], y[idx]                                   # (steps, batch, ...)
-
-    @jax.jit
-    def train(params, xs, ys):
-        def body(carry, batch):
-            p, s = carry
-            _, grads = value_and_grad(p, *batch)
-            updates, s = opt.update(grads, s, p)
-            return (fnn.optim.apply_updates(p, updates), s), None
-        (params, _), _ = jax.lax.scan(body, (params, opt.init(params)), (xs, ys))
-        return params
-
-    runs = []
-    for _ in range(2):
-        t0 = time.perf_counter()
-        trained = jax.block_until_ready(train(params, xs, ys))
-        runs.append(time.perf_counter() - t0)
-    cold, warm = runs
-    acc = fnn.evaluate(model, loss, trained, ds.x_test, ds.y_test)["accuracy"]
-    device = next(iter(jax.tree.leaves(trained)[0].devices())).platform
-    return PeerResult("fnn-scan", "ok", "fnn value_and_grad + adam in a bare lax.scan (no fit)", device,
-                      steps, steps / warm, warm, cold, acc, cpu_threads() if device == "cpu" else None)
-
-
-def run_torch(ds, device="cpu", *, steps, batch_size, lr, seed, sizes=SIZES, init_params=None,
-              threads=None):
-    """PyTorch eager: a plain Python loop of forward, cross-entropy, backward, torch.optim.Adam."""
-    try:
-        import torch
-    except ImportError:
-        raise PeerUnavailable(f"PyTorch is not installed: {PEERS_EXTRA}") from None
-    if device == "cuda" and not torch.cuda.is_available():
-        raise PeerUnavailable("no CUDA device for PyTorch")
-    threads = threads or cpu_threads()
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    t_start = time.perf_counter()
-    layers = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(torch.nn.Linear(fan_in, fan_out))
-        if i < len(sizes) - 2:
-            layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers)
-    if init_params is not None:                        # the same initial weights as fnn
-        linears = [l for l in layers if isinstance(l, torch.nn.Linear)]
-        with torch.no_grad():
-            for lin, p in zip(linears, [p for p in init_params if p]):
-                lin.weight.copy_(torch.from_numpy(np.asarray(p["W"]).T.copy()))
-                lin.bias.copy_(torch.from_numpy(np.asarray(p["b"]).copy()))
-    model = model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    x = torch.from_numpy(np.asarray(ds.x_train, np.float32)).to(device)
-    y = torch.from_numpy(np.asarray(ds.y_train, np.int64)).to(device)
-    n, gen = x.shape[0], torch.Generator().manual_seed(seed)
-    per_epoch = n // batch_size
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    sync()
-    t0 = time.perf_counter()
-    for step in range(steps):
-        j = step % per_epoch
-        if j == 0:
-            perm = torch.randperm(n, generator=gen).to(device)
-        idx = perm[j * batch_size:(j + 1) * batch_size]
-        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    sync()
-    train = time.perf_counter() - t0
-    wall = time.perf_counter() - t_start
-    with torch.no_grad():
-        xt = torch.from_numpy(np.asarray(ds.x_test, np.float32)).to(device)
-        pred = model(xt).argmax(dim=1).cpu().numpy()
-    acc = float(np.mean(pred == np.asarray(ds.y_test)))
-    return PeerResult(f"torch-{device}", "ok", f"PyTorch {torch.__version__} eager", device, steps,
-                      steps / train, train, wall, acc, threads if device == "cpu" else None)
-
-
-def run_sklearn(ds, *, steps, batch_size, lr, seed, sizes=SIZES, threads=None):
-    """scikit-learn's MLPClassifier (hand-written NumPy backprop), Adam, whole epochs.
-
-    threads limits NumPy's BLAS thread pool (threadpoolctl) during the fit.
-    """
-    try:
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.neural_network import MLPClassifier
-        from threadpoolctl import threadpool_limits
-        import sklearn
-    except ImportError:
-        raise PeerUnavailable(f"scikit-learn is not installed: {PEERS_EXTRA}") from None
-    threads = threads or cpu_threads()
-    n = len(ds.x_train)
-    per_epoch = math.ceil(n / batch_size)                # sklearn keeps the last partial batch
-    epochs = max(1, math.ceil(steps / per_epoch))
-    clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), activation="relu", solver="adam",
-                        alpha=0.0, batch_size=batch_size, learning_rate_init=lr, max_iter=epochs,
-                        shuffle=True, random_state=seed, tol=0.0, n_iter_no_change=epochs + 1,
-                        early_stopping=False)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings(), threadpool_limits(limits=threads):
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(np.asarray(ds.x_train, np.float32), np.asarray(ds.y_train))
-    train = time.perf_counter() - t0
-    acc = float(clf.score(np.asarray(ds.x_test, np.float32), np.asarray(ds.y_test)))
-    done = clf.n_iter_ * per_epoch
-    return PeerResult("sklearn", "ok", f"scikit-learn {sklearn.__version__} MLPClassifier", "cpu", done,
-                      done / train, train, train, acc, threads)
 
 
 # ------------------------------------------------------------------ a whole run
@@ -247,12 +53,37 @@ def default_peers(platform):
                  and not (p.endswith("-1t") and cpu_threads() == 1))
 
 
+class _JaxPeer:
+    """A JAX peer prepared once: its first call trains cold then warm, later calls warm only."""
+
+    def __init__(self, name, ds, common, init_params):
+        self.trainer = jax_peers.prepare(name, ds, init_params=init_params, unavailable=PeerUnavailable,
+                                         **common)
+        self.result = None
+
+    def __call__(self):
+        t = self.trainer
+        if self.result is None:
+            t0 = time.perf_counter()
+            t.train()
+            cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model = t.train()
+        warm = time.perf_counter() - t0
+        if self.result is None:
+            device = jax.devices()[0].platform
+            self.result = PeerResult(t.name, "ok", t.description, device, t.steps, t.steps / warm, warm, cold,
+                                     t.accuracy(model), cpu_threads() if device == "cpu" else None)
+        return self.result._replace(steps_per_second=t.steps / warm, train_seconds=warm)
+
+
 def run(peers=None, *, data=None, steps=STEPS, batch_size=BATCH_SIZE, lr=LEARNING_RATE, seed=SEED,
-        sizes=SIZES, threads=None, log=print):
+        sizes=SIZES, threads=None, rounds=0, log=print):
     """Train the same MLP with each peer; returns the results as a JSON-ready dict.
 
     data: a fnn Dataset (default MNIST-1D, standardized). A peer that cannot run
     here is recorded as skipped, with the reason, and the others still run.
+    rounds: after every peer's first (cold) run, this many interleaved rounds of warm runs.
     """
     log = log or (lambda *a, **k: None)
     info = device_info()
@@ -264,10 +95,13 @@ def run(peers=None, *, data=None, steps=STEPS, batch_size=BATCH_SIZE, lr=LEARNIN
         raise InputError(f"batch_size {batch_size} must be between 1 and the {len(ds.x_train)} examples")
     _, init_params, _ = _initial_params(seed, sizes)
     common = dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed, sizes=sizes)
-    results = []
+    results, calls = [], {}
     for name in peers:
         try:
-            if name == "fnn-scan":
+            if name in jax_peers.JAX_PEERS:
+                calls[name] = _JaxPeer(name, ds, common, init_params)
+                r = calls[name]()
+            elif name == "fnn-scan":
                 r = run_fnn_scan(ds, **common)
             elif name.startswith("fnn-"):
                 if name == "fnn-manual-cpu" and info["platform"] == "cpu":
@@ -280,8 +114,10 @@ def run(peers=None, *, data=None, steps=STEPS, batch_size=BATCH_SIZE, lr=LEARNIN
             else:
                 r = run_sklearn(ds, threads=1 if name.endswith("-1t") else threads, **common)
             r = r._replace(name=name)
+            calls.setdefault(name, _again(name, ds, info, common, init_params, threads))
         except PeerUnavailable as e:
             r = PeerResult(name, "skipped", str(e))
+            calls.pop(name, None)
         results.append(r)
         log(f"{name}: skipped ({r.message})" if r.status == "skipped" else
             f"{name}: {r.steps} steps, {r.steps_per_second:,.0f} steps/s, wall {r.wall_seconds:.2f} s, "
@@ -292,8 +128,25 @@ def run(peers=None, *, data=None, steps=STEPS, batch_size=BATCH_SIZE, lr=LEARNIN
                         "train_examples": int(len(ds.x_train)), "test_examples": int(len(ds.x_test)),
                         "speedup_goal": SPEEDUP_GOAL, "accuracy_tolerance": ACCURACY_TOLERANCE},
            "peers": [r._asdict() for r in results]}
+    if rounds:
+        log(f"{rounds} interleaved rounds of {', '.join(calls)}")
+        out["rounds"] = run_rounds({n: (lambda c=c: c().steps_per_second) for n, c in calls.items()}, rounds,
+                                   seed=seed, log=log)
+        out["settings"]["rounds"] = rounds
     out["summary"] = summarize(out)
     return out
+
+
+def _again(name, ds, info, common, init_params, threads):
+    """A call that runs peer `name` again and returns its PeerResult (for the rounds)."""
+    if name == "fnn-scan":
+        return lambda: run_fnn_scan(ds, **common)
+    if name.startswith("fnn-"):
+        return lambda: run_fnn(ds, name.split("-")[1], cpu=name.endswith("-cpu"), **common)
+    if name.startswith("torch-"):
+        return lambda: run_torch(ds, name.split("-")[1], init_params=init_params,
+                                 threads=1 if name.endswith("-1t") else threads, **common)
+    return lambda: run_sklearn(ds, threads=1 if name.endswith("-1t") else threads, **common)
 
 
 def _find(out, name):
@@ -343,7 +196,33 @@ def summarize(out):
                             f"{torch_cpu['threads']} thread(s)); test accuracy "
                             f"{ref_cpu['test_accuracy']:.3f} vs {torch_cpu['test_accuracy']:.3f}")
         goal["status"] = "met" if speedup >= SPEEDUP_GOAL and equal else "not met"
-    return {"reference": None if ref_cpu is None else ref_cpu["name"], "ratios": ratios, "goal": goal}
+    summary = {"reference": None if ref_cpu is None else ref_cpu["name"], "ratios": ratios, "goal": goal}
+    if "rounds" in out:
+        summary["rounds"] = round_summary(out["rounds"], "fnn-manual")
+        summary["jax_goal"] = _jax_goal(out, summary["rounds"])
+    return summary
+
+
+def _jax_goal(out, rounds):
+    """fnn.fit ≥ JAX_GOAL × every JAX contender's steps/s in quiet same-round pairs, at equal accuracy."""
+    base = _find(out, "fnn-manual")
+    goal = {"goal": f"fnn.fit ≥ {JAX_GOAL:g}× every JAX contender's steps/s (median of quiet same-round "
+                    f"ratios), at equal test accuracy (fnn ≥ contender − {ACCURACY_TOLERANCE:.2f})",
+            "measured": [], "status": "n/a"}
+    met = []
+    for name in jax_peers.JAX_PEERS:
+        p, row = _find(out, name), rounds.get(name)
+        if p is None or row is None or base is None:
+            continue
+        quiet = row["fnn_ratio"]["quiet"]
+        ratio = quiet["median"] if quiet else None
+        equal = base["test_accuracy"] >= p["test_accuracy"] - ACCURACY_TOLERANCE
+        goal["measured"].append({"peer": name, "quiet_ratio": ratio, "quiet_pairs": quiet["n"] if quiet else 0,
+                                 "all_ratio": row["fnn_ratio"]["all"]["median"], "equal_accuracy": equal})
+        met.append(ratio is not None and ratio >= JAX_GOAL and equal)
+    if met:
+        goal["status"] = "met" if all(met) else "not met"
+    return goal
 
 
 # ------------------------------------------------------------------ output
@@ -363,7 +242,20 @@ def table_lines(out):
                      f"{'' if r is None else format(r['fnn_speedup'], '.2f'):>7}")
     g = out["summary"]["goal"]
     lines.append(f"[{g['status']}] {g['goal']}: {g['measured']}")
+    if "rounds" in out["summary"]:
+        lines += ["", f"{out['settings']['rounds']} interleaved rounds, steps/s median (n): all | quiet | "
+                      "loaded; fnn-manual × peer, same round: all | quiet"]
+        for name, row in out["summary"]["rounds"].items():
+            lines.append(f"{name:<16} " + " | ".join(_median(row[k]) for k in ("all", "quiet", "loaded"))
+                         + ("" if "fnn_ratio" not in row else "; " + " | ".join(
+                             _median(row["fnn_ratio"][k], ".2f") for k in ("all", "quiet"))))
+        j = out["summary"]["jax_goal"]
+        lines.append(f"[{j['status']}] {j['goal']}")
     return lines
+
+
+def _median(stats, fmt=",.0f"):
+    return "-" if stats is None else f"{stats['median']:{fmt}} ({stats['n']})"
 
 
 def to_markdown(out, command=None):
@@ -398,7 +290,40 @@ def to_markdown(out, command=None):
     g = out["summary"]["goal"]
     lines += ["", "| goal | measured | status |", "|---|---|---|",
               f"| {g['goal']} | {g['measured']} | {g['status']} |", ""]
+    if "rounds" in out["summary"]:
+        lines += _rounds_markdown(out)
     return "\n".join(lines)
+
+
+def _spread(stats, fmt=",.0f"):
+    if stats is None:
+        return "-"
+    return f"{stats['median']:{fmt}} ({stats['q1']:{fmt}}–{stats['q3']:{fmt}}, n {stats['n']})"
+
+
+def _rounds_markdown(out):
+    """The rounds: steps/s medians (quartiles) over all, quiet and loaded runs, and fnn's same-round ratios."""
+    rounds = out["summary"]["rounds"]
+    lines = [f"Interleaved rounds: {out['settings']['rounds']}; a run is quiet when other processes used "
+             "< 0.1 cores during it. fnn ×: fnn-manual's steps/s over the peer's in the same round "
+             "(quiet: both runs quiet).", "",
+             "| peer | first call s (compile incl.) | steps/s, all rounds | quiet | loaded | other cores | "
+             "fnn ×, all | fnn ×, quiet |", "|---|---|---|---|---|---|---|---|"]
+    for p in out["peers"]:
+        row = rounds.get(p["name"])
+        if row is None:
+            continue
+        ratio = row.get("fnn_ratio", {})
+        lines.append(f"| {p['name']} | {p['wall_seconds']:.2f} | {_spread(row['all'])} | {_spread(row['quiet'])} | "
+                     f"{_spread(row['loaded'])} | {_spread(row['other_cores'], '.2f')} | "
+                     f"{_spread(ratio.get('all'), '.2f')} | {_spread(ratio.get('quiet'), '.2f')} |")
+    j = out["summary"]["jax_goal"]
+    measured = "; ".join(f"{m['peer']} {m['quiet_ratio']:.2f}×" if m["quiet_ratio"] is not None
+                         else f"{m['peer']} (no quiet pair; all rounds {m['all_ratio']:.2f}×)"
+                         for m in j["measured"])
+    lines += ["", "| goal | measured | status |", "|---|---|---|", f"| {j['goal']} | {measured} | {j['status']} |",
+              ""]
+    return lines
 
 
 def _list(text):
@@ -416,6 +341,9 @@ def parse_args(argv):
     p.add_argument("--lr", type=cli.positive_float, default=LEARNING_RATE)
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--threads", type=cli.positive_int, help="PyTorch CPU threads (default: this process's cores)")
+    p.add_argument("--rounds", type=cli.int_in_range(0, 1000), default=0,
+                   help="interleaved rounds of warm runs after the first, quiet and loaded reported apart "
+                        "(default 0: one run each)")
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     p.add_argument("--md", metavar="PATH", help="write a Markdown summary")
     return p.parse_args(argv)
@@ -426,7 +354,7 @@ def main(argv=None):
     peers = None if args.peers is None else _check_peers(args.peers)
     print(f"device: {cli.device_description()}; JAX {jax.__version__}")
     out = run(peers, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-              threads=args.threads)
+              threads=args.threads, rounds=args.rounds)
     out["command"] = ("python -m benchmarks.peers " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
     print()
     for line in table_lines(out):

@@ -14,7 +14,7 @@ import pytest
 
 import fnn
 from fnn import cli
-from benchmarks import common, convs, grads, peers, sequences
+from benchmarks import common, convs, grads, jax_peers, peers, rounds, sequences
 
 TINY_TIMING = dict(seconds=0.005, min_repeats=2, max_repeats=3, warmup_seconds=0.0)
 
@@ -374,3 +374,57 @@ def test_long_attention_gradient_needs_under_half_of_autodiffs_memory():
             pytest.skip("this backend reports no memory figures")
         peaks[method] = mem["peak_bytes"]
     assert peaks["manual"] <= 0.5 * peaks["autodiff"], peaks
+
+
+def test_jax_peers_train_the_same_mlp_and_rounds_compare_them_with_fnn(blobs):
+    names = ["fnn-manual", "optax-step", "optax-scan"]        # optax: in the dev extra
+    out = peers.run(names, data=blobs, steps=40, batch_size=20, rounds=2, log=None)
+    by = {p["name"]: p for p in out["peers"]}
+    for name in names:
+        assert by[name]["status"] == "ok" and 0.5 < by[name]["test_accuracy"] <= 1.0, by[name]
+        assert by[name]["wall_seconds"] >= by[name]["train_seconds"] > 0
+        assert [e["round"] for e in out["rounds"][name]] == [0, 1]
+    assert by["optax-scan"]["steps"] == 40                   # 10 steps an epoch: 4 whole epochs
+    row = out["summary"]["rounds"]["optax-step"]
+    assert row["all"]["n"] == 2 and row["fnn_ratio"]["all"]["n"] == 2
+    goal = out["summary"]["jax_goal"]
+    assert [m["peer"] for m in goal["measured"]] == ["optax-step", "optax-scan"]
+    assert goal["status"] in ("met", "not met")
+    md = peers.to_markdown(out)
+    assert "Interleaved rounds: 2" in md and "| optax-step |" in md
+    assert any("interleaved rounds" in line for line in peers.table_lines(out))
+
+
+def test_missing_jax_peers_are_skipped_with_what_to_install(monkeypatch, blobs):
+    _hide(monkeypatch, "equinox", "flax", "flax.nnx")
+    out = peers.run(["fnn-manual", "equinox", "flax-nnx", "flax-nnx-split"], data=blobs, steps=20,
+                    batch_size=20, rounds=1, log=None)
+    by = {p["name"]: p for p in out["peers"]}
+    for name in ("equinox", "flax-nnx", "flax-nnx-split"):
+        assert by[name]["status"] == "skipped" and "fnn[jax-peers]" in by[name]["message"]
+        assert name not in out["rounds"]
+    assert out["summary"]["jax_goal"]["status"] == "n/a"
+
+
+def test_equinox_and_flax_peers_where_installed(blobs):
+    pytest.importorskip("equinox")
+    pytest.importorskip("flax")
+    out = peers.run(["fnn-manual", "equinox", "flax-nnx", "flax-nnx-split"], data=blobs, steps=40,
+                    batch_size=20, log=None)
+    for p in out["peers"]:
+        assert p["status"] == "ok" and 0.5 < p["test_accuracy"] <= 1.0, p
+
+
+def test_round_summary_splits_quiet_from_loaded_and_pairs_ratios_within_a_round():
+    entries = lambda rates, loads: [{"round": i, "steps_per_second": r, "other_cores": c}  # noqa: E731
+                                    for i, (r, c) in enumerate(zip(rates, loads))]
+    data = {"fnn-manual": entries([4000, 2000, 3900], [0.0, 0.9, 0.05]),
+            "optax-step": entries([2000, 1000, 3900], [0.02, 0.8, 0.5])}
+    s = rounds.round_summary(data, "fnn-manual")
+    assert s["fnn-manual"]["quiet"]["n"] == 2 and s["fnn-manual"]["loaded"]["n"] == 1
+    ratio = s["optax-step"]["fnn_ratio"]
+    assert ratio["all"]["median"] == pytest.approx(2.0) and ratio["all"]["n"] == 3
+    assert ratio["quiet"]["n"] == 1 and ratio["quiet"]["median"] == pytest.approx(2.0)   # round 0 only
+    with rounds.LoadMeter() as meter:
+        sum(range(10000))
+    assert meter.other_cores is None or meter.other_cores >= 0
