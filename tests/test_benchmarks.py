@@ -5,6 +5,7 @@ to check that each peer is skipped with a message, and use them only if present.
 """
 import json
 import math
+import os
 import sys
 
 import jax
@@ -14,7 +15,7 @@ import pytest
 
 import fnn
 from fnn import cli
-from benchmarks import common, convs, grads, jax_peers, peers, rounds, sequences
+from benchmarks import common, convs, grads, peers, rounds, scaling, sequences
 
 TINY_TIMING = dict(seconds=0.005, min_repeats=2, max_repeats=3, warmup_seconds=0.0)
 
@@ -428,3 +429,22 @@ def test_round_summary_splits_quiet_from_loaded_and_pairs_ratios_within_a_round(
     with rounds.LoadMeter() as meter:
         sum(range(10000))
     assert meter.other_cores is None or meter.other_cores >= 0
+
+
+def test_scaling_sweeps_measure_both_methods_and_plot_them(monkeypatch, tmp_path):
+    for name in scaling.SWEEPS:                                 # every sweep builds its configurations
+        module, configs = scaling.sweep_configs(name, quick=True)
+        assert len(configs) == 3 and len({c.name for c in configs}) == 3
+    module, configs = scaling.sweep_configs("mlp-width", quick=True)
+    monkeypatch.setattr(scaling, "sweep_configs", lambda name, quick: (module, configs[:2]))
+    sweeps = scaling.run_sweeps(["mlp-width"], quick=True, log=None)
+    points = sweeps["mlp-width"]
+    assert [p["x"] for p in points] == [16, 32]
+    for p in points:
+        assert p["time"]["manual"] > 0 and p["time"]["autodiff"] > 0
+        assert p["memory"]["manual"] is None or p["memory"]["manual"] > 0
+    fake = {"attention-T": [{"x": t, "name": f"attn-T{t}", "time": {"manual": t * 1e-6, "autodiff": t * 2e-6},
+                             "memory": {"manual": t * 1000, "autodiff": t * t * 10}} for t in (64, 128, 256)]}
+    paths = scaling.plot_sweeps({**sweeps, **fake}, str(tmp_path), "test device")
+    assert [os.path.basename(p) for p in paths] == ["mlp-width.png", "attention-T.png"]
+    assert all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in paths)
