@@ -20,7 +20,7 @@ from fnn.validate import check_positive_int
 
 from benchmarks import jax_peers
 from benchmarks.common import device_info
-from benchmarks.peer_runners import (BATCH_SIZE, LEARNING_RATE, PEERS_EXTRA, SEED, SIZES, STEPS,  # noqa: F401
+from benchmarks.peer_runners import (BATCH_SIZE, LEARNING_RATE, PEERS_EXTRA, SEED, SIZES, STEPS,  # noqa: F401 (re-exported)
                                      PeerResult, PeerUnavailable, _initial_params, cpu_threads, load_mnist1d,
                                      run_fnn, run_fnn_scan, run_sklearn, run_torch)
 from benchmarks.rounds import round_summary, run_rounds

@@ -3,7 +3,6 @@ and fnn.load_run, each with the run's own preprocessing; bad input is one line a
 
 Runs are in-process (fnn.commands.main through fnn.cli.run) and tiny.
 """
-import io
 import json
 import os
 import subprocess
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import checkpoint, cli, commands
+from fnn import cli, commands
 from fnn.errors import InputError
 from fnn.runs import folders
 from conftest import wrong_backward
