@@ -18,6 +18,7 @@ from fnn import data, optim, viz
 from fnn.viz import live as live_module
 from fnn.viz import report, scales
 from fnn.viz.framedata import ReportData
+from fnn.viz.frames import Curves
 from fnn.train import init_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -300,6 +301,28 @@ def test_report_rejects_missing_snapshots_and_non_datasets(run, tmp_path):
         report.LiveReport(tmp_path / "missing", run["model"], LOSS, run["ds"])
 
 
+def test_the_curves_picture_is_shared_and_marks_each_frames_epoch_and_values(run):
+    history = run["result"].history
+    data = ReportData(run["model"], LOSS, run["ds"]).extend(run["snapshots"], history)
+    curves = Curves(data, data.ranges(final=True))
+    picture = png_pixels(curves.png())
+    assert picture.shape[:2] == (round(curves.fig.bbox.height), round(curves.fig.bbox.width))
+    loss, acc, grad = curves.panels
+    assert list(loss.lines[1].get_xdata()) == [0] + history["epoch"]          # every epoch, not cut
+    height = curves.fig.bbox.height
+    marks = [curves.marks(i) for i in range(len(data.frames))]
+    assert all(len(m) == 3 for m in marks)
+    for panel, m in zip(curves.panels, marks[3]):                             # frame 3: epoch 6
+        x, _ = panel.ax.transData.transform((6, 1.0))
+        assert m["x"] == pytest.approx(x, abs=0.1) and m["right"] == pytest.approx(panel.ax.bbox.x1, abs=0.1)
+        assert m["top"] < m["bottom"] <= height
+    test_dot = marks[3][0]["dots"][1]
+    u, v = loss.ax.transData.transform((6, history["val_loss"][5]))
+    assert test_dot[:2] == pytest.approx([u, height - v], abs=0.1)           # the test loss at epoch 6
+    assert len(marks[3][2]["dots"]) == 2                                      # a dot per layer
+    assert [m[0]["x"] for m in marks] == sorted({m[0]["x"] for m in marks})    # later frames further right
+
+
 # --- the HTML file ------------------------------------------------------------------
 
 def test_report_is_one_self_contained_page_with_a_frame_per_snapshot(run, page):
@@ -317,6 +340,10 @@ def test_report_is_one_self_contained_page_with_a_frame_per_snapshot(run, page):
     assert np.mean(np.abs(first - last).max(axis=2) > 40) > 0.01        # training changed the picture
     assert frames[0]["caption"] == "epoch 0, step 0" and frames[-1]["caption"] == "epoch 12, step 48"
     assert frames[-1]["test"]["accuracy"] > 0.8 and len(frames[-1]["grad_norms"]) == 2
+    assert d["curves"]["src"].startswith("data:image/png;base64,")          # one picture of the curves
+    assert png_pixels(d["curves"]["src"]).shape[:2] == (d["curves"]["height"], d["curves"]["width"])
+    assert d["ranges"]["epoch"] == [0, EPOCHS] and d["ranges"]["loss"][0] == "log"
+    assert [len(f["marks"]) for f in frames] == [3] * len(frames)
     assert "2-8-2 tanh" in text                                          # the summary table
     assert 'id="fnn-slider"' in text and 'getElementById("fnn-data")' in text   # style and script inline
 
@@ -343,11 +370,15 @@ def test_live_report_files_grow_with_the_snapshots_and_end_as_the_final_report(r
                              summary={"model": "2-8-2 tanh", "epochs": EPOCHS})
     html_live = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert page_data(html_live)["live"] is True and _live_data(tmp_path)["frames"] == []
-    assert live.update(snaps[:2], history) == 2
+    assert live.update(snaps[:2], history) == 2                           # drawn on the report's thread
+    live.wait()
     d = _live_data(tmp_path)
     assert d["live"] and [f["src"] for f in d["frames"]] == ["frames/000.png", "frames/001.png"]
-    assert (tmp_path / "frames" / "001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    early = (tmp_path / "frames" / "001.png").read_bytes()                  # drawn knowing 2 frames
+    assert early[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "frames" / "curves.png").exists()
+    assert d["curves"]["src"].startswith("frames/curves.png?v=")
     assert live.update(snaps[:3], history) == 3                           # only the new one is drawn
+    live.wait()
     assert [f["caption"] for f in _live_data(tmp_path)["frames"]][-1] == "epoch 4, step 16"
     assert live.update(snaps, history) == len(snaps)
     path = live.finish(snaps, history)
@@ -361,6 +392,8 @@ def test_live_report_files_grow_with_the_snapshots_and_end_as_the_final_report(r
     assert [f["caption"] for f in got] == [f["caption"] for f in want]
     for g, w in zip(got, want):
         assert np.abs(png_pixels(g["src"]) - png_pixels(w["src"])).max() == 0
+    assert base64.b64decode(got[1]["src"].split(",", 1)[1]) == early        # a frame is drawn once
+    assert page_data(final)["curves"]["src"] == page_data(page[1])["curves"]["src"]
     with pytest.raises(ValueError, match="finished"):
         live.update(snaps, history)
 
@@ -369,7 +402,7 @@ def test_live_report_follows_fit_chunk_by_chunk(run, tmp_path):
     ds, model = run["ds"], run["model"]
     _, params = model.init(jax.random.key(3), (-1, 2))
     snaps = report.Snapshots(params)
-    live = report.LiveReport(tmp_path, model, LOSS, ds, epochs=4, resolution=10)
+    live = report.LiveReport(tmp_path, model, LOSS, ds, epochs=4, resolution=10, background=False)
     seen = []
     follow = live.follow(snaps)
 

@@ -239,16 +239,25 @@ class ReportData:
     def layer_labels(self):
         return [label for label, _ in self.groups]
 
+    @staticmethod
+    def _headroom(log_bounds, final):
+        """While the run goes on, two more decades under the values so far (losses and gradient
+        norms mostly fall), so that the live curves are laid out anew rarely."""
+        low, high = log_bounds
+        return (low, high) if final else (low / 100, high)
+
     def ranges(self, final=True):
         """The axis ranges every frame shares, from all frames and the history so far.
 
         Args:
           final: the run is over: the epoch axis ends at its last epoch. While it runs (False)
             the axis ends at `epochs` when known, else the last epoch rounded up to 1, 2 or
-            5 × 10^k, so that it changes rarely.
+            5 × 10^k, and log axes reach two decades lower, so that they change rarely.
         Returns:
           {"epoch": (0, E), "loss": (scale, low, high), "grad": (low, high), "blame": (low, high)
-          or None}; log ranges are whole decades.
+          or None}; log ranges are whole decades. "blame", the colour scale of the backward
+          pass, is the four decades under the first frame's largest gradient (larger ones later
+          get its darkest colour).
         """
         h = self.history
         last = max([f.epoch for f in self.frames] + list(h.get("epoch") or []) + [1])
@@ -265,11 +274,11 @@ class ReportData:
             top = max(finite)
             loss = ("linear", min(0.0, min(finite)), _nice_ceil(top) if top > 0 else 1.0)
         else:
-            loss = ("log", *log_range(finite))
-        grad = log_range([n for f in self.frames for n in f.grad_norms])
+            loss = ("log", *self._headroom(log_range(finite), final))
+        grad = self._headroom(log_range([n for f in self.frames for n in f.grad_norms]), final)
         blame = None
-        if self.backward:
-            top = max(float(np.max(np.abs(g))) for f in self.frames for g in jax.tree.leaves(f.grads))
+        if self.backward:              # from frame 0 alone, so that no frame depends on later ones
+            top = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(self.frames[0].grads))
             _, hi = log_range([top])
             blame = (hi * 1e-4, hi)
         return {"epoch": (0, epochs), "loss": loss, "grad": grad, "blame": blame}

@@ -10,32 +10,41 @@ Beside report.html the folder holds, while training runs,
 
     report-data.js   fnnReportData({...}): the frames so far, their captions and numbers
     frames/NNN.png   one picture per frame
+    frames/curves.png   the loss, accuracy and gradient-norm curves so far
 
 and the page (opened from the file system: no server) reloads report-data.js
 every second through a <script> element with a cache-busting query (browsers
-refuse fetch() from file:// pages but load scripts). `finish` redraws the
-frames whose axes changed while the run went on, replaces report.html with the
-final self-contained report (the same as training_report writes), marks
-report-data.js finished (an open live page then reloads itself into the final
-one) and removes frames/.
+refuse fetch() from file:// pages but load scripts). A frame's picture never
+depends on later frames, so each is drawn once; only the curves are redrawn
+as the run goes on. `finish` replaces report.html with the final
+self-contained report (what training_report writes), marks report-data.js
+finished (an open live page then reloads itself into the final one) and
+removes frames/.
+
+With background=True the drawing is done on a thread of the LiveReport's own
+while the next chunk trains (fit's compiled chunks release the interpreter);
+worth it when training does not need the CPU's cores (an accelerator). If
+drawing falls behind, the latest update supersedes the ones waiting. An error
+while drawing (a full disk) is raised by the next update, wait or finish.
 
 Every file is written atomically: a page reloading at any moment reads a
 whole old file or a whole new one.
 """
 import os
 import re
+import threading
 
 from fnn.errors import InputError
 from fnn.viz.framedata import ReportData
-from fnn.viz.frames import Frames
-from fnn.viz.page import (check_options, data_uri, frame_record, json_for_script, page_data, render_frames,
-                          report_page, write_bytes, write_text)
+from fnn.viz.frames import Curves, Frames
+from fnn.viz.page import (check_options, curve_record, data_uri, frame_record, json_for_script, page_data,
+                          render_frames, report_page, write_bytes, write_text)
 
 __all__ = ["LiveReport", "DATA_FILE", "FRAMES_DIR"]
 
 DATA_FILE = "report-data.js"
 FRAMES_DIR = "frames"
-_FRAME_FILE = re.compile(r"^\d{3,}\.png$")
+_OWN_FILE = re.compile(r"^(\d{3,}|curves)\.png$")
 
 
 class LiveReport:
@@ -49,10 +58,11 @@ class LiveReport:
       title, summary, split, dpi, resolution, interval: as for training_report.
       poll: seconds between the live page's reloads of report-data.js.
       progress: a progress bar on stderr while finish draws frames.
+      background: draw on a thread while training goes on (default: update draws, then returns).
     """
 
     def __init__(self, folder, model, loss, dataset, *, epochs=None, title=None, summary=None, split="test",
-                 dpi=72, resolution=100, interval=400, poll=1.0, progress=False):
+                 dpi=72, resolution=100, interval=400, poll=1.0, progress=False, background=False):
         folder = os.fspath(folder)
         if not os.path.isdir(folder):
             raise InputError(f"cannot write the live report in {folder}: the folder does not exist")
@@ -62,9 +72,9 @@ class LiveReport:
         self.title, self.summary = title or f"fnn training report: {dataset.name}", summary
         self.data = ReportData(model, loss, dataset, split=split, resolution=resolution, epochs=epochs)
         self.path = os.path.join(folder, "report.html")
-        self._frames, self._ranges = None, None      # the figure, for the ranges it was laid out with
-        self._drawn = []                             # per frame: (PNG bytes, the ranges it was drawn with)
-        self.finished = False
+        self._frames, self._curves, self._pngs, self._curves_png = None, None, [], None
+        self.finished, self.background, self._version = False, bool(background), 0
+        self._cv, self._pending, self._busy, self._error, self._thread = threading.Condition(), None, False, None, None
         try:
             os.makedirs(os.path.join(folder, FRAMES_DIR), exist_ok=True)
         except OSError as e:
@@ -73,30 +83,45 @@ class LiveReport:
         write_text(self.path, report_page(self.title, self.summary, self.data, [], live=True,
                                           interval=self.interval, poll_ms=self.poll_ms))
 
-    def _figure(self, ranges):
-        if self._frames is None or ranges != self._ranges:
-            if self._frames is not None:
-                self._frames.fig.clear()
-            self._frames = Frames(self.data, ranges, dpi=self.dpi, title=self.data.ds.name)
-            self._ranges = ranges
-        return self._frames
+    def _file(self, name):
+        return os.path.join(self.folder, FRAMES_DIR, name)
 
-    def _frame_file(self, i):
-        return os.path.join(self.folder, FRAMES_DIR, f"{i:03d}.png")
+    def _draw(self, snapshots, history, *, final=False):
+        """Draw the new frames and the curves (laid out anew when their ranges changed)."""
+        self.data.extend(snapshots, history)
+        if not self.data.frames:
+            return
+        ranges = self.data.ranges(final=final)
+        if self._frames is None:                     # frames depend on nothing that changes
+            self._frames = Frames(self.data, ranges, dpi=self.dpi, title=self.data.ds.name, curves=False)
+        new = range(len(self._pngs), len(self.data.frames))
+        for i, png in render_frames(self._frames, new, progress=final and self.progress,
+                                    what="writing the report").items():
+            if not final:
+                write_bytes(self._file(f"{i:03d}.png"), png)
+            self._pngs.append(png)
+        if self._curves is None or self._curves.ranges != ranges:
+            if self._curves is not None:
+                self._curves.fig.clear()
+            self._curves = Curves(self.data, ranges, dpi=self.dpi)
+        self._curves_png, self._version = self._curves.png(), self._version + 1
+        if not final:
+            write_bytes(self._file("curves.png"), self._curves_png)
 
     def _records(self, embed):
-        frames = self._frames
-        return [frame_record(frames, i, data_uri(png) if embed else f"{FRAMES_DIR}/{i:03d}.png")
-                for i, (png, _) in enumerate(self._drawn)]
+        return [frame_record(self._frames, i, data_uri(png) if embed else f"{FRAMES_DIR}/{i:03d}.png",
+                             self._curves) for i, png in enumerate(self._pngs)]
 
     def _write_data(self, live=True):
         """report-data.js: fnnReportData({...}) with the frames drawn so far (none once finished)."""
-        records = self._records(embed=False) if live and self._drawn else []
-        payload = page_data(self.data, records, live=live, interval=self.interval, poll_ms=self.poll_ms)
+        drawn = live and self._pngs
+        curves = curve_record(self._curves, f"{FRAMES_DIR}/curves.png?v={self._version}") if drawn else None
+        payload = page_data(self.data, self._records(embed=False) if drawn else [], live=live,
+                            interval=self.interval, poll_ms=self.poll_ms, curves=curves)
         write_text(os.path.join(self.folder, DATA_FILE), f"fnnReportData({json_for_script(payload)});\n")
 
     def update(self, snapshots, history):
-        """Draw the snapshots not drawn yet, write their PNGs and the data file the page reloads.
+        """Draw the snapshots not drawn yet and the curves; write them and the data file the page reloads.
 
         Call after each chunk of fit() (see follow), and once before it for frame 0.
 
@@ -105,20 +130,57 @@ class LiveReport:
             drawn are new.
           history: fit()'s history so far.
         Returns:
-          the number of frames written so far.
+          the number of frames given so far (with background=True some may still be drawing).
         """
         if self.finished:
             raise InputError("this LiveReport is finished; make a new one for another run")
-        self.data.extend(snapshots, history)
-        new = range(len(self._drawn), len(self.data.frames))
-        if len(new):
-            ranges = self.data.ranges(final=False)
-            frames = self._figure(ranges)
-            for i, png in render_frames(frames, new).items():
-                write_bytes(self._frame_file(i), png)
-                self._drawn.append((png, ranges))
+        self._raise()
+        job = (list(snapshots), {k: list(v) for k, v in (history or {}).items()})   # fit appends to both
+        if not self.background:
+            self._run(job)
+            return len(self._pngs)
+        with self._cv:
+            self._pending = job
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="fnn-live-report", daemon=True)
+                self._thread.start()
+            self._cv.notify_all()
+        return len(job[0])
+
+    def _run(self, job):
+        self._draw(*job)
         self._write_data()
-        return len(self._drawn)
+
+    def _work(self):
+        """The drawing thread: draw the latest job, until finish sends "stop"."""
+        while True:
+            with self._cv:
+                while self._pending is None:
+                    self._cv.wait()
+                job, self._pending, self._busy = self._pending, None, True
+            try:
+                if job == "stop":
+                    return
+                if self._error is None:
+                    self._run(job)
+            except Exception as e:      # raised again by the caller's next update, wait or finish
+                self._error = e
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self._cv.notify_all()
+
+    def wait(self):
+        """Wait until every update so far is drawn and written (raises a drawing error)."""
+        with self._cv:
+            while self._pending is not None or self._busy:
+                self._cv.wait()
+        self._raise()
+
+    def _raise(self):
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
     def follow(self, snapshots):
         """A fit() callback: snapshots(state, history) records the frame, then update draws it."""
@@ -136,35 +198,34 @@ class LiveReport:
         Returns:
           the path of report.html.
         """
-        if snapshots is not None:
-            self.data.extend(snapshots, history if history is not None else self.data.history)
-        elif history is not None:
-            self.data.history = dict(history)
+        self.wait()
+        if self._thread is not None:
+            with self._cv:
+                self._pending = "stop"
+                self._cv.notify_all()
+            self._thread.join()
+            self._thread = None
+        history = history if history is not None else self.data.history
+        self._draw(snapshots if snapshots is not None else [], history, final=True)
         if not self.data.frames:
             raise InputError("the report needs at least one snapshot of the parameters; pass "
                              "Snapshots(params) as fit()'s callback")
-        ranges = self.data.ranges(final=True)
-        frames = self._figure(ranges)
-        stale = [i for i in range(len(self.data.frames)) if i >= len(self._drawn) or self._drawn[i][1] != ranges]
-        pngs = render_frames(frames, stale, progress=self.progress, what="writing the report")
-        self._drawn += [None] * (len(self.data.frames) - len(self._drawn))
-        for i, png in pngs.items():
-            self._drawn[i] = (png, ranges)
         if summary is not None:
             self.summary = summary
         write_text(self.path, report_page(self.title, self.summary, self.data, self._records(embed=True),
-                                          live=False, interval=self.interval))
+                                          live=False, interval=self.interval,
+                                          curves=curve_record(self._curves, data_uri(self._curves_png))))
         self._write_data(live=False)
         self._remove_frame_files()
         self.finished = True
         return self.path
 
     def _remove_frame_files(self):
-        """frames/NNN.png (this report's files only) and the folder if it is then empty."""
+        """frames/NNN.png and curves.png (this report's files only), and the folder if then empty."""
         folder = os.path.join(self.folder, FRAMES_DIR)
         try:
             for name in os.listdir(folder):
-                if _FRAME_FILE.match(name):
+                if _OWN_FILE.match(name):
                     os.remove(os.path.join(folder, name))
             if not os.listdir(folder):
                 os.rmdir(folder)

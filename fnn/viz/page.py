@@ -33,11 +33,12 @@ _PANELS = {
     "fit": "Top left: the model's curve over the training data.",
     "scatter": "Top left: predictions against true {split} targets; the dashed line is perfect.",
 }
-_REST = ("Below: loss and accuracy per epoch (train, and {split}) up to the frame's epoch, and each "
-         "layer's gradient norm on a fixed batch of training examples (hand-written backprop; a "
-         "curve falling towards 0 is a vanishing gradient). The network is drawn with the frame's "
-         "weights; a small one a second time with its gradients, the blame backpropagation assigns "
-         "to each weight and neuron. Every frame has the same axes.")
+_REST = ("With it, the network with the frame's weights, and a small network a second time with "
+         "its gradients: the blame backpropagation assigns to each weight and neuron. Below: loss "
+         "and accuracy per epoch (train, and {split}) and each layer's gradient norm on a fixed "
+         "batch of training examples (hand-written backprop; a curve falling towards 0 is a "
+         "vanishing gradient), the frame's epoch dotted and the epochs after it veiled. Every "
+         "frame has the same axes.")
 
 
 def _asset(name):
@@ -71,27 +72,35 @@ def json_for_script(value):
     return json.dumps(_finite(value)).replace("<", "\\u003c")
 
 
-def frame_record(frames, i, src):
-    """What the page knows of frame i besides its picture: caption, step, epoch, metrics, norms."""
+def frame_record(frames, i, src, curves):
+    """What the page knows of frame i besides its picture: caption, step, epoch, metrics, norms,
+    and where its epoch goes on the curves' picture (Curves.marks)."""
     f = frames.data.frames[i]
     return {"src": src, "caption": frames.caption(i), "step": f.step, "epoch": f.epoch,
-            "train": f.train, "test": f.test, "grad_norms": list(f.grad_norms)}
+            "train": f.train, "test": f.test, "grad_norms": list(f.grad_norms), "marks": curves.marks(i)}
 
 
-def page_data(data, records, *, live, interval, poll_ms=1000):
+def curve_record(curves, src):
+    """The curves' picture for the page: its src and its size in pixels (after Curves.png)."""
+    width, height = curves.size
+    return {"src": src, "width": width, "height": height}
+
+
+def page_data(data, records, *, live, interval, poll_ms=1000, curves=None):
     """The JSON object the page reads: the frames (pictures and numbers) and how to show them."""
     return {"live": live, "poll_ms": poll_ms, "interval": interval, "split": data.split,
-            "kind": data.kind, "layers": data.layer_labels if data.frames else [], "frames": records}
+            "kind": data.kind, "layers": data.layer_labels if data.frames else [], "frames": records,
+            "curves": curves, "ranges": data.ranges(final=not live) if data.frames else None}
 
 
-def report_page(title, summary, data, records, *, live, interval, poll_ms=1000):
+def report_page(title, summary, data, records, *, live, interval, poll_ms=1000, curves=None):
     """The page's HTML around the frames' records (src: a data: URI, or a file beside the page)."""
     page = string.Template(_asset("report.html"))
     notes = (_PANELS[data.kind] + " " + _REST).format(split=data.split)
     return page.substitute(title=html.escape(title), style=_asset("report.css"),
                            summary=_summary_table(summary), panels=html.escape(notes),
                            data=json_for_script(page_data(data, records, live=live, interval=interval,
-                                                          poll_ms=poll_ms)),
+                                                          poll_ms=poll_ms, curves=curves)),
                            script=_asset("report.js"))
 
 

@@ -79,16 +79,34 @@ class MetricPanel:
     def artists(self):
         return self.lines + self.dots + [self.mark]
 
-    def update(self, i):
+    @property
+    def marks(self):
+        """The artists that mark the frame (its epoch's line and dots)."""
+        return self.dots + [self.mark]
+
+    def _curve(self, i, key, split):
         frame, first = self.data.frames[i], self.data.frames[0]
+        xs, ys = _series(self.data.history, key, frame.epoch)
+        start = getattr(first, split)[self.metric]
+        if first.epoch == 0 and start is not None and 0 not in xs:
+            xs, ys = [0] + xs, [start] + ys
+        return xs, ys
+
+    def points(self, i):
+        """[((epoch, value), colour)] of frame i's dots: each curve's last point at or before it."""
+        out = []
+        for (_, key, colour), split in zip(self.series, ("train", "test")):
+            xs, ys = self._curve(i, key, split)
+            out += [((xs[-1], ys[-1]), colour)] if xs else []
+        return out
+
+    def update(self, i):
         for line, dot, (_, key, _), split in zip(self.lines, self.dots, self.series, ("train", "test")):
-            xs, ys = _series(self.data.history, key, frame.epoch)
-            start = getattr(first, split)[self.metric]
-            if first.epoch == 0 and start is not None and 0 not in xs:
-                xs, ys = [0] + xs, [start] + ys
+            xs, ys = self._curve(i, key, split)
             line.set_data(xs, ys)
             dot.set_data(xs[-1:], ys[-1:])
-        self.mark.set_xdata([frame.epoch, frame.epoch])
+        epoch = self.data.frames[i].epoch
+        self.mark.set_xdata([epoch, epoch])
 
 
 class GradientPanel:
@@ -107,6 +125,7 @@ class GradientPanel:
         self.lines = [ax.plot([], [], color=c, lw=1.4, label=l, gid=f"grad-{k}")[0]
                       for k, (l, c) in enumerate(zip(labels, colors))]
         self.dots = [ax.plot([], [], "o", color=c, ms=4)[0] for c in colors]
+        self.colors, self.mark = colors, ax.axvline(0, color="0.3", lw=1, ls=":")
         self.floor = ranges["grad"][0]
         shown = self.lines[:8]                 # above the plot, under the title: drawn once
         ax.legend(handles=shown, fontsize=7, loc="lower left", bbox_to_anchor=(0, 1), ncol=min(len(shown), 3),
@@ -116,7 +135,17 @@ class GradientPanel:
 
     @property
     def artists(self):
-        return self.lines + self.dots
+        return self.lines + self.dots + [self.mark]
+
+    @property
+    def marks(self):
+        """The artists that mark the frame (its epoch's line and dots)."""
+        return self.dots + [self.mark]
+
+    def points(self, i):
+        """[((epoch, norm), colour)] of frame i's dots, one per layer."""
+        f = self.data.frames[i]
+        return [((f.epoch, max(n, self.floor)), c) for n, c in zip(f.grad_norms, self.colors)]
 
     def update(self, i):
         frames = self.data.frames[:i + 1]
@@ -125,6 +154,7 @@ class GradientPanel:
             ys = [max(f.grad_norms[k], self.floor) for f in frames]
             line.set_data(xs, ys)
             dot.set_data(xs[-1:], ys[-1:])
+        self.mark.set_xdata([xs[-1], xs[-1]])
 
 
 class NetworkPanel:

@@ -1,7 +1,9 @@
 // The training report's script (fnn/viz/report.html). The frames and their captions are
-// the JSON in #fnn-data: {live, poll_ms, interval, frames: [{src, caption, ...}], ...}.
-// The slider, the buttons and the arrow keys step through the frames; report.html#frame=N
-// opens frame N. A live page (data.live) reloads report-data.js beside it every poll_ms
+// the JSON in #fnn-data: {live, poll_ms, interval, frames: [{src, caption, marks, ...}],
+// curves: {src, width, height}, ...}. The slider, the buttons and the arrow keys step through
+// the frames; report.html#frame=N opens frame N. Under each frame the curves' picture (the
+// same for every frame) gets the frame's marks, drawn here in SVG: a dotted line at its
+// epoch, its values as dots, and the epochs after it veiled. A live page (data.live) reloads report-data.js beside it every poll_ms
 // through a <script> element (browsers refuse fetch() from file:// pages, not scripts);
 // that file calls fnnReportData({...}) with the frames written so far. When training is
 // over the data says live: false and the page reloads itself: report.html is then the
@@ -15,10 +17,35 @@
   var caption = document.getElementById("fnn-caption");
   var status = document.getElementById("fnn-status");
   var play = document.getElementById("fnn-play");
+  var curves = document.getElementById("fnn-curves");
+  var marks = document.getElementById("fnn-marks");
+  var SVG = "http://www.w3.org/2000/svg";
   var data = {frames: [], live: false}, current = 0, timer = null, live = false, follow = true;
   var announced = -1;
 
   function count() { return data.frames.length; }
+
+  function add(name, attributes) {
+    var e = document.createElementNS(SVG, name);
+    Object.keys(attributes).forEach(function (k) { e.setAttribute(k, attributes[k]); });
+    marks.appendChild(e);
+  }
+
+  function mark(frame) {
+    while (marks.firstChild) marks.removeChild(marks.firstChild);
+    if (!data.curves || !frame.marks) return;
+    if (curves.getAttribute("src") !== data.curves.src) curves.setAttribute("src", data.curves.src);
+    marks.setAttribute("viewBox", "0 0 " + data.curves.width + " " + data.curves.height);
+    frame.marks.forEach(function (m) {
+      add("rect", {"class": "fnn-veil", x: m.x, y: m.top, width: Math.max(0, m.right - m.x),
+                   height: m.bottom - m.top, fill: "white", "fill-opacity": 0.6});
+      add("line", {"class": "fnn-mark", "data-epoch": frame.epoch, x1: m.x, x2: m.x, y1: m.top,
+                   y2: m.bottom, stroke: "#444", "stroke-width": 1, "stroke-dasharray": "2,3"});
+      m.dots.forEach(function (d) {
+        add("circle", {cx: d[0], cy: d[1], r: 4, fill: d[2], stroke: "white", "stroke-width": 1});
+      });
+    });
+  }
 
   function show(i) {
     if (!count()) return;
@@ -29,6 +56,7 @@
     slider.value = current;
     root.setAttribute("data-frame", current);
     caption.textContent = "frame " + current + " of " + (count() - 1) + ": " + frame.caption;
+    mark(frame);
     follow = current === count() - 1;
   }
 

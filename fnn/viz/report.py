@@ -22,10 +22,10 @@ The page is the template report.html with report.css and report.js (fnn.viz.page
     write_report("runs/moons/report.html", model, loss, dataset, snapshots, result.history)
 """
 from fnn.viz.framedata import ReportData, gradient_norms
-from fnn.viz.frames import Frames, frame_figure
+from fnn.viz.frames import Curves, Frames, frame_figure
 from fnn.viz.live import LiveReport
-from fnn.viz.page import (check_options, data_uri, frame_record, render_frames, report_page, report_path,
-                          write_text)
+from fnn.viz.page import (check_options, curve_record, data_uri, frame_record, render_frames, report_page,
+                          report_path, write_text)
 from fnn.viz.snapshots import REPORT_FRAMES, Snapshot, Snapshots, chunk_steps
 
 __all__ = ["REPORT_FRAMES", "Snapshot", "Snapshots", "chunk_steps", "frame_figure", "gradient_norms",
@@ -53,11 +53,13 @@ def training_report(model, loss, dataset, snapshots, history, *, title=None, sum
     """
     resolution = check_options(dpi, interval, resolution)
     data = ReportData(model, loss, dataset, split=split, resolution=resolution).extend(snapshots, history)
-    frames = Frames(data, data.ranges(final=True), dpi=dpi, title=dataset.name)
+    ranges = data.ranges(final=True)
+    frames = Frames(data, ranges, dpi=dpi, title=dataset.name, curves=False)
     pngs = render_frames(frames, range(len(frames)), progress=progress)
-    records = [frame_record(frames, i, data_uri(pngs[i])) for i in range(len(frames))]
+    curves = Curves(data, ranges, dpi=dpi)
+    records = [frame_record(frames, i, data_uri(pngs[i]), curves) for i in range(len(frames))]
     return report_page(title or f"fnn training report: {dataset.name}", summary, data, records,
-                       live=False, interval=interval)
+                       live=False, interval=interval, curves=curve_record(curves, data_uri(curves.png())))
 
 
 def write_report(path, model, loss, dataset, snapshots, history, **kwargs):

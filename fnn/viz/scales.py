@@ -19,6 +19,7 @@ __all__ = ["log_range", "log_ticks", "tick_label", "set_log_axis", "LOG_FLOOR"]
 
 LOG_FLOOR = 1e-12           # the lowest value a log range reaches (0 is drawn at the range's floor)
 _MAX_TICKS = 6
+_MINOR_DECADES = 3          # minor ticks (2, 3, ... 9 × 10^k) on log axes of at most this many decades
 
 
 def _steps(e):
@@ -94,7 +95,7 @@ def set_log_axis(axis, low, high):
     ticks = log_ticks(low, high)
     axis.set_major_locator(FixedLocator(ticks))
     axis.set_major_formatter(FixedFormatter([tick_label(t) for t in ticks]))
-    few = math.log10(high / low) <= _MAX_TICKS
+    few = math.log10(high / low) <= _MINOR_DECADES      # minor ticks where they can be told apart
     axis.set_minor_locator(LogLocator(subs=np.arange(2, 10)) if few else NullLocator())
     axis.set_minor_formatter(NullFormatter())
     return ticks
