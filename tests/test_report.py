@@ -349,7 +349,7 @@ def test_report_is_one_self_contained_page_with_a_frame_per_snapshot(run, page):
 
 
 def test_writing_shows_progress_only_when_asked(run, capsys):
-    args = (run["model"], LOSS, run["ds"], run["snapshots"][:2], run["result"].history)
+    args = (run["model"], LOSS, run["ds"], run["snapshots"][:1], run["result"].history)
     report.training_report(*args, resolution=10)
     assert capsys.readouterr().err == ""
     report.training_report(*args, resolution=10, progress=True)
@@ -367,9 +367,10 @@ def _live_data(folder):
 def test_live_report_files_grow_with_the_snapshots_and_end_as_the_final_report(run, page, tmp_path):
     snaps, history = list(run["snapshots"]), run["result"].history
     live = report.LiveReport(tmp_path, run["model"], LOSS, run["ds"], epochs=EPOCHS, resolution=50,
-                             summary={"model": "2-8-2 tanh", "epochs": EPOCHS})
+                             summary={"model": "2-8-2 tanh", "epochs": EPOCHS}, background=True)
     html_live = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert page_data(html_live)["live"] is True and _live_data(tmp_path)["frames"] == []
+    assert live.update([], {}) == 0                                       # nothing to draw yet
     assert live.update(snaps[:2], history) == 2                           # drawn on the report's thread
     live.wait()
     d = _live_data(tmp_path)
@@ -396,13 +397,15 @@ def test_live_report_files_grow_with_the_snapshots_and_end_as_the_final_report(r
     assert page_data(final)["curves"]["src"] == page_data(page[1])["curves"]["src"]
     with pytest.raises(ValueError, match="finished"):
         live.update(snaps, history)
+    with pytest.raises(ValueError, match="at least one snapshot"):
+        report.LiveReport(tmp_path, run["model"], LOSS, run["ds"]).finish([], history)
 
 
 def test_live_report_follows_fit_chunk_by_chunk(run, tmp_path):
     ds, model = run["ds"], run["model"]
     _, params = model.init(jax.random.key(3), (-1, 2))
     snaps = report.Snapshots(params)
-    live = report.LiveReport(tmp_path, model, LOSS, ds, epochs=4, resolution=10, background=False)
+    live = report.LiveReport(tmp_path, model, LOSS, ds, epochs=3, resolution=10, background=False)
     seen = []
     follow = live.follow(snaps)
 
@@ -412,11 +415,20 @@ def test_live_report_follows_fit_chunk_by_chunk(run, tmp_path):
 
     live.update(snaps, {})
     r = fnn.fit(model, LOSS, optim.adam(0.05), params, ds.x_train, ds.y_train, key=jax.random.key(1),
-                epochs=4, batch_size=BATCH, progress=False, callback=callback,
-                chunk_steps=report.chunk_steps(len(ds.x_train), BATCH, epochs=4, frames=4))
-    assert seen == [2, 3, 4, 5]                                           # the page's data after each chunk
+                epochs=3, batch_size=BATCH, progress=False, callback=callback,
+                chunk_steps=report.chunk_steps(len(ds.x_train), BATCH, epochs=3, frames=3))
+    assert seen == [2, 3, 4]                                              # the page's data after each chunk
     live.finish(history=r.history)
-    assert len(page_data((tmp_path / "report.html").read_text(encoding="utf-8"))["frames"]) == 5
+    assert len(page_data((tmp_path / "report.html").read_text(encoding="utf-8"))["frames"]) == 4
+
+
+def test_a_drawing_error_on_the_live_reports_thread_is_raised_by_the_next_call(run, tmp_path):
+    live = report.LiveReport(tmp_path, run["model"], LOSS, run["ds"], resolution=10, background=True)
+    (tmp_path / "frames").rmdir()
+    (tmp_path / "frames").write_text("not a folder")                      # the frames cannot be written
+    live.update(run["snapshots"][:1], {})                                  # returns before drawing
+    with pytest.raises(ValueError, match=r"frames/000\.png"):
+        live.wait()
 
 
 # --- scripts/train.py --report ------------------------------------------------------

@@ -11,6 +11,7 @@ small network, the gradient itself (the backward pass drawn on the network).
     gradient_norms(model, loss, params, x, y)   {layer: ‖∂L/∂θ_l‖₂}, by manual backprop
     ReportData(model, loss, dataset)            .add(snapshot) per frame, .ranges() for the axes
 """
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -98,6 +99,27 @@ def gradient_norms(model, loss, params, x, y, *, model_state=None):
     _, grads = value_and_grad(model, get_loss(loss), params, x, y, key=_grad_key(model),
                               state=model_state or None, method="manual")
     return {label: float(n) for (label, _), n in zip(groups, _norms(grads, groups))}
+
+
+@functools.lru_cache(maxsize=16)
+def _frame_program(model, loss, groups, keep_grads):
+    """The compiled numbers of one frame, shared by every report of the same model and loss.
+
+    Returns:
+      f(params, state, x_train, y_train, x_eval, y_eval, x_main, xb, yb) -> ((train loss, acc),
+      (split loss, acc), the output on x_main, per-group gradient norms on (xb, yb), the
+      gradients or None).
+    """
+    key, groups = _grad_key(model), [(None, paths) for paths in groups]
+
+    def numbers(params, state, x_train, y_train, x_eval, y_eval, x_main, xb, yb):
+        train = evaluate_batch(model, loss, params, x_train, y_train, state)
+        test = evaluate_batch(model, loss, params, x_eval, y_eval, state)
+        out = model.apply(params, x_main, state=state)
+        _, grads = value_and_grad(model, loss, params, xb, yb, key=key, state=state or None, method="manual")
+        return train, test, out, _norms(grads, groups), grads if keep_grads else None
+
+    return jax.jit(numbers)
 
 
 class FrameData(NamedTuple):
@@ -197,17 +219,7 @@ class ReportData:
         self.drawable = bool(dense)
         self.sizes = [dense[0][0].shape[0]] + [W.shape[1] for W, _ in dense] if dense else None
         self.backward = self.drawable and sum(self.sizes[1:-1]) <= BACKWARD_MAX_HIDDEN
-        groups, key, keep_grads = self.groups, _grad_key(model), self.backward
-
-        def numbers(params, state, x_train, y_train, x_eval, y_eval, x_main, xb, yb):
-            train = evaluate_batch(model, loss, params, x_train, y_train, state)
-            test = evaluate_batch(model, loss, params, x_eval, y_eval, state)
-            out = model.apply(params, x_main, state=state)
-            _, grads = value_and_grad(model, loss, params, xb, yb, key=key, state=state or None,
-                                      method="manual")
-            return train, test, out, _norms(grads, groups), grads if keep_grads else None
-
-        self._program = jax.jit(numbers)
+        self._program = _frame_program(model, loss, tuple(tuple(p) for _, p in self.groups), self.backward)
 
     def add(self, snap):
         """Compute and keep the FrameData of one Snapshot; returns it."""

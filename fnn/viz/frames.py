@@ -154,8 +154,8 @@ class Frames(_Blitted):
         """The frame's headline: its caption, train and split loss, the split's accuracy."""
         f, split = self.data.frames[i], self.data.split
         acc = "" if f.test["accuracy"] is None else f", {split} accuracy {f.test['accuracy']:.3f}"
-        return (f"{self.title}: {self.caption(i)} — train loss {f.train['loss']:.4g}, "
-                f"{split} loss {f.test['loss']:.4g}{acc}")
+        other = "" if split == "train" else f", {split} loss {f.test['loss']:.4g}"
+        return f"{self.title}: {self.caption(i)} — train loss {f.train['loss']:.4g}{other}{acc}"
 
     def changing(self):
         """The artists that differ from frame to frame, in drawing order."""

@@ -88,9 +88,9 @@ class LiveReport:
 
     def _draw(self, snapshots, history, *, final=False):
         """Draw the new frames and the curves (laid out anew when their ranges changed)."""
+        if not snapshots and not self.data.frames:
+            return                                   # no snapshot yet: nothing to draw
         self.data.extend(snapshots, history)
-        if not self.data.frames:
-            return
         ranges = self.data.ranges(final=final)
         if self._frames is None:                     # frames depend on nothing that changes
             self._frames = Frames(self.data, ranges, dpi=self.dpi, title=self.data.ds.name, curves=False)

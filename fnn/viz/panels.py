@@ -67,12 +67,14 @@ class MetricPanel:
         ax.grid(alpha=0.3)
         ax.set_title(f"{metric} per epoch", fontsize=10, loc="left")
         self.series = (("train", f"train_{metric}", POSITIVE), (data.split, f"val_{metric}", SPLIT_COLOR))
+        if data.split == "train":                    # a dataset without a test split: one series
+            self.series = self.series[:1]
         self.lines = [ax.plot([], [], color=c, lw=1.6, label=name, gid=f"{metric}-{name}")[0]
                       for name, _, c in self.series]
         self.dots = [ax.plot([], [], "o", color=c, ms=5)[0] for _, _, c in self.series]
         self.mark = ax.axvline(0, color="0.3", lw=1, ls=":")
         # Above the plot, beside the title: drawn once, never under a curve.
-        ax.legend(handles=self.lines, fontsize=8, loc="lower right", bbox_to_anchor=(1, 1), ncol=2,
+        ax.legend(handles=self.lines, fontsize=8, loc="lower right", bbox_to_anchor=(1, 1), ncol=len(self.lines),
                   frameon=False, borderaxespad=0.2, handlelength=1.5)
 
     @property
