@@ -101,6 +101,17 @@ def test_history_draws_train_and_validation_loss_and_accuracy():
     assert [l.get_label() for l in acc_ax.lines] == ["train", "validation"]
 
 
+def test_history_names_the_split_as_told_and_labels_log_ticks_readably():
+    fig = viz.plot_history({**HISTORY, "train_loss": [0.8, 0.75, 0.7, 0.66, 0.62],
+                            "val_loss": [0.8, 0.78, 0.77, 0.76, 0.75]}, val_label="test")
+    loss_ax = fig.axes[0]
+    assert [l.get_label() for l in loss_ax.lines] == ["train", "test"]
+    fig.canvas.draw()
+    labels = [t.get_text() for t in loss_ax.get_yticklabels() if t.get_text()]
+    assert labels == ["0.5", "1"]                  # one per tick, not "7e-01" on every minor tick
+    assert loss_ax.get_ylim() == (0.5, 1.0)
+
+
 def test_history_by_step_with_a_marked_frame_and_no_accuracy():
     regression = {k: v for k, v in HISTORY.items() if "accuracy" not in k}
     regression["train_accuracy"] = [None] * 5

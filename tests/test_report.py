@@ -1,37 +1,38 @@
-"""fnn.viz's report: parameter snapshots during fit(), the report's frames, and report.html in a real browser."""
+"""fnn.viz's report: parameter snapshots during fit(), the report's frames, report.html and the live report."""
 import base64
 import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import jax
 import numpy as np
 import pytest
+from matplotlib.cm import ScalarMappable
 from PIL import Image
 
 import fnn
 from fnn import data, optim, viz
-from fnn.viz import report
+from fnn.viz import live as live_module
+from fnn.viz import report, scales
+from fnn.viz.framedata import ReportData
+from fnn.viz.frames import Curves
 from fnn.train import init_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS, BATCH, FRAMES = 12, 30, 6
-FRAME_SRC = re.compile(r'frames\[(\d+)\] = "data:image/png;base64,([^"]+)"')
+LOSS = "softmax_cross_entropy"
 
 
-@pytest.fixture(scope="module")
-def run():
-    """A 2-8-2 tanh MLP trained on 120 moons for 12 epochs, snapshotted every 2 epochs."""
+def _moons_run(split_name="test"):
     ds, _ = data.standardize_dataset(data.get_dataset("moons", key=jax.random.key(0), n=120, n_test=60))
     model = fnn.mlp([2, 8, 2], activation="tanh")
     _, params = model.init(jax.random.key(0), (-1, 2))
     calls = []
     snapshots = report.Snapshots(params, then=lambda state, history: calls.append(int(state.step)))
-    result = fnn.fit(model, "softmax_cross_entropy", optim.get_optimizer("adam", learning_rate=0.05),
+    result = fnn.fit(model, LOSS, optim.get_optimizer("adam", learning_rate=0.05),
                      params, ds.x_train, ds.y_train, key=jax.random.key(1), epochs=EPOCHS, batch_size=BATCH,
                      validation_data=(ds.x_test, ds.y_test), progress=False, callback=snapshots,
                      chunk_steps=report.chunk_steps(len(ds.x_train), BATCH, epochs=EPOCHS, frames=FRAMES))
@@ -39,10 +40,29 @@ def run():
 
 
 @pytest.fixture(scope="module")
+def run():
+    """A 2-8-2 tanh MLP trained on 120 moons for 12 epochs, snapshotted every 2 epochs."""
+    return _moons_run()
+
+
+def page_data(text):
+    """The JSON the page reads (#fnn-data): frames with their src, caption and numbers."""
+    m = re.search(r'<script type="application/json" id="fnn-data">(.*?)</script>', text, re.S)
+    return json.loads(m.group(1))
+
+
+def png_pixels(src):
+    """RGB pixels (h, w, 3) of a data: URI or of PNG bytes."""
+    raw = base64.b64decode(src.split(",", 1)[1]) if isinstance(src, str) else src
+    with Image.open(io.BytesIO(raw)) as im:
+        return np.asarray(im.convert("RGB"), float)
+
+
+@pytest.fixture(scope="module")
 def page(run, tmp_path_factory):
     """(path, text) of the run's report.html."""
     folder = tmp_path_factory.mktemp("report")
-    path = report.write_report(folder, run["model"], "softmax_cross_entropy", run["ds"], run["snapshots"],
+    path = report.write_report(folder, run["model"], LOSS, run["ds"], run["snapshots"],
                                run["result"].history, summary={"model": "2-8-2 tanh", "epochs": EPOCHS},
                                resolution=50)
     with open(path, encoding="utf-8") as f:
@@ -85,20 +105,122 @@ def test_snapshots_resumed_from_a_train_state_start_at_its_step():
     assert (snaps[0].step, snaps[0].epoch) == (40, 5)
 
 
+# --- scales -----------------------------------------------------------------------
+
+def test_log_axes_get_whole_decades_and_distinct_readable_tick_labels():
+    assert scales.log_range([2.3, 0.05, 0.0, float("nan")]) == (0.01, 10.0)
+    assert scales.log_range([]) == (0.1, 1.0) and scales.log_range([0.5]) == (0.1, 1.0)
+    assert scales.log_ticks(0.01, 10) == [0.01, 0.1, 1.0, 10.0]
+    assert scales.log_ticks(0.1, 1) == [0.1, 0.2, 0.5, 1.0]                # one decade: 1-2-5
+    assert [scales.tick_label(t) for t in (0.2, 0.01, 1, 300, 2e-5, 1e6)] == \
+        ["0.2", "0.01", "1", "300", "2e-5", "1e6"]
+    for lo, hi in ((0.6, 0.8), (1e-9, 3), (0.2, 0.21), (40, 41)):
+        ticks = scales.log_ticks(*scales.log_range([lo, hi]))
+        labels = [scales.tick_label(t) for t in ticks]
+        assert len(set(labels)) == len(labels) >= 2                      # not "7e-01" on every tick
+        assert all(abs(float(label) - t) <= 1e-9 * t for label, t in zip(labels, ticks))
+
+
 # --- frames -----------------------------------------------------------------------
 
-def test_frame_shows_the_boundary_the_loss_and_the_architecture(run):
-    fig = report.frame_figure(run["model"], "softmax_cross_entropy", run["ds"], run["snapshots"],
-                              run["result"].history, index=-1, resolution=60)
-    boundary, loss_ax, arch = fig.axes
+def _axes_titled(fig, words):
+    return [ax for ax in fig.axes if words in ax.get_title(loc="left") + ax.get_title()]
+
+
+def test_frame_shows_the_boundary_loss_accuracy_gradients_and_the_network(run):
+    history = run["result"].history
+    fig = report.frame_figure(run["model"], LOSS, run["ds"], run["snapshots"], history, index=-1, resolution=60)
+    boundary = _axes_titled(fig, "decision boundary")[0]
     x, y = run["ds"].x_train, run["ds"].y_train
     sides = [viz.region_of(boundary, p) for p in x[:40]]
     right = [s is not None and ((s[0] >= 0.5) == (label == 1)) for s, label in zip(sides, y[:40])]
     assert np.mean(right) >= 0.85                    # the drawn regions classify the training points
-    assert [l.get_label() for l in loss_ax.lines[:2]] == ["train", "validation"]
-    assert any(list(l.get_xdata()) == [EPOCHS, EPOCHS] for l in loss_ax.lines)   # this frame's epoch
+    loss_ax, acc_ax = _axes_titled(fig, "loss per epoch")[0], _axes_titled(fig, "accuracy per epoch")[0]
+    for ax, metric in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+        assert ax.get_ylabel() == metric
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "test"]
+        curve = {l.get_gid(): l for l in ax.lines if l.get_gid()}
+        xs, ys = curve[f"{metric}-test"].get_data()
+        assert list(xs) == [0] + history["epoch"]                        # from the start to this epoch
+        assert np.allclose(ys[1:], history[f"val_{metric}"])
+        assert any(list(l.get_xdata()) == [EPOCHS, EPOCHS] for l in ax.lines)   # this frame's epoch
+    headline = fig._suptitle.get_text()
+    assert "epoch 12, step 48" in headline and "test loss" in headline and "test accuracy" in headline
+    grads = _axes_titled(fig, "gradient norm per layer")[0]
+    assert [t.get_text() for t in grads.get_legend().get_texts()] == ["1: Dense(8)", "2: Dense(2)"]
+    assert grads.get_yscale() == "log" and len([l for l in grads.lines if l.get_gid()]) == 2
+    arch = _axes_titled(fig, "network architecture")[0]
     assert len([c for c in arch.collections if (c.get_gid() or "").startswith("neurons-")]) == 3
-    assert "epoch 12, step 48" in fig._suptitle.get_text()
+    assert _axes_titled(fig, "backward pass")                      # 8 hidden units: drawn with gradients
+
+
+def test_the_split_is_named_alike_in_legends_and_headline(run):
+    fig = report.frame_figure(run["model"], LOSS, run["ds"], run["snapshots"], run["result"].history,
+                              index=2, resolution=20, split="validation")
+    legend = [t.get_text() for t in _axes_titled(fig, "loss per epoch")[0].get_legend().get_texts()]
+    assert legend == ["train", "validation"]
+    assert "validation loss" in fig._suptitle.get_text() and "test" not in fig._suptitle.get_text()
+
+
+def _limits(fig):
+    return [(ax.get_xlim(), ax.get_ylim(), ax.get_yscale()) for ax in fig.axes]
+
+
+def test_every_frame_has_the_same_axes_and_nothing_is_clipped(run):
+    args = (run["model"], LOSS, run["ds"], run["snapshots"], run["result"].history)
+    first, last = (report.frame_figure(*args, index=i, resolution=20, dpi=72) for i in (0, -1))
+    assert _limits(first) == _limits(last)
+    loss_ax = _axes_titled(first, "loss per epoch")[0]
+    assert loss_ax.get_xlim() == (0, EPOCHS) and loss_ax.get_yscale() == "log"
+    assert _axes_titled(first, "accuracy per epoch")[0].get_ylim() == (-0.02, 1.02)
+    for fig in (first, last):
+        renderer = fig.canvas.get_renderer()
+        fig.canvas.draw()
+        box = fig.bbox
+        texts = [fig._suptitle] + [t for ax in fig.axes for t in [ax.title] + (
+            [ax.xaxis.label, ax.yaxis.label] + ax.get_xticklabels() + ax.get_yticklabels() if ax.axison else [])]
+        for t in texts:
+            if t.get_text() and t.get_visible():
+                e = t.get_window_extent(renderer)
+                assert box.x0 <= e.x0 and e.x1 <= box.x1 and box.y0 <= e.y0 and e.y1 <= box.y1, t.get_text()
+    labels = [t.get_text() for t in loss_ax.get_yticklabels() if t.get_text()]
+    assert len(set(labels)) == len(labels) >= 2
+
+
+def test_gradient_norms_are_each_layers_norm_of_the_hand_written_gradient(run):
+    model, ds, params = run["model"], run["ds"], run["snapshots"][3].params
+    xb, yb = ds.x_train[:64], ds.y_train[:64]
+    norms = viz.gradient_norms(model, LOSS, params, xb, yb)
+    loss = fnn.get_loss(LOSS)
+    grads = jax.grad(lambda p: loss.fn(model.apply(p, xb), yb))(params)       # jax.grad, not fnn's backward
+    want = [np.sqrt(sum(np.sum(np.square(np.asarray(g, np.float64))) for g in (layer["W"], layer["b"])))
+            for layer in grads if layer]
+    assert list(norms) == ["1: Dense(8)", "2: Dense(2)"]
+    np.testing.assert_allclose(list(norms.values()), want, rtol=1e-5)
+    # The frames' norms are these on the first (up to) 256 training examples.
+    frames = ReportData(model, LOSS, ds).extend(run["snapshots"], run["result"].history).frames
+    n = min(256, len(ds.x_train))
+    direct = viz.gradient_norms(model, LOSS, params, ds.x_train[:n], ds.y_train[:n])
+    np.testing.assert_allclose(frames[3].grad_norms, list(direct.values()), rtol=1e-5)
+    assert frames[0].grad_norms != frames[-1].grad_norms
+
+
+def test_backward_pass_colours_weights_and_neurons_by_the_gradient(run):
+    model, ds, params = run["model"], run["ds"], run["snapshots"][0].params
+    _, grads = fnn.value_and_grad(model, LOSS, params, ds.x_train, ds.y_train, method="manual")
+    norm = viz.architecture.blame_norm(1e-5, 1.0)
+    drawing = viz.plot_backward(params, grads, model=model, norm=norm)
+    colour = ScalarMappable(norm=norm, cmap=viz.architecture.BLAME_CMAP).to_rgba
+    for lines, neurons, layer in zip(drawing.lines, drawing.neurons[1:], (grads[0], grads[2])):
+        g = np.abs(np.asarray(layer["W"])).reshape(-1)              # segments in (input, output) order
+        np.testing.assert_allclose(lines.get_colors(), colour(np.clip(g, 1e-5, 1.0)))
+        assert np.argmax(lines.get_linewidths()) == np.argmax(g)
+        np.testing.assert_allclose(neurons.get_facecolor(), colour(np.clip(np.abs(layer["b"]), 1e-5, 1.0)))
+    assert np.allclose(drawing.neurons[0].get_facecolor()[:, :3], 0.85)       # inputs have no error signal
+    # A network wider than 64 hidden units has no backward drawing, only the norms.
+    wide = fnn.mlp([2, 40, 40, 2])
+    snaps = [report.Snapshot(0, 0, wide.init(jax.random.key(0), (-1, 2))[1])]
+    assert not ReportData(wide, LOSS, ds).extend(snaps).backward
 
 
 def test_frames_without_2d_inputs_show_a_confusion_matrix_and_sample_predictions():
@@ -110,9 +232,10 @@ def test_frames_without_2d_inputs_show_a_confusion_matrix_and_sample_predictions
     snaps = report.Snapshots(model.init(jax.random.key(0), (-1, 6))[1])
     history = {"epoch": [1], "step": [1], "train_loss": [1.0], "val_loss": [1.1],
                "train_accuracy": [0.3], "val_accuracy": [0.3]}
-    fig = report.frame_figure(model, "softmax_cross_entropy", ds, snaps, history, index=0)
+    fig = report.frame_figure(model, LOSS, ds, snaps, history, index=0)
     confusion = [ax for ax in fig.axes if ax.images][0]
     assert confusion.images[0].get_array().sum() == 20 and confusion.get_xlabel() == "predicted class"
+    assert confusion.images[0].get_clim() == (0, np.bincount(ds.y_test).max())   # the same in every frame
     titles = [ax.title.get_text() for ax in fig.axes if ax.title.get_text().startswith("true ")]
     assert len(titles) == 8
 
@@ -125,13 +248,15 @@ def test_frames_of_a_convolutional_model_draw_one_block_per_layer():
     model = fnn.serial(fnn.Reshape((6, 1)), fnn.Conv(2, 3), fnn.Activation("relu"), fnn.MaxPool(2),
                        fnn.Flatten(), fnn.Dense(3))
     snaps = report.Snapshots(model.init(jax.random.key(0), (-1, 6))[1])
-    fig = report.frame_figure(model, "softmax_cross_entropy", ds, snaps, {}, index=0)
+    fig = report.frame_figure(model, LOSS, ds, snaps, {}, index=0)
     blocks = [p.get_gid() for ax in fig.axes for p in ax.patches if (p.get_gid() or "").startswith("block-")]
     assert blocks == [f"block-{i}" for i in range(6)]      # input, Reshape, Conv (· relu), MaxPool, Flatten, Dense
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert any(t.startswith("Conv") and "· relu" in t and "4 × 2" in t for t in texts), texts
     confusion = [ax for ax in fig.axes if ax.images][0]
     assert confusion.images[0].get_array().sum() == 12
+    grads = _axes_titled(fig, "gradient norm per layer")[0]
+    assert [t.get_text() for t in grads.get_legend().get_texts()] == ["1: Conv(2, 3)", "2: Dense(3)"]
 
 
 def test_frames_of_a_model_with_batchnorm_use_the_snapshots_model_state():
@@ -143,138 +268,167 @@ def test_frames_of_a_model_with_batchnorm_use_the_snapshots_model_state():
                        fnn.Activation("relu"), fnn.GlobalAvgPool(), fnn.Dense(3))
     params = model.init(jax.random.key(0), (-1, 6))[1]
     snaps = report.Snapshots(params)
-    r = fnn.fit(model, "softmax_cross_entropy", fnn.optim.adam(0.05), params, ds.x_train, ds.y_train,
+    r = fnn.fit(model, LOSS, fnn.optim.adam(0.05), params, ds.x_train, ds.y_train,
                 key=jax.random.key(1), steps=20, batch_size=10, progress=False, callback=snaps)
     assert len(snaps) == 2                          # the start, and after the one chunk
     last = snaps.frames[-1]
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(last.model_state),
                                                      jax.tree.leaves(r.state.model_state)))
-    fig = report.frame_figure(model, "softmax_cross_entropy", ds, snaps, r.history, index=1)
-    want = fnn.evaluate(model, "softmax_cross_entropy", last.params, ds.x_test, ds.y_test,
-                        model_state=last.model_state)
+    fig = report.frame_figure(model, LOSS, ds, snaps, r.history, index=1)
+    want = fnn.evaluate(model, LOSS, last.params, ds.x_test, ds.y_test, model_state=last.model_state)
     assert f"test accuracy {want['accuracy']:.3f}" in fig._suptitle.get_text()
 
 
-def test_regression_frames_show_the_fitted_curve():
+def test_regression_frames_show_the_fitted_curve_and_no_accuracy():
     ds, _ = data.standardize_dataset(data.get_dataset("sine", key=jax.random.key(0), n=64, n_test=20), targets=True)
     model = fnn.mlp([1, 4, 1], activation="tanh")
     snaps = report.Snapshots(model.init(jax.random.key(0), (-1, 1))[1])
     fig = report.frame_figure(model, "mse", ds, snaps, {}, index=0)
-    main = fig.axes[0]
+    main = _axes_titled(fig, "the model's curve")[0]
     assert [l.get_gid() for l in main.lines] == ["model"]
-    assert "no epochs recorded" in [t.get_text() for t in fig.axes[1].texts]
+    assert len(main.lines[0].get_xdata()) == 200
+    assert _axes_titled(fig, "loss per epoch") and not _axes_titled(fig, "accuracy per epoch")
 
 
-def test_report_rejects_missing_snapshots_and_non_datasets(run):
+def test_report_rejects_missing_snapshots_and_non_datasets(run, tmp_path):
     with pytest.raises(ValueError, match="snapshot"):
-        report.training_report(run["model"], "softmax_cross_entropy", run["ds"], [], {})
+        report.training_report(run["model"], LOSS, run["ds"], [], {})
     with pytest.raises(TypeError, match="Dataset"):
-        report.training_report(run["model"], "softmax_cross_entropy", (1, 2), run["snapshots"], {})
+        report.training_report(run["model"], LOSS, (1, 2), run["snapshots"], {})
+    with pytest.raises(TypeError, match="split must be the name"):
+        report.training_report(run["model"], LOSS, run["ds"], run["snapshots"], {}, split=3)
+    with pytest.raises(ValueError, match="does not exist"):
+        report.LiveReport(tmp_path / "missing", run["model"], LOSS, run["ds"])
+
+
+def test_the_curves_picture_is_shared_and_marks_each_frames_epoch_and_values(run):
+    history = run["result"].history
+    data = ReportData(run["model"], LOSS, run["ds"]).extend(run["snapshots"], history)
+    curves = Curves(data, data.ranges(final=True))
+    picture = png_pixels(curves.png())
+    assert picture.shape[:2] == (round(curves.fig.bbox.height), round(curves.fig.bbox.width))
+    loss, acc, grad = curves.panels
+    assert list(loss.lines[1].get_xdata()) == [0] + history["epoch"]          # every epoch, not cut
+    height = curves.fig.bbox.height
+    marks = [curves.marks(i) for i in range(len(data.frames))]
+    assert all(len(m) == 3 for m in marks)
+    for panel, m in zip(curves.panels, marks[3]):                             # frame 3: epoch 6
+        x, _ = panel.ax.transData.transform((6, 1.0))
+        assert m["x"] == pytest.approx(x, abs=0.1) and m["right"] == pytest.approx(panel.ax.bbox.x1, abs=0.1)
+        assert m["top"] < m["bottom"] <= height
+    test_dot = marks[3][0]["dots"][1]
+    u, v = loss.ax.transData.transform((6, history["val_loss"][5]))
+    assert test_dot[:2] == pytest.approx([u, height - v], abs=0.1)           # the test loss at epoch 6
+    assert len(marks[3][2]["dots"]) == 2                                      # a dot per layer
+    assert [m[0]["x"] for m in marks] == sorted({m[0]["x"] for m in marks})    # later frames further right
 
 
 # --- the HTML file ------------------------------------------------------------------
 
-def _frames(text):
-    """{index: base64 PNG} of the frames embedded in the page (JS strings continued with \\ + newline)."""
-    return {int(i): src.replace("\\\n", "") for i, src in FRAME_SRC.findall(text)}
-
-
-def _frame_pixels(src):
-    with Image.open(io.BytesIO(base64.b64decode(src))) as im:
-        return np.asarray(im.convert("RGB"), float)
-
-
 def test_report_is_one_self_contained_page_with_a_frame_per_snapshot(run, page):
     path, text = page
     assert os.path.basename(path) == "report.html"
-    frames = _frames(text)
-    assert sorted(frames) == list(range(len(run["snapshots"])))
-    assert len(re.findall(r'<img id="_anim_img', text)) == 1
-    assert 'type="range"' in text and "play_animation" in text
+    d = page_data(text)
+    assert d["live"] is False and d["split"] == "test" and d["layers"] == ["1: Dense(8)", "2: Dense(2)"]
+    frames = d["frames"]
+    assert len(frames) == len(run["snapshots"])
+    assert all(f["src"].startswith("data:image/png;base64,") for f in frames)
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", text)         # nothing from the network
-    assert "<link" not in text
-    first, last = _frame_pixels(frames[0]), _frame_pixels(frames[len(frames) - 1])
+    assert "<link" not in text and "report-data.js" not in text.split("<script>")[0]
+    first, last = png_pixels(frames[0]["src"]), png_pixels(frames[-1]["src"])
     assert first.shape == last.shape and first.std() > 10
     assert np.mean(np.abs(first - last).max(axis=2) > 40) > 0.01        # training changed the picture
-    captions = json.loads(re.search(r'<script type="application/json" id="fnn-captions">(.*?)</script>',
-                                    text).group(1))
-    assert captions[0] == "epoch 0, step 0" and captions[-1] == "epoch 12, step 48"
+    assert frames[0]["caption"] == "epoch 0, step 0" and frames[-1]["caption"] == "epoch 12, step 48"
+    assert frames[-1]["test"]["accuracy"] > 0.8 and len(frames[-1]["grad_norms"]) == 2
+    assert d["curves"]["src"].startswith("data:image/png;base64,")          # one picture of the curves
+    assert png_pixels(d["curves"]["src"]).shape[:2] == (d["curves"]["height"], d["curves"]["width"])
+    assert d["ranges"]["epoch"] == [0, EPOCHS] and d["ranges"]["loss"][0] == "log"
+    assert [len(f["marks"]) for f in frames] == [3] * len(frames)
     assert "2-8-2 tanh" in text                                          # the summary table
-    # The template's style and script (fnn/viz/report.css, report.js) are inlined, not linked.
-    assert "#fnn-report .fa-play::before" in text and 'getElementById("fnn-captions")' in text
+    assert 'id="fnn-slider"' in text and 'getElementById("fnn-data")' in text   # style and script inline
 
 
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
+def test_writing_shows_progress_only_when_asked(run, capsys):
+    args = (run["model"], LOSS, run["ds"], run["snapshots"][:1], run["result"].history)
+    report.training_report(*args, resolution=10)
+    assert capsys.readouterr().err == ""
+    report.training_report(*args, resolution=10, progress=True)
+    assert "frame" in capsys.readouterr().err
 
 
-CHROMIUM = _chromium()
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="headless Chromium is not installed (Debian: apt-get install chromium); "
-                             "the in-browser check of report.html needs it")
+# --- the live report ----------------------------------------------------------------
+
+def _live_data(folder):
+    text = (folder / live_module.DATA_FILE).read_text(encoding="utf-8")
+    assert text.startswith("fnnReportData(") and text.endswith(");\n")
+    return json.loads(text[len("fnnReportData("):-3])
 
 
-def _browser(tmp_path, url, *action):
-    """Run headless Chromium on `url` with one action (--dump-dom or --screenshot=...); its stdout."""
-    profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
-    r = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
-         "--hide-scrollbars", "--window-size=1200,900", "--virtual-time-budget=10000", *action, url],
-        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return r.stdout
+def test_live_report_files_grow_with_the_snapshots_and_end_as_the_final_report(run, page, tmp_path):
+    snaps, history = list(run["snapshots"]), run["result"].history
+    live = report.LiveReport(tmp_path, run["model"], LOSS, run["ds"], epochs=EPOCHS, resolution=50,
+                             summary={"model": "2-8-2 tanh", "epochs": EPOCHS}, background=True)
+    html_live = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert page_data(html_live)["live"] is True and _live_data(tmp_path)["frames"] == []
+    assert live.update([], {}) == 0                                       # nothing to draw yet
+    assert live.update(snaps[:2], history) == 2                           # drawn on the report's thread
+    live.wait()
+    d = _live_data(tmp_path)
+    assert d["live"] and [f["src"] for f in d["frames"]] == ["frames/000.png", "frames/001.png"]
+    early = (tmp_path / "frames" / "001.png").read_bytes()                  # drawn knowing 2 frames
+    assert early[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "frames" / "curves.png").exists()
+    assert d["curves"]["src"].startswith("frames/curves.png?v=")
+    assert live.update(snaps[:3], history) == 3                           # only the new one is drawn
+    live.wait()
+    assert [f["caption"] for f in _live_data(tmp_path)["frames"]][-1] == "epoch 4, step 16"
+    assert live.update(snaps, history) == len(snaps)
+    path = live.finish(snaps, history)
+    final = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert path == str(tmp_path / "report.html") and page_data(final)["live"] is False
+    assert _live_data(tmp_path)["live"] is False                          # an open live page reloads
+    assert not (tmp_path / "frames").exists()
+    # The final page is the one training_report writes, frame for frame.
+    want = page_data(page[1])["frames"]
+    got = page_data(final)["frames"]
+    assert [f["caption"] for f in got] == [f["caption"] for f in want]
+    for g, w in zip(got, want):
+        assert np.abs(png_pixels(g["src"]) - png_pixels(w["src"])).max() == 0
+    assert base64.b64decode(got[1]["src"].split(",", 1)[1]) == early        # a frame is drawn once
+    assert page_data(final)["curves"]["src"] == page_data(page[1])["curves"]["src"]
+    with pytest.raises(ValueError, match="finished"):
+        live.update(snaps, history)
+    with pytest.raises(ValueError, match="at least one snapshot"):
+        report.LiveReport(tmp_path, run["model"], LOSS, run["ds"]).finish([], history)
 
 
-def _screenshot(tmp_path, url, name):
-    shot = tmp_path / name
-    _browser(tmp_path, url, f"--screenshot={shot}")
-    with Image.open(shot) as im:
-        return np.asarray(im.convert("RGB"), float)
+def test_live_report_follows_fit_chunk_by_chunk(run, tmp_path):
+    ds, model = run["ds"], run["model"]
+    _, params = model.init(jax.random.key(3), (-1, 2))
+    snaps = report.Snapshots(params)
+    live = report.LiveReport(tmp_path, model, LOSS, ds, epochs=3, resolution=10, background=False)
+    seen = []
+    follow = live.follow(snaps)
+
+    def callback(state, history):
+        follow(state, history)
+        seen.append(len(_live_data(tmp_path)["frames"]))
+
+    live.update(snaps, {})
+    r = fnn.fit(model, LOSS, optim.adam(0.05), params, ds.x_train, ds.y_train, key=jax.random.key(1),
+                epochs=3, batch_size=BATCH, progress=False, callback=callback,
+                chunk_steps=report.chunk_steps(len(ds.x_train), BATCH, epochs=3, frames=3))
+    assert seen == [2, 3, 4]                                              # the page's data after each chunk
+    live.finish(history=r.history)
+    assert len(page_data((tmp_path / "report.html").read_text(encoding="utf-8"))["frames"]) == 4
 
 
-def _locate(screen, picture):
-    """(row, column) where `picture` appears pixel for pixel in `screen`, or None."""
-    h, w, _ = picture.shape
-    rows = (h // 3, h // 2, 2 * h // 3)
-    for y in range(screen.shape[0] - h + 1):
-        windows = np.lib.stride_tricks.sliding_window_view(screen[y + rows[1]], (w, 3))[:, 0]
-        x = int(np.argmin(np.abs(windows - picture[rows[1]]).mean(axis=(1, 2))))
-        if all(np.abs(screen[y + r, x:x + w] - picture[r]).mean() < 2 for r in rows) and \
-                np.abs(screen[y:y + h, x:x + w] - picture).mean() < 2:
-            return y, x
-    return None
-
-
-@needs_chromium
-def test_report_in_a_browser_shows_the_frames_and_the_slider_moves_them(page, tmp_path):
-    path, text = page
-    url = "file://" + os.path.abspath(path)
-    # The page's script moves the slider to the frame in the address, as a drag would.
-    dom = _browser(tmp_path, f"{url}#frame=3", "--dump-dom")
-    assert 'data-frame="3"' in dom
-    assert "frame 3 of 6: epoch 6, step 24" in dom
-    frames = _frames(text)
-    img = re.search(r'<img id="_anim_img[^"]*" src="data:image/png;base64,([^"]+)"', dom)
-    assert img is not None and img.group(1) == frames[3], "the image shown is not frame 3"
-    assert 'max="6"' in re.search(r'<input id="_anim_slider[^>]*>', dom).group(0)
-    # What a user sees: the report's first frame on screen, pixel for pixel (not a blank or an
-    # error page); with the slider at the end, the last frame in the same place.
-    first = _screenshot(tmp_path, f"{url}#frame=0", "first.png")
-    final = _screenshot(tmp_path, f"{url}#frame={FRAMES}", "last.png")
-    assert first.mean(axis=2).std() > 20
-    picture0, picture6 = _frame_pixels(frames[0]), _frame_pixels(frames[FRAMES])
-    where = _locate(first, picture0)
-    assert where is not None, "frame 0 is not on the screen"
-    y, x = where
-    h, w, _ = picture0.shape
-    shown = final[y:y + h, x:x + w]
-    assert np.abs(shown - picture6).mean() < 2                 # the last frame replaced it
-    assert np.mean(np.abs(shown - picture0).max(axis=2) > 40) > 0.01
+def test_a_drawing_error_on_the_live_reports_thread_is_raised_by_the_next_call(run, tmp_path):
+    live = report.LiveReport(tmp_path, run["model"], LOSS, run["ds"], resolution=10, background=True)
+    (tmp_path / "frames").rmdir()
+    (tmp_path / "frames").write_text("not a folder")                      # the frames cannot be written
+    live.update(run["snapshots"][:1], {})                                  # returns before drawing
+    with pytest.raises(ValueError, match=r"frames/000\.png"):
+        live.wait()
 
 
 # --- scripts/train.py --report ------------------------------------------------------
@@ -288,5 +442,5 @@ def test_train_script_writes_a_report(tmp_path):
     frames = int(re.search(r"report\.html \((\d+) frames\)", r.stdout).group(1))
     assert frames == 5                           # 10 steps per epoch: 4 epochs, one each, and the start
     text = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert len(FRAME_SRC.findall(text)) == frames
+    assert len(page_data(text)["frames"]) == frames
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 40

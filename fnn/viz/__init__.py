@@ -7,12 +7,17 @@ on first use. Modules, one job each:
     plots         activations, training history, loss curve/surface with descent paths,
                   gradient agreement
     predictions   decision boundary, 1-D fit, confusion matrix, sample predictions
-    architecture  plot_architecture: neurons in columns, weights by sign and size
+    architecture  plot_architecture: neurons in columns, weights by sign and size;
+                  plot_backward: the same columns coloured by the gradient (the backward pass)
     blocks        plot_blocks: any network (convolutions, residual blocks) as one block per layer
+    scales        axis ranges fixed over a report's frames, readable log-axis ticks
     snapshots     Snapshots (the fit() callback that saves frames) and chunk_steps
-    frames        one frame of the training report as a Figure
+    framedata     the numbers of each frame (metrics, outputs, per-layer gradient norms)
+    panels        the panels of a frame, drawn once and restyled per frame (textgrid: fast labels)
+    frames        the report's frames: one figure, only its changing artists redrawn per frame
+    page          the HTML page around the frames (template report.html, report.css, report.js)
     report        training_report / write_report: the self-contained HTML page
-                  (template report.html, report.css, report.js beside it)
+    live          LiveReport: the report written while training runs, viewable as it grows
 
 The seeds' figures (examples/seed_figures.py) and the computational-graph
 drawing (examples/graph_plot.py) are course material built on this package.
@@ -20,19 +25,25 @@ drawing (examples/graph_plot.py) are course material built on this package.
 from fnn.viz import architecture
 from fnn.viz import blocks
 from fnn.viz import figures
+from fnn.viz import framedata
 from fnn.viz import frames
+from fnn.viz import live
 from fnn.viz import plots
 from fnn.viz import predictions
 from fnn.viz import report
+from fnn.viz import scales
 from fnn.viz import snapshots
 from fnn.viz.architecture import plot_architecture
+from fnn.viz.architecture import plot_backward
 from fnn.viz.blocks import plot_blocks
 from fnn.viz.figures import CLASS_COLORS
 from fnn.viz.figures import NEGATIVE
 from fnn.viz.figures import POSITIVE
 from fnn.viz.figures import figure
 from fnn.viz.figures import save_figure
+from fnn.viz.framedata import gradient_norms
 from fnn.viz.frames import frame_figure
+from fnn.viz.live import LiveReport
 from fnn.viz.plots import ACTIVATION_MENU
 from fnn.viz.plots import descent_path
 from fnn.viz.plots import plot_activations
@@ -56,6 +67,7 @@ from fnn.viz.snapshots import chunk_steps
 __all__ = [
     "ACTIVATION_MENU",
     "CLASS_COLORS",
+    "LiveReport",
     "NEGATIVE",
     "POSITIVE",
     "REPORT_FRAMES",
@@ -69,9 +81,13 @@ __all__ = [
     "figure",
     "figures",
     "frame_figure",
+    "framedata",
     "frames",
+    "gradient_norms",
+    "live",
     "plot_activations",
     "plot_architecture",
+    "plot_backward",
     "plot_blocks",
     "plot_confusion_matrix",
     "plot_decision_boundary",
@@ -86,6 +102,7 @@ __all__ = [
     "region_of",
     "report",
     "save_figure",
+    "scales",
     "snapshots",
     "training_report",
     "write_report",

@@ -1,224 +1,226 @@
-"""One frame of the training report: the model's predictions, the loss curves and the network.
+"""The report's frames: one figure laid out once, its changing artists redrawn for each snapshot.
 
-Each frame is one figure, redrawn for each snapshot of the parameters:
+Each frame shows
 
     2-D classification   the decision boundary over the training points
-    other classification the test confusion matrix and sample predictions (MNIST-1D)
+    other classification the split's confusion matrix and sample predictions (MNIST-1D)
     1-D regression       the data and the model's curve
     other regression     predicted against true targets
 
-beside the loss curves (with the frame's epoch marked) and the architecture
-drawn with that frame's weights.
+beside the network drawn with the frame's weights (a network of at most 64
+hidden units a second time with the frame's gradients: backpropagation's blame
+on each weight and neuron), above the loss and accuracy per epoch (train and
+the report's split) and each layer's gradient norm over training. Every axis
+has the same range in every frame (fnn.viz.framedata.ReportData.ranges).
+
+`Frames.png(i)` draws what all frames share once and, for each frame, only
+the artists that change (blitting), then writes a palette PNG. The report's
+page shows the curves as one picture for all frames (`Curves`: the same axes
+and lines in every frame) on which it marks the frame's epoch, so a frame's
+picture never depends on epochs still to come; `frame_figure` draws a whole
+frame, curves included, as one Figure.
 """
-import jax
-import jax.numpy as jnp
+import io
+
 import numpy as np
 from matplotlib.gridspec import GridSpec
+from PIL import Image
 
 from fnn.errors import InputError
-from fnn.layers import init_state as init_model_state
-from fnn.losses import get_loss
-from fnn.numerics import sigmoid, softmax
-from fnn.train import evaluate, predict
-from fnn.validate import check_positive_int
-from fnn.viz.architecture import dense_layers, plot_architecture
-from fnn.viz.blocks import plot_blocks
-from fnn.viz.figures import POSITIVE, figure
-from fnn.viz.plots import plot_history
-from fnn.viz.predictions import (plot_confusion_matrix, plot_decision_boundary, plot_fit_1d,
-                                 plot_sample_predictions)
-from fnn.viz.snapshots import Snapshot
+from fnn.viz.figures import figure
+from fnn.viz.framedata import FRAME_KINDS, SAMPLES, ReportData, frame_kind
+from fnn.viz.panels import GradientPanel, MainPanel, MetricPanel, NetworkPanel, flat_artists
 
-__all__ = ["FRAME_KINDS", "frame_kind", "Frames", "frame_figure"]
+__all__ = ["FRAME_KINDS", "frame_kind", "Frames", "Curves", "frame_figure", "encode_png"]
 
-FRAME_KINDS = ("boundary", "confusion", "fit", "scatter")
-_MAX_POINTS = 600            # training points drawn under a decision boundary
-_SAMPLES = 8                 # sample predictions shown for classification without 2-D inputs
+_WIDTH, _LEFT, _RIGHT = 13.5, 0.8, 0.2       # inches; at the report's 72 dpi, 972 pixels wide
+_HEADLINE = 0.5
+# Each row: (its Axes' height, room above it for titles and legends, room below for labels), inches.
+_ROWS = {"data": (3.4, 0.4, 0.55), "network": (3.4, 0.35, 0.1), "curves": (2.3, 0.55, 0.55)}
 
 
-def frame_kind(dataset):
-    """Which picture a frame shows for `dataset`: one of FRAME_KINDS (by its task and widths)."""
-    if dataset.task in ("classification", "binary"):
-        return "boundary" if dataset.in_features == 2 else "confusion"
-    return "fit" if dataset.in_features == 1 and dataset.out_features == 1 else "scatter"
+def encode_png(rgba):
+    """PNG bytes of an (h, w, 4) uint8 image, as at most 256 colours (a quarter of the size of
+    full colour for these figures, and alike to the eye)."""
+    h, w, _ = rgba.shape
+    image = Image.frombytes("RGB", (w, h), np.ascontiguousarray(rgba).tobytes(), "raw", "RGBX")
+    image = image.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
 
 
-def _probabilities(out):
-    """Class probabilities (n, K) from logits (n, K): softmax(z), or [1 − σ(z), σ(z)] for one logit."""
-    out = jnp.asarray(out)
-    if out.ndim == 1 or out.shape[1] == 1:
-        p = np.asarray(sigmoid(out.reshape(-1)), np.float64)          # (n,)
-        return np.stack([1 - p, p], axis=1)                           # (n, 2)
-    return np.asarray(softmax(out, axis=1), np.float64)               # (n, K)
+def _rows(names, dpi, headline):
+    """A figure with one full-width GridSpec cell per named row, top to bottom (sizes in _ROWS)."""
+    height = (_HEADLINE if headline else 0.1) + sum(sum(_ROWS[n]) for n in names)
+    fig, top, cells = figure((_WIDTH, height), dpi=dpi), height - (_HEADLINE if headline else 0.1), {}
+    for name in names:
+        axes_h, above, below = _ROWS[name]
+        top -= above
+        cells[name] = GridSpec(1, 1, figure=fig, left=_LEFT / _WIDTH, right=1 - _RIGHT / _WIDTH,
+                               top=top / height, bottom=(top - axes_h) / height)[0]
+        top -= axes_h + below
+    return fig, cells
 
 
-def _as_snapshots(snapshots):
-    frames = [s if isinstance(s, Snapshot) else Snapshot(*s) for s in snapshots]
-    if not frames:
-        raise InputError("the report needs at least one snapshot of the parameters; pass "
-                         "Snapshots(params) as fit()'s callback")
-    return frames
+def _curve_axes(fig, cell, classify):
+    row = cell.subgridspec(1, 3 if classify else 2, wspace=0.28)
+    return [fig.add_subplot(row[0, k]) for k in range(3 if classify else 2)]
 
 
-def _drawable(params):
-    """True when the params are Dense layers plot_architecture can draw neuron by neuron."""
-    try:
-        dense_layers(params)
-    except (TypeError, ValueError):
-        return False
-    return True
+def _curve_panels(axes, data, ranges):
+    panels = [MetricPanel(axes[0], data, ranges, "loss")]
+    if len(axes) == 3:
+        panels.append(MetricPanel(axes[1], data, ranges, "accuracy"))
+    return panels + [GradientPanel(axes[-1], data, ranges)]
 
 
-class Frames:
-    """One figure laid out for a run, redrawn for each snapshot by `draw(i)`.
+class _Blitted:
+    """A figure whose `changing` artists are drawn over a background drawn once."""
+
+    def _blit(self):
+        canvas = self.fig.canvas
+        if self._background is None:
+            for a in self.changing():
+                a.set_animated(True)
+            canvas.draw()
+            self._background = canvas.copy_from_bbox(self.fig.bbox)
+        canvas.restore_region(self._background)
+
+    def _encode(self):
+        renderer = self.fig.canvas.get_renderer()
+        for a in self.changing():
+            a.set_animated(True)          # artists made for this frame (contours) too
+            a.draw(renderer)
+        pixels = np.asarray(self.fig.canvas.buffer_rgba())
+        self.size = pixels.shape[1], pixels.shape[0]          # (width, height) of the PNG
+        return encode_png(pixels)
+
+
+class Frames(_Blitted):
+    """The figure of a report's frames, for the frames of `data` (a ReportData).
 
     Args:
-      model, loss: the trained fnn Layer and its Loss (or loss name).
-      dataset: the fnn.data.Dataset it was trained on.
-      snapshots: Snapshot(step, epoch, params) per frame (a Snapshots, or a list).
-      history: fit()'s history (per-epoch losses and accuracies), or {}.
-      dpi: the figure's pixels per inch; resolution: decision-boundary grid points per axis.
+      data: the ReportData whose frames are drawn (at least one).
+      ranges: the axis ranges every frame shares (default data.ranges()).
+      dpi: pixels per inch.
       title: the headline's first words (default: the dataset's name).
+      curves: include the loss, accuracy and gradient-norm panels (the report's page shows them
+        as Curves instead).
     """
 
-    def __init__(self, model, loss, dataset, snapshots, history, *, dpi, resolution, title):
-        self.model, self.loss, self.ds = model, get_loss(loss), dataset
-        self.snaps = _as_snapshots(snapshots)
-        self.history = history or {}
-        self.kind = frame_kind(dataset)
-        self.resolution = check_positive_int("resolution", resolution)
-        self.title = title or dataset.name
-        has_test = len(dataset.x_test) > 0
-        self.x_eval, self.y_eval = ((dataset.x_test, dataset.y_test) if has_test
-                                    else (dataset.x_train, dataset.y_train))
-        self.eval_name = "test" if has_test else "train"
-        self.drawable = _drawable(self.snaps[0].params)
-        self._draw_main = {"boundary": self._draw_boundary, "confusion": self._draw_confusion,
-                           "fit": self._draw_fit, "scatter": self._draw_scatter}[self.kind]
-        self._prepare()
-        self._layout(dpi)
+    def __init__(self, data, ranges=None, *, dpi=72, title=None, curves=True):
+        if not data.frames:
+            raise InputError("the report needs at least one snapshot of the parameters; pass "
+                             "Snapshots(params) as fit()'s callback")
+        self.data, self.ranges = data, ranges or data.ranges()
+        self.title, self._background, self.kind = title or data.ds.name, None, data.kind
+        classify = data.frames[0].test["accuracy"] is not None
+        rows = (["data", "network"] if self.kind == "confusion" else ["data"]) + (["curves"] if curves else [])
+        self.fig, cells = _rows(rows, dpi, headline=True)
+        main_axes, net_axes = self._top(cells, data.backward)
+        self.main = MainPanel.make(self.kind, main_axes, data, self.ranges)
+        self.panels = [self.main, NetworkPanel(net_axes[0], data, self.ranges)]
+        if data.backward:
+            self.panels.append(NetworkPanel(net_axes[1], data, self.ranges, backward=True))
+        if curves:
+            self.panels += _curve_panels(_curve_axes(self.fig, cells["curves"], classify), data, self.ranges)
+        self.headline = self.fig.suptitle(" ", fontsize=12, y=1 - 0.12 / self.fig.get_figheight())
 
-    def _prepare(self):
-        ds = self.ds
-        if self.kind == "boundary":
-            x = np.asarray(ds.x_train, np.float64)
-            keep = np.linspace(0, len(x) - 1, min(len(x), _MAX_POINTS)).astype(int)
-            self.points, self.labels = x[keep], np.asarray(ds.y_train)[keep]
-            lo, hi = x.min(axis=0), x.max(axis=0)
-            pad = (0.3 if len(x) <= 20 else 0.15) * np.where(hi > lo, hi - lo, 1.0)
-            self.limits = ((lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1]))
-        elif self.kind == "fit":
-            keep = np.linspace(0, len(ds.x_train) - 1, min(len(ds.x_train), _MAX_POINTS)).astype(int)
-            self.points, self.targets = ds.x_train[keep], ds.y_train[keep]
-            y = np.asarray(ds.y_train, np.float64)
-            pad = 0.2 * (y.max() - y.min() or 1.0)
-            self.ylim = (y.min() - pad, y.max() + pad)
-        self.metrics = [self._metrics(s) for s in self.snaps]
-
-    def _state(self, snap):
-        """A snapshot's model state for evaluate/predict: its own; the initial state for a stateful
-        model's snapshot without one (the parameters before training); None for a stateless model."""
-        state = getattr(snap, "model_state", ())
-        if jax.tree.leaves(state):
-            return state
-        if self.model.stateful:
-            return init_model_state(self.model, (-1,) + tuple(self.ds.x_train.shape[1:]))
-        return None
-
-    def _metrics(self, snap):
-        ds, state = self.ds, self._state(snap)
-        train = evaluate(self.model, self.loss, snap.params, ds.x_train, ds.y_train, model_state=state)
-        test = evaluate(self.model, self.loss, snap.params, self.x_eval, self.y_eval, model_state=state)
-        return train, test
-
-    def _layout(self, dpi):
+    def _top(self, cells, backward):
+        """(main panel's Axes, network Axes) in the data row (and the network row)."""
+        fig = self.fig
         if self.kind == "confusion":
-            self.fig = figure((12, 7.6), dpi=dpi)
-            gs = GridSpec(2, 2, figure=self.fig, width_ratios=[1, 1.25], height_ratios=[1, 1],
-                          left=0.05, right=0.98, top=0.9, bottom=0.05, wspace=0.2, hspace=0.32)
-            self.ax_main = self.fig.add_subplot(gs[0, 0])
-            sub = gs[0, 1].subgridspec(2, _SAMPLES // 2, hspace=0.5, wspace=0.1)
-            self.ax_samples = [self.fig.add_subplot(sub[i // (_SAMPLES // 2), i % (_SAMPLES // 2)])
-                               for i in range(_SAMPLES)]
-            self.ax_loss = self.fig.add_subplot(gs[1, 0])
-            self.ax_arch = self.fig.add_subplot(gs[1, 1])
-        else:
-            self.fig = figure((14, 4.8), dpi=dpi)
-            gs = GridSpec(1, 3, figure=self.fig, width_ratios=[1, 1, 1.2],
-                          left=0.05, right=0.99, top=0.84, bottom=0.12, wspace=0.22)
-            self.ax_main = self.fig.add_subplot(gs[0, 0])
-            self.ax_samples = []
-            self.ax_loss = self.fig.add_subplot(gs[0, 1])
-            self.ax_arch = self.fig.add_subplot(gs[0, 2])
+            top = cells["data"].subgridspec(1, 2, width_ratios=[1, 1.5], wspace=0.12)
+            main_axes = [fig.add_subplot(top[0, 0])]
+            sub = top[0, 1].subgridspec(2, SAMPLES // 2, hspace=0.45, wspace=0.08)
+            main_axes += [fig.add_subplot(sub[i // (SAMPLES // 2), i % (SAMPLES // 2)]) for i in range(SAMPLES)]
+            nets = cells["network"].subgridspec(1, 2 if backward else 3, wspace=0.1,
+                                                width_ratios=[1, 1] if backward else [0.25, 1, 0.25])
+            return main_axes, [fig.add_subplot(nets[0, k]) for k in ((0, 1) if backward else (1,))]
+        widths = [1, 1.2, 1.2] if backward else [1, 1.9]
+        top = cells["data"].subgridspec(1, len(widths), width_ratios=widths, wspace=0.12)
+        return [fig.add_subplot(top[0, 0])], [fig.add_subplot(top[0, k]) for k in range(1, len(widths))]
+
+    def __len__(self):
+        return len(self.data.frames)
 
     def caption(self, i):
         """'epoch E, step S' of frame i."""
-        s = self.snaps[i]
-        return f"epoch {s.epoch}, step {s.step}"
+        f = self.data.frames[i]
+        return f"epoch {f.epoch}, step {f.step}"
 
-    def _headline(self, i):
-        (train, test), acc = self.metrics[i], ""
-        if test["accuracy"] is not None:
-            acc = f", {self.eval_name} accuracy {test['accuracy']:.3f}"
-        return (f"{self.title}: {self.caption(i)} — train loss {train['loss']:.4g}, "
-                f"{self.eval_name} loss {test['loss']:.4g}{acc}")
+    def headline_text(self, i):
+        """The frame's headline: its caption, train and split loss, the split's accuracy."""
+        f, split = self.data.frames[i], self.data.split
+        acc = "" if f.test["accuracy"] is None else f", {split} accuracy {f.test['accuracy']:.3f}"
+        other = "" if split == "train" else f", {split} loss {f.test['loss']:.4g}"
+        return f"{self.title}: {self.caption(i)} — train loss {f.train['loss']:.4g}{other}{acc}"
+
+    def changing(self):
+        """The artists that differ from frame to frame, in drawing order."""
+        return flat_artists([a for p in self.panels for a in p.artists] + [self.headline])
 
     def draw(self, i):
-        """Redraw every panel for snapshot i; returns the artists (for FuncAnimation)."""
-        params, self.model_state = self.snaps[i].params, self._state(self.snaps[i])
-        for ax in [self.ax_main, self.ax_loss, self.ax_arch] + self.ax_samples:
-            ax.clear()
-        self._draw_main(params)
-        if self.history.get("epoch"):
-            plot_history(self.history, metrics=("loss",), axes=[self.ax_loss], mark=self.snaps[i].epoch)
-            self.ax_loss.set_title("training progress: loss per epoch", fontsize=10)
-        else:
-            self.ax_loss.text(0.5, 0.5, "no epochs recorded", ha="center", va="center")
-            self.ax_loss.set_axis_off()
-        if self.drawable:
-            plot_architecture(params, model=self.model, ax=self.ax_arch,
-                              title="network architecture (this frame's weights)")
-        else:                       # convolutions, normalization, residual blocks: one block a layer
-            plot_blocks(self.model, (-1,) + tuple(self.ds.x_train.shape[1:]), ax=self.ax_arch,
-                        title="network architecture (one block per layer)")
-        self.fig.suptitle(self._headline(i), fontsize=12)
-        return []
+        """Set every panel to frame i (a still is then drawn by savefig)."""
+        for p in self.panels:
+            p.update(i)
+        self.headline.set_text(self.headline_text(i))
 
-    def _draw_boundary(self, params):
-        plot_decision_boundary(self.model, params, self.points, self.labels, ax=self.ax_main,
-                               resolution=self.resolution, limits=self.limits, model_state=self.model_state,
-                               title="decision boundary over the training points")
+    def png(self, i):
+        """Frame i as PNG bytes: the shared background, then the frame's changing artists."""
+        self._blit()
+        self.draw(i)
+        return self._encode()
 
-    def _draw_confusion(self, params):
-        probs = _probabilities(predict(self.model, params, self.x_eval, model_state=self.model_state))
-        plot_confusion_matrix(self.y_eval, np.argmax(probs, axis=1),
-                              n_classes=probs.shape[1], ax=self.ax_main)
-        self.ax_main.set_title(f"{self.eval_name} confusion matrix", fontsize=10)
-        n = min(_SAMPLES, len(self.x_eval))
-        plot_sample_predictions(self.x_eval[:n], self.y_eval[:n], probs[:n], axes=self.ax_samples)
-        for ax in self.ax_samples[n:]:
-            ax.set_axis_off()
 
-    def _draw_fit(self, params):
-        plot_fit_1d(self.model, params, self.points, self.targets, ax=self.ax_main, model_state=self.model_state,
-                    title="the model's curve over the training data")
-        self.ax_main.set_ylim(*self.ylim)
+class Curves(_Blitted):
+    """The loss, accuracy and gradient-norm panels as one picture: every curve up to the last frame.
 
-    def _draw_scatter(self, params):
-        ax = self.ax_main
-        y = np.asarray(self.y_eval, np.float64).reshape(-1)
-        out = np.asarray(predict(self.model, params, self.x_eval, model_state=self.model_state),
-                         np.float64).reshape(-1)
-        ax.scatter(y, out, s=8, color=POSITIVE, gid="predictions")
-        lo, hi = y.min(), y.max()
-        ax.plot([lo, hi], [lo, hi], color="0.4", ls="--", lw=1)
-        ax.set_xlabel(f"{self.eval_name} target")
-        ax.set_ylabel("prediction")
-        ax.set_title("predicted against true targets", fontsize=10)
+    The report's page lays it under the frames and marks each frame's epoch on it: `marks(i)`
+    gives the places, in the picture's pixels (origin top left).
+
+    Args:
+      data, ranges, dpi: as for Frames.
+    """
+
+    def __init__(self, data, ranges=None, *, dpi=72):
+        self.data, self.ranges, self._background = data, ranges or data.ranges(), None
+        classify = data.frames[0].test["accuracy"] is not None
+        self.fig, cells = _rows(["curves"], dpi, headline=False)
+        self.panels = _curve_panels(_curve_axes(self.fig, cells["curves"], classify), data, self.ranges)
+        for p in self.panels:                      # the page draws the frame's marks over the picture
+            for a in p.marks:
+                a.set_visible(False)
+
+    def changing(self):
+        return flat_artists([a for p in self.panels for a in p.artists])
+
+    def png(self):
+        """The picture as PNG bytes, its curves up to the last frame."""
+        self._blit()
+        for p in self.panels:
+            p.update(len(self.data.frames) - 1)
+        return self._encode()
+
+    def marks(self, i):
+        """Where frame i goes on the picture: per panel its plot's box and the frame's epoch
+        ({"x", "top", "bottom", "right"}), and the dots of the frame's values [x, y, colour]."""
+        height = self.fig.bbox.height
+        out = []
+        for p in self.panels:
+            ax = p.ax
+            box = ax.bbox
+            x = float(ax.transData.transform((self.data.frames[i].epoch, 1.0))[0])
+            dots = [[round(float(u), 1), round(float(height - v), 1), c]
+                    for (u, v), c in ((ax.transData.transform(xy), c) for xy, c in p.points(i))]
+            out.append({"x": round(x, 1), "top": round(height - box.y1, 1), "bottom": round(height - box.y0, 1),
+                        "right": round(box.x1, 1), "dots": dots})
+        return out
 
 
 def frame_figure(model, loss, dataset, snapshots, history, index=-1, *, dpi=100, resolution=150,
-                 title=None):
+                 title=None, split="test"):
     """One frame of the report as a matplotlib Figure (a still for a README or a paper).
 
     Args:
@@ -226,10 +228,11 @@ def frame_figure(model, loss, dataset, snapshots, history, index=-1, *, dpi=100,
       index: which snapshot (default the last).
       dpi: pixels per inch; resolution: decision-boundary grid points per axis.
       title: the headline's first words (default: the dataset's name).
+      split: the name of the dataset's test split (the history's val_* entries).
     Returns:
       the Figure.
     """
-    frames = Frames(model, loss, dataset, snapshots, history, dpi=dpi, resolution=resolution,
-                    title=title)
-    frames.draw(range(len(frames.snaps))[index])
+    data = ReportData(model, loss, dataset, split=split, resolution=resolution).extend(snapshots, history)
+    frames = Frames(data, data.ranges(final=True), dpi=dpi, title=title)
+    frames.draw(range(len(frames))[index])
     return frames.fig

@@ -16,13 +16,13 @@ from typing import Mapping, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from matplotlib.ticker import LogFormatter
 
 from fnn.activations import get_activation
 from fnn.check import TOL_AUTODIFF, TOL_FD, GradCheckResult, LayerCheckResult
 from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_choice, check_non_negative_int, check_positive_int
 from fnn.viz.figures import NEGATIVE, POSITIVE, figure, new_axes
+from fnn.viz.scales import log_range, set_log_axis
 
 __all__ = ["ACTIVATION_MENU", "plot_activations", "plot_history", "descent_path", "plot_loss_1d",
            "plot_loss_surface", "plot_gradient_agreement"]
@@ -103,7 +103,8 @@ def _series(history, name, n):
     return keep, [values[i] for i in keep]
 
 
-def plot_history(history, *, x="epoch", metrics=_METRICS, axes=None, mark=None, log_loss=True):
+def plot_history(history, *, x="epoch", metrics=_METRICS, axes=None, mark=None, log_loss=True,
+                 val_label="validation"):
     """Training curves: train and validation loss (and accuracy) against epoch or step.
 
     Args:
@@ -114,7 +115,8 @@ def plot_history(history, *, x="epoch", metrics=_METRICS, axes=None, mark=None, 
         the history has none (regression).
       axes: Axes to draw into, one per metric (a new figure when None).
       mark: an x value to mark with a vertical line and dots (the report's current frame).
-      log_loss: log-scale the loss axis when every loss is positive.
+      log_loss: log-scale the loss axis (whole decades, readable ticks) when every loss is positive.
+      val_label: the legend's name for the val_* curves (the split fit() was given, e.g. "test").
     Returns:
       the Figure.
     """
@@ -138,7 +140,7 @@ def plot_history(history, *, x="epoch", metrics=_METRICS, axes=None, mark=None, 
         fig = axes[0].figure
     for ax, metric in zip(axes, metrics):
         drawn = []
-        for split, color, label in (("train", POSITIVE, "train"), ("val", "#ff7f0e", "validation")):
+        for split, color, label in (("train", POSITIVE, "train"), ("val", "#ff7f0e", val_label)):
             keep, values = _series(history, f"{split}_{metric}", len(xs))
             if values:
                 ax.plot([xs[i] for i in keep], values, color=color, lw=1.6, label=label)
@@ -152,9 +154,7 @@ def plot_history(history, *, x="epoch", metrics=_METRICS, axes=None, mark=None, 
         ax.set_xlabel(x)
         ax.set_ylabel(metric)
         if metric == "loss" and log_loss and drawn and all(v > 0 for _, vs, _ in drawn for v in vs):
-            ax.set_yscale("log")                       # labels as 2e-01, not 2×10⁻¹ in mathtext
-            ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
-            ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+            set_log_axis(ax.yaxis, *log_range([v for _, vs, _ in drawn for v in vs], tight=True))
         ax.grid(alpha=0.3)
         if drawn:
             ax.legend(fontsize=8)

@@ -22,16 +22,17 @@ from fnn.validate import check_number, check_positive_int
 from fnn.viz.figures import CLASS_COLORS, NEGATIVE, POSITIVE, class_labels, figure, lighten, new_axes
 
 __all__ = ["plot_decision_boundary", "region_of", "plot_fit_1d", "confusion_counts",
-           "plot_confusion_matrix", "plot_sample_predictions"]
+           "plot_confusion_matrix", "plot_sample_predictions", "draw_regions", "draw_points",
+           "probability_of_class_1", "decision_grid", "RIGHT"]
 
-_RIGHT = "#2e7d32"       # a sample prediction that is right (wrong ones are NEGATIVE)
+RIGHT = "#2e7d32"       # a sample prediction that is right (wrong ones are NEGATIVE)
 
 
 # ---------------------------------------------------------------------------
 # Decision boundaries and 1-D fits
 # ---------------------------------------------------------------------------
 
-def _grid(x, resolution, margin, limits):
+def decision_grid(x, resolution, margin=0.25, limits=None):
     """(xx, yy) meshgrid over the points' box widened by `margin` of its span (or `limits`)."""
     if limits is None:
         lo, hi = x.min(axis=0), x.max(axis=0)
@@ -90,34 +91,12 @@ def plot_decision_boundary(model, params, x, y, *, ax=None, resolution=150, marg
     resolution = check_positive_int("resolution", resolution)
     check_number("margin", margin, 0)
     ax = new_axes(ax, (5, 4.4))
-    xx, yy = _grid(x, resolution, margin, limits)
+    xx, yy = decision_grid(x, resolution, margin, limits)
     flat = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float32)          # (r², 2)
     out = np.asarray(predict(model, params, flat, model_state=model_state))
-    z = _two_class_logit(out)
-    n_classes = max(int(labels.max(initial=0)) + 1, 2 if z is not None else out.shape[1])
-    if z is not None:
-        z = z.reshape(xx.shape)                                                   # (r, r)
-        with jax.enable_x64(True):        # float32 rounds σ(z) to ½ for |z| < 1e-7 (XOR's lone neuron)
-            p1 = np.asarray(sigmoid(jnp.asarray(z, jnp.float64)))                 # (r, r)
-        regions = ax.contourf(xx, yy, p1, levels=np.linspace(0, 1, 11), cmap=_TWO_CLASS, vmin=0, vmax=1)
-        if p1.min() < 0.5 < p1.max():
-            boundary = ax.contour(xx, yy, p1, levels=[0.5], colors="k", linewidths=1.8)
-            boundary.set_gid("decision-boundary")
-    else:
-        cls = np.argmax(out, axis=1).reshape(xx.shape)                            # (r, r)
-        regions = ax.contourf(xx, yy, cls, levels=np.arange(n_classes + 1) - 0.5,
-                              cmap=_class_cmap(n_classes))
-        if cls.min() != cls.max():
-            boundary = ax.contour(xx, yy, cls, levels=np.arange(n_classes - 1) + 0.5,
-                                  colors="k", linewidths=1.2)
-            boundary.set_gid("decision-boundary")
-    regions.set_gid("decision-regions")
-    for k in range(n_classes):
-        pts = x[labels == k]
-        if len(pts):
-            ax.scatter(pts[:, 0], pts[:, 1], s=60 if len(x) <= 20 else 14,
-                       color=CLASS_COLORS[k % 10], edgecolors="k", linewidths=0.6,
-                       label=f"class {k}", zorder=3, gid=f"points-{k}")
+    n_classes = max(int(labels.max(initial=0)) + 1, 2 if _two_class_logit(out) is not None else out.shape[1])
+    draw_regions(ax, xx, yy, out, n_classes)
+    draw_points(ax, x, labels, n_classes)
     ax.set_xlim(xx[0, 0], xx[0, -1])
     ax.set_ylim(yy[0, 0], yy[-1, 0])
     ax.set_xlabel("x₁")
@@ -127,6 +106,53 @@ def plot_decision_boundary(model, params, x, y, *, ax=None, resolution=150, marg
     if legend and n_classes <= 10:
         ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
     return ax
+
+
+def probability_of_class_1(z):
+    """σ(z) in float64 for a grid of two-class logits z (float32 rounds σ(z) to ½ for |z| < 1e-7,
+    which would hide a lone neuron's boundary)."""
+    with jax.enable_x64(True):
+        return np.asarray(sigmoid(jnp.asarray(z, jnp.float64)))
+
+
+def draw_regions(ax, xx, yy, out, n_classes):
+    """The regions of the model's outputs `out` (r², K) on the grid (xx, yy): their artists.
+
+    Two classes: p(class 1) in ten bands (gid "decision-regions") and the line p = ½
+    ("decision-boundary"); more classes: a flat colour per predicted class and the lines between.
+    """
+    z = _two_class_logit(out)
+    drawn = []
+    if z is not None:
+        p1 = probability_of_class_1(z.reshape(xx.shape))                          # (r, r)
+        regions = ax.contourf(xx, yy, p1, levels=np.linspace(0, 1, 11), cmap=_TWO_CLASS, vmin=0, vmax=1)
+        drawn.append(regions)
+        if p1.min() < 0.5 < p1.max():
+            drawn.append(ax.contour(xx, yy, p1, levels=[0.5], colors="k", linewidths=1.8))
+            drawn[-1].set_gid("decision-boundary")
+    else:
+        cls = np.argmax(out, axis=1).reshape(xx.shape)                            # (r, r)
+        regions = ax.contourf(xx, yy, cls, levels=np.arange(n_classes + 1) - 0.5,
+                              cmap=_class_cmap(n_classes))
+        drawn.append(regions)
+        if cls.min() != cls.max():
+            drawn.append(ax.contour(xx, yy, cls, levels=np.arange(n_classes - 1) + 0.5,
+                                    colors="k", linewidths=1.2))
+            drawn[-1].set_gid("decision-boundary")
+    regions.set_gid("decision-regions")
+    return drawn
+
+
+def draw_points(ax, x, labels, n_classes):
+    """The points x (n, 2) coloured by class (gid f"points-{k}"): their scatters."""
+    drawn = []
+    for k in range(n_classes):
+        pts = x[labels == k]
+        if len(pts):
+            drawn.append(ax.scatter(pts[:, 0], pts[:, 1], s=60 if len(x) <= 20 else 14,
+                                    color=CLASS_COLORS[k % 10], edgecolors="k", linewidths=0.6,
+                                    label=f"class {k}", zorder=3, gid=f"points-{k}"))
+    return drawn
 
 
 def region_of(ax, point):
@@ -239,11 +265,11 @@ def plot_sample_predictions(x, labels, probabilities, *, axes=None, n=8, ncols=4
         ok = pred == labels[i]
         ax.plot(x[i], color="0.25", lw=1.2)
         ax.set_title(f"true {labels[i]} → {pred} ({probs[i, pred]:.2f})", fontsize=8,
-                     color=_RIGHT if ok else NEGATIVE)
+                     color=RIGHT if ok else NEGATIVE)
         ax.set_xticks([])
         ax.set_yticks([])
         for side in ax.spines.values():
-            side.set_color(_RIGHT if ok else NEGATIVE)
+            side.set_color(RIGHT if ok else NEGATIVE)
     return axes
 
 

@@ -3,85 +3,37 @@
 Seed 003 promises an interactive view of the network architecture, the
 training data, the decision boundary and the training progress. The report
 is one page whose frames (fnn.viz.frames) are the network at the moments a
-`Snapshots` callback saved during fit() (fnn.viz.snapshots).
-matplotlib's FuncAnimation.to_jshtml makes the slider and the play controls;
-the frames are PNGs embedded as base64, and the page loads nothing from the
-network. `report.html#frame=N` opens frame N.
+`Snapshots` callback saved during fit() (fnn.viz.snapshots): the model's
+predictions, the loss and accuracy curves, each layer's gradient norm, and
+the network with the frame's weights (and, when small, its gradients). The
+frames are palette PNGs embedded in the page, which loads nothing from the
+network; its slider, buttons and arrow keys step through them, and
+`report.html#frame=N` opens frame N.
 
-The page is the template report.html with report.css and report.js, files
-beside this module (package data, read with importlib.resources).
+While training runs, a LiveReport (fnn.viz.live) keeps a page beside the run
+that shows the frames written so far and reloads them as new ones arrive.
+
+The page is the template report.html with report.css and report.js (fnn.viz.page).
 
     snapshots = Snapshots(params)
     result = fit(model, loss, opt, params, x, y, key=key, epochs=50,
+                 validation_data=(ds.x_test, ds.y_test),
                  chunk_steps=chunk_steps(len(x), 32, epochs=50), callback=snapshots)
     write_report("runs/moons/report.html", model, loss, dataset, snapshots, result.history)
 """
-import html
-import json
-import os
-import re
-import string
-from importlib import resources
-
-import matplotlib
-from matplotlib.animation import FuncAnimation
-
-from fnn.errors import InputError, InputTypeError
-from fnn.validate import check_number, check_positive_int
-from fnn.viz.frames import Frames, frame_figure
+from fnn.viz.framedata import ReportData, gradient_norms
+from fnn.viz.frames import Curves, Frames, frame_figure
+from fnn.viz.live import LiveReport
+from fnn.viz.page import (check_options, curve_record, data_uri, frame_record, render_frames, report_page,
+                          report_path, write_text)
 from fnn.viz.snapshots import REPORT_FRAMES, Snapshot, Snapshots, chunk_steps
 
-__all__ = ["REPORT_FRAMES", "Snapshot", "Snapshots", "chunk_steps", "frame_figure",
-           "training_report", "write_report"]
-
-_EMBED_LIMIT_MB = 200        # matplotlib's cap on the embedded frames (its default is 20 MB)
-
-# The note under the frames: what the main panel of each kind of frame shows.
-_PANELS = {
-    "boundary": "Left: the regions each class gets and the boundary between them, over the "
-                "training points.",
-    "confusion": "Top: how the test examples' true classes (rows) were predicted (columns), and a "
-                 "few test signals with their predictions (green right, red wrong).",
-    "fit": "Left: the model's curve over the training data.",
-    "scatter": "Left: predictions against true test targets; the dashed line is perfect.",
-}
+__all__ = ["REPORT_FRAMES", "Snapshot", "Snapshots", "chunk_steps", "frame_figure", "gradient_norms",
+           "training_report", "write_report", "LiveReport"]
 
 
-def _asset(name):
-    """The text of a file shipped beside this module (report.html, report.css, report.js)."""
-    return resources.files("fnn.viz").joinpath(name).read_text(encoding="utf-8")
-
-
-def _offline(page):
-    """to_jshtml's page without references to the network (its icon stylesheet)."""
-    page = re.sub(r"<link[^>]*href=[\"']?https?:[^>]*>", "", page)
-    if re.search(r"(src|href)\s*=\s*[\"']?https?:", page):
-        raise RuntimeError("matplotlib's animation HTML refers to a network address the report "
-                           "cannot inline; the report would not be self-contained")
-    return page
-
-
-def _summary_table(summary):
-    if not summary:
-        return ""
-    rows = "".join(f"<div><dt>{html.escape(str(k))}</dt><dd>{html.escape(_fmt(v))}</dd></div>"
-                   for k, v in summary.items())
-    return f'<dl class="summary">{rows}</dl>'
-
-
-def _fmt(v):
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
-
-
-def _json_in_script(value):
-    """JSON text safe inside <script>: no '<' that could close the element."""
-    return json.dumps(value).replace("<", "\\u003c")
-
-
-def training_report(model, loss, dataset, snapshots, history, *, title=None, summary=None,
-                    dpi=72, resolution=100, interval=400):
+def training_report(model, loss, dataset, snapshots, history, *, title=None, summary=None, split="test",
+                    dpi=72, resolution=100, interval=400, progress=False):
     """The report as a string of HTML: one self-contained page, frames embedded as PNGs.
 
     Args:
@@ -91,33 +43,27 @@ def training_report(model, loss, dataset, snapshots, history, *, title=None, sum
       history: fit()'s history (per-epoch losses and accuracies).
       title: the page's heading (default: the dataset's name).
       summary: a dict shown as a table above the frames (settings, final metrics).
+      split: the name of the dataset's test split, which fit() was given as validation_data
+        (the history's val_* curves): the legends and the headlines call it so.
       dpi: pixels per inch of the frames; resolution: decision-boundary grid points per axis.
       interval: milliseconds per frame when playing.
+      progress: show a progress bar on stderr while the frames are drawn.
     Returns:
       the page's HTML text.
     """
-    if not hasattr(dataset, "task") or not hasattr(dataset, "x_train"):
-        raise InputTypeError(f"training_report needs an fnn.data.Dataset, got {type(dataset).__name__}")
-    check_number("dpi", dpi, 0, low_open=True)
-    check_number("interval", interval, 0, low_open=True)
-    resolution = check_positive_int("resolution", resolution)
-    title = title or f"fnn training report: {dataset.name}"
-    frames = Frames(model, loss, dataset, snapshots, history, dpi=dpi, resolution=resolution,
-                    title=dataset.name)
-    anim = FuncAnimation(frames.fig, frames.draw, frames=len(frames.snaps), interval=interval,
-                         repeat=False, cache_frame_data=False)
-    with matplotlib.rc_context({"animation.embed_limit": _EMBED_LIMIT_MB}):
-        animation = _offline(anim.to_jshtml(default_mode="once"))
-    captions = [frames.caption(i) for i in range(len(frames.snaps))]
-    page = string.Template(_asset("report.html"))
-    return page.substitute(title=html.escape(title), style=_asset("report.css"),
-                           summary=_summary_table(summary), animation=animation,
-                           panels=_PANELS[frames.kind], captions=_json_in_script(captions),
-                           script=_asset("report.js"))
+    resolution = check_options(dpi, interval, resolution)
+    data = ReportData(model, loss, dataset, split=split, resolution=resolution).extend(snapshots, history)
+    ranges = data.ranges(final=True)
+    frames = Frames(data, ranges, dpi=dpi, title=dataset.name, curves=False)
+    pngs = render_frames(frames, range(len(frames)), progress=progress)
+    curves = Curves(data, ranges, dpi=dpi)
+    records = [frame_record(frames, i, data_uri(pngs[i]), curves) for i in range(len(frames))]
+    return report_page(title or f"fnn training report: {dataset.name}", summary, data, records,
+                       live=False, interval=interval, curves=curve_record(curves, data_uri(curves.png())))
 
 
 def write_report(path, model, loss, dataset, snapshots, history, **kwargs):
-    """Write training_report(...) to `path` (a file, or a folder to hold report.html).
+    """Write training_report(...) to `path` (a file, or a folder to hold report.html), atomically.
 
     Args:
       path: the file to write, or an existing folder (the file is then FOLDER/report.html).
@@ -125,13 +71,6 @@ def write_report(path, model, loss, dataset, snapshots, history, **kwargs):
     Returns:
       the path written.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        path = os.path.join(path, "report.html")
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder):
-        raise InputError(f"cannot write the report {path}: folder {folder} does not exist")
-    page = training_report(model, loss, dataset, snapshots, history, **kwargs)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(page)
+    path = report_path(path)
+    write_text(path, training_report(model, loss, dataset, snapshots, history, **kwargs))
     return path
