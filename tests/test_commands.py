@@ -220,3 +220,13 @@ def test_python_dash_m_fnn_and_the_console_script(tmp_path):
     import tomllib
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         assert tomllib.load(f)["project"]["scripts"]["fnn"] == "fnn.commands:console"
+
+
+def test_fnn_report_rewrites_a_report_from_the_runs_snapshots_or_its_params(trained, capsys, tmp_path):
+    out = tmp_path / "one.html"
+    code, stdout, err = call(capsys, "report", trained["run"], "--out", out)
+    assert code == 0, err
+    assert "kept no snapshots" in stdout and "(1 frame)" in stdout
+    assert "<html" in out.read_text(encoding="utf-8")
+    refused(capsys, "report", trained["run"], "--out", tmp_path / "missing" / "r.html",
+            names=["existing folder"])

@@ -68,7 +68,9 @@ def report(args):
     if ds.in_features != run.data["in_features"]:
         raise InputError(f"the run's dataset {run.config['dataset']!r} now has {ds.in_features} features; "
                          f"the run was trained on {run.data['in_features']}")
+    split = (run.metrics or {}).get("validation_split_name") or (
+        "validation" if run.config["validation_split"] else "test")
     cli.write_file(out, viz_report.training_report(run.model, run.loss, ds, snapshots, run.history,
-                                                   summary=run.metrics))
-    print(f"wrote {out} ({len(snapshots)} frames)")
+                                                   summary=run.metrics, split=split, progress=True))
+    print(f"wrote {out} ({len(snapshots)} frame{'' if len(snapshots) == 1 else 's'})")
     return 0

@@ -5,6 +5,7 @@ the preprocessing), history.jsonl, metrics.json, loss.png (and report.html),
 which `fnn evaluate`, `fnn predict`, `fnn summary` and `fnn.load_run` read.
 """
 import io
+import math
 import os
 import secrets
 import sys
@@ -17,7 +18,7 @@ from jax.flatten_util import ravel_pytree
 import fnn
 from fnn import checkpoint, cli, data, models, optim, parallel, precision
 from fnn.errors import InputError
-from fnn.viz import report
+from fnn.viz import live as live_report, report
 from fnn.check import precision_check, relative_error
 from fnn.train import fit, evaluate, init_state
 from fnn.train.step import training_optimizer
@@ -30,7 +31,7 @@ from fnn.runs.run import CHECKPOINT, METRICS, data_config
 from fnn.commands.report import SNAPSHOTS, save_snapshots
 
 PLOT, REPORT = "loss.png", "report.html"
-OUTPUTS = (CHECKPOINT, HISTORY, METRICS, PLOT, REPORT, SNAPSHOTS, cli.LOCK_FILE)
+OUTPUTS = (CHECKPOINT, HISTORY, METRICS, PLOT, REPORT, live_report.DATA_FILE, SNAPSHOTS, cli.LOCK_FILE)
 
 
 def add_arguments(p):
@@ -133,10 +134,10 @@ def grad_check(model, loss, params, x, y):
     return relative_error(ravel_pytree(manual)[0], ravel_pytree(auto)[0])
 
 
-def plot_png(history, title):
-    """The loss (and accuracy) curves of the run, train and test, against the step, as PNG bytes."""
+def plot_png(history, title, split="test"):
+    """The loss (and accuracy) curves of the run, train and `split`, against the step, as PNG bytes."""
     from fnn import viz
-    fig = viz.plot_history(history, x="step")
+    fig = viz.plot_history(history, x="step", val_label=split)
     fig.suptitle(title)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight", facecolor="white")
@@ -262,10 +263,14 @@ def train(args, given, limits, out):
                         config={"run": config, "data": saved_data,
                                 "history_log": {"run_id": run_id, "epochs": len(history["epoch"])}})
 
-    snapshots, fit_kwargs = None, dict(callback=save)
-    if args.report:   # the parameters every few epochs: the report's frames
+    snapshots, live, fit_kwargs = None, None, dict(callback=save)
+    if args.report:   # the parameters every few epochs: the report's frames, live in OUT/report.html
         snapshots = report.Snapshots(params if state is None else state, history=history, then=save)
-        fit_kwargs = dict(callback=snapshots, chunk_steps=report.chunk_steps(
+        live = report.LiveReport(out, model, loss, ds, epochs=math.ceil(total / (n_fit // batch)),
+                                 split=split_name, progress=not args.no_progress)
+        live.update(snapshots, history or {})
+        print(f"report: {out}/{REPORT} shows the frames so far while the run trains (open it in a browser)")
+        fit_kwargs = dict(callback=live.follow(snapshots), chunk_steps=report.chunk_steps(
             n_fit, batch, epochs=config["epochs"], steps=config["steps"]))
     if config["validation_split"]:
         fit_kwargs.update(validation_split=config["validation_split"], patience=config["patience"] or None)
@@ -302,7 +307,7 @@ def train(args, given, limits, out):
     cli.write_file(os.path.join(out, METRICS), strict_json(metrics))
     cli.write_file(os.path.join(out, PLOT), plot_png(
         result.history, f"{config['dataset']} {metrics['model'] if sizes else 'cnn (MNIST-1D paper)'} "
-                        f"({config['grad']} gradients)"))
+                        f"({config['grad']} gradients)", split_name))
     if result.nonfinite_step is not None:
         print(f"stopped: non-finite loss or gradient at step {result.nonfinite_step}; "
               "kept the last finite parameters")
@@ -314,8 +319,7 @@ def train(args, given, limits, out):
           f"train loss {train['loss']:.4f}, test loss {test['loss']:.4f}{acc}")
     print(f"wrote {out}/{METRICS}, {out}/{CHECKPOINT}, {out}/{HISTORY}, {out}/{PLOT}  (total {wall:.1f} s)")
     if snapshots is not None:
-        path = os.path.join(out, REPORT)
-        cli.write_file(path, report.training_report(model, loss, ds, snapshots, result.history, summary=metrics))
+        path = live.finish(snapshots, result.history, summary=metrics)
         save_snapshots(out, snapshots)
         print(f"wrote {path} ({len(snapshots)} frames; {out}/{SNAPSHOTS} keeps them for fnn report)")
     print(f"use it: fnn evaluate {out} --data FILE; fnn predict {out} --input FILE; fnn summary {out}")
