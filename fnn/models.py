@@ -134,7 +134,8 @@ def best_cnn(length: int = 40, channels: int = 16, classes: int = 10) -> Layer:
       classes: the number of classes.
 
     Returns:
-      A serial Layer for inputs (batch, length), logits (batch, classes) out. Stateful (BatchNorm): its model state comes from fnn.init_state.
+      A serial Layer for inputs (batch, length), logits (batch, classes) out; stateful
+      (BatchNorm): its model state comes from fnn.init_state.
     """
     c = channels
     return serial(Reshape((length, 1)),

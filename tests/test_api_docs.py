@@ -173,7 +173,8 @@ def test_section_reader():
     assert "x: the input." in _section(doc, "Args:") and "y." not in _section(doc, "Args:")
     assert _section(doc, "Returns:").strip() == "y."
     assert _section("Summary only.", "Args:") == ""
-    args = "  model, loss, optimizer: the parts.\n  steps / epochs: how long.\n    key: an indented line of this shape counts as an entry.\n"
+    args = ("  model, loss, optimizer: the parts.\n  steps / epochs: how long.\n"
+            "    key: an indented line of this shape counts as an entry.\n")
     assert _described(args) == {"model", "loss", "optimizer", "steps", "epochs", "key"}
     assert _described("  *transforms: in order.\n  **kwargs: more.") == {"transforms", "kwargs"}
     assert _described("  x (the input) is described in prose.") == set()
