@@ -10,7 +10,7 @@ The derivative may use the input z, the output y, or both; inside jit XLA
 drops whichever the formula does not read.
 """
 import math
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -86,7 +86,7 @@ def _sign_set(y):
     return jax.lax.bitcast_convert_type(y, jnp.dtype(f"int{8 * y.dtype.itemsize}")) < 0
 
 
-def leaky_relu(slope=0.1):
+def leaky_relu(slope: float = 0.1) -> ActivationFn:
     """max(slope·z, z) for 0 ≤ slope < 1;  f'(z) = 1 if z ≥ 0 else slope (1 at ±0).
 
         y = slope·z   where z < 0,     |z|   where z ≥ 0
@@ -99,6 +99,15 @@ def leaky_relu(slope=0.1):
     (z = −1e-37 in float32), which still carries the sign; and |z| in the
     forward turns z = −0.0 into +0.0, whose derivative is 1 as at +0.
     Slope 0 needs z, since y is ±0 on both sides of the kink.
+
+    Args:
+      slope: the slope for z < 0, in [0, 1).
+
+    Returns:
+      An ActivationFn, named "leaky_relu" for slope 0.1 and "leaky_relu(slope)" otherwise.
+
+    Raises:
+      InputError: for a slope outside [0, 1).
     """
     if not 0 <= slope < 1:
         raise InputError(f"leaky_relu slope must be in [0, 1), got {slope!r}")
@@ -145,8 +154,18 @@ def _gelu_tanh_derivative(z, y):
     return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * du
 
 
-def gelu(approximate=False):
-    """GELU: the exact erf form (default) or the tanh approximation."""
+def gelu(approximate: bool = False) -> ActivationFn:
+    """GELU: the exact erf form (default) or the tanh approximation.
+
+    exact:  z·Φ(z) = ½ z (1 + erf(z/√2));       f'(z) = Φ(z) + z·φ(z)
+    tanh:   ½ z (1 + tanh(√(2/π)(z + 0.044715 z³)))
+
+    Args:
+      approximate: False for the erf form ("gelu"), True for the tanh form ("gelu_tanh").
+
+    Returns:
+      An ActivationFn.
+    """
     if approximate:
         return _elementwise("gelu_tanh", _gelu_tanh, _gelu_tanh_derivative, relu_like=True)
     return _elementwise("gelu", _gelu_exact, _gelu_exact_derivative, relu_like=True)
@@ -201,8 +220,19 @@ ACTIVATIONS = {
 }
 
 
-def get_activation(activation):
-    """An ActivationFn from a name in ACTIVATIONS or an ActivationFn itself."""
+def get_activation(activation: Union[str, ActivationFn]) -> ActivationFn:
+    """An ActivationFn from a name in ACTIVATIONS or an ActivationFn itself.
+
+    Args:
+      activation: a name in ACTIVATIONS ("relu", "tanh", "gelu", ...) or an ActivationFn,
+        returned as it is.
+
+    Returns:
+      The ActivationFn.
+
+    Raises:
+      InputError: for anything else, naming the activations there are.
+    """
     if isinstance(activation, ActivationFn):
         return activation
     if isinstance(activation, str) and activation in ACTIVATIONS:

@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import json
 import os
+from typing import Any, Dict, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +40,7 @@ import numpy as np
 
 from fnn.atomic_file import open_regular, write_atomically
 from fnn.errors import InputError, InputTypeError
+from fnn.typing import PyTree
 from fnn.validate import check_bool, check_non_negative_int
 
 __all__ = ["CheckpointError", "save", "load", "read_config", "FORMAT"]
@@ -71,8 +73,17 @@ def _digest(array):
     return h.hexdigest()
 
 
-def save(path, trees, *, step=0, config=None, allow_nonfinite=False):
+def save(path: Union[str, os.PathLike], trees: Dict[str, PyTree], *, step: int = 0,
+         config: Optional[Dict[str, Any]] = None, allow_nonfinite: bool = False) -> None:
     """Write `trees` (a dict name -> pytree), `step` and `config` (JSON-able) atomically to `path`.
+
+    Args:
+      path: the checkpoint file (.npz), replaced atomically if it exists.
+      trees: a dict name -> pytree of arrays, PRNG keys and Python scalars, e.g.
+        {"params": params, "opt_state": opt_state, "key": key}.
+      step: the training step, a non-negative int.
+      config: a dict of JSON values (the run's configuration), or None for {}.
+      allow_nonfinite: True to store NaN and inf rather than refuse them.
 
     Raises:
       CheckpointError: a leaf holds NaN or inf (unless allow_nonfinite=True), `path`
@@ -220,20 +231,40 @@ def _open(path, where):
             yield data, meta
 
 
-def read_config(path):
-    """(config, step) of a checkpoint, without restoring its arrays."""
+def read_config(path: Union[str, os.PathLike]) -> Tuple[Dict[str, Any], int]:
+    """(config, step) of a checkpoint, without restoring its arrays.
+
+    Args:
+      path: a checkpoint written by save.
+
+    Returns:
+      (config, step): the JSON configuration saved with it (a dict) and its step.
+
+    Raises:
+      CheckpointError: the file is missing, not a regular file, truncated or corrupt.
+      InputTypeError: path is not a str or PathLike.
+    """
     with _open(path, "checkpoint.read_config") as (_, meta):
         return meta["config"], meta["step"]
 
 
-def load(path, templates, *, allow_nonfinite=False):
+def load(path: Union[str, os.PathLike], templates: Dict[str, PyTree], *,
+         allow_nonfinite: bool = False) -> Tuple[Dict[str, PyTree], Dict[str, Any]]:
     """Restore the trees of a checkpoint into `templates` (dict name -> pytree of the same structure).
 
     Each leaf comes back as the template's kind of leaf (a jax array, a numpy
     array, a Python scalar, a PRNG key), with the dtype it was saved with.
 
+    Args:
+      path: a checkpoint written by save.
+      templates: a dict name -> pytree with the structure, dtypes and kinds of leaf of the
+        saved trees (e.g. freshly initialized params and optimizer state); only the
+        names given are restored.
+      allow_nonfinite: True to accept NaN and inf in the saved arrays.
+
     Returns:
       (trees, meta): trees a dict name -> restored pytree; meta a dict with "step" and "config".
+
     Raises:
       CheckpointError: the file is missing, not a regular file, truncated or corrupt;
         its trees do not match the templates (another architecture or optimizer);

@@ -51,6 +51,7 @@ import json
 import math
 import os
 import zipfile
+from typing import Dict, List, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -61,6 +62,7 @@ from fnn.atomic_file import open_regular, write_atomically
 from fnn.data.file_limits import Limits
 from fnn.data.npz import read_npz
 from fnn.errors import InputError, InputTypeError
+from fnn.typing import Params
 
 __all__ = ["save_params", "load_params", "flat_names", "FORMATS", "SAFETENSORS_DTYPES"]
 
@@ -132,11 +134,12 @@ def _flatten(params, where):
     return named
 
 
-def flat_names(params):
+def flat_names(params: Params) -> List[str]:
     """The names save_params gives the leaves of `params`, in jax.tree.leaves order (module docstring).
 
     Args:
       params: a pytree of arrays (tuples, lists, dicts, NamedTuples).
+
     Returns:
       A list of str, one per leaf, e.g. ["0.W", "0.b", "2.W", "2.b"] for an MLP.
     """
@@ -155,13 +158,14 @@ def _format(path, format, where):
     return FORMATS[ext]
 
 
-def save_params(path, params, *, format=None):
+def save_params(path: Union[str, os.PathLike], params: Params, *, format: Optional[str] = None) -> None:
     """Write every leaf of `params` under its dotted name to `path`, atomically.
 
     Args:
       path: a str or os.PathLike; its extension (.npz, .safetensors) gives the format.
       params: a pytree of numpy or jax arrays (no PRNG keys, no Python scalars).
       format: "npz", "safetensors", or None to read it from the extension.
+
     Raises:
       InputTypeError: a leaf that is not an array, a PRNG key, a dtype the formats lack.
       InputError: an unknown format, names that clash, bfloat16 in .npz, a failed write.
@@ -204,15 +208,17 @@ def _safetensors_bytes(named):
     return b"".join([len(text).to_bytes(8, "little"), text] + chunks)
 
 
-def load_params(path):
+def load_params(path: Union[str, os.PathLike]) -> Dict[str, np.ndarray]:
     """The arrays of a file save_params (or any .npz / .safetensors writer) wrote, by name.
 
     Args:
       path: a .npz or .safetensors file (told apart by its first bytes).
+
     Returns:
       A dict name -> numpy array in the file's order; for fnn's files, flat_names order, so
       jax.tree.unflatten(jax.tree.structure(params), list(load_params(path).values()))
       rebuilds params.
+
     Raises:
       InputError: a missing or non-regular file, or one that is truncated or malformed
         (the message names the problem).

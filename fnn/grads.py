@@ -14,16 +14,17 @@ compute dtype and the loss in float32 (the formulas are in fnn.precision).
 backward in jax.custom_vjp, so jax.grad (and jit, vmap, grad of any larger
 function) uses fnn's own backpropagation.
 """
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from fnn.errors import InputTypeError
-from fnn.layers.core import update_state
-from fnn.losses import get_loss
-from fnn.precision import cast_floating, get_policy
+from fnn.layers.core import Layer, update_state
+from fnn.losses import Loss, get_loss
+from fnn.precision import Precision, cast_floating, get_policy
+from fnn.typing import Array, ArrayLike, Grads, ModelState, Params, PRNGKey
 from fnn.validate import check_choice, check_model_state, check_params, check_targets
 
 __all__ = ["METHODS", "Backprop", "forward_backward", "loss_value", "value_and_grad", "grad",
@@ -45,8 +46,23 @@ class Backprop(NamedTuple):
     state: Any = ()
 
 
-def loss_value(model, loss, params, x, y, *, key=None, train=True, state=None):
-    """L(params) = loss(model(params, x), y)."""
+def loss_value(model: Layer, loss: Union[str, Loss], params: Params, x: ArrayLike, y: ArrayLike, *,
+               key: Optional[PRNGKey] = None, train: bool = True,
+               state: Optional[ModelState] = None) -> Array:
+    """L(params) = loss(model(params, x), y), the forward alone, to differentiate with jax.grad.
+
+    Args:
+      model: an fnn Layer.
+      loss: an fnn Loss or its name.
+      params: the model's parameter pytree.
+      x, y: inputs and targets.
+      key: PRNG key for stochastic layers (dropout); None if there are none.
+      train: training mode (dropout on, BatchNorm's batch statistics) or inference.
+      state: the model's non-trainable state; needed in inference by a stateful model.
+
+    Returns:
+      L, a scalar array.
+    """
     out, _ = model.forward(params, x, key=key, train=train, state=state)
     return get_loss(loss).fn(out, y)
 
@@ -107,8 +123,9 @@ def _unscale(grads, scale, policy):
     return jax.tree.map(lambda g: g.astype(policy.param_dtype) / jnp.asarray(scale, policy.param_dtype), grads)
 
 
-def forward_backward(model, loss, params, x, y, *, key=None, state=None, method="manual", precision=None,
-                     loss_scale=1.0):
+def forward_backward(model: Layer, loss: Union[str, Loss], params: Params, x: ArrayLike, y: ArrayLike, *,
+                     key: Optional[PRNGKey] = None, state: Optional[ModelState] = None, method: str = "manual",
+                     precision: Precision = None, loss_scale: Union[float, Array] = 1.0) -> Backprop:
     """The loss, the model's output, dL/dparams and the new model state for one batch, as a Backprop.
 
     Args:
@@ -126,8 +143,13 @@ def forward_backward(model, loss, params, x, y, *, key=None, state=None, method=
         the gradients returned in float32.
       loss_scale: with a precision, dL/dout is multiplied by it before the backward
         and the gradients divided by it after (float16 loss scaling).
+
     Returns:
       Backprop(value, output, grads, state), grads with the structure of params.
+
+    Raises:
+      InputError / InputTypeError: for a method or precision fnn does not know, or params,
+      state or targets that do not fit the model (naming the leaf or shape).
     """
     check_choice("gradient method", method, METHODS)
     loss = get_loss(loss)
@@ -141,23 +163,77 @@ def forward_backward(model, loss, params, x, y, *, key=None, state=None, method=
     return impl(model, loss, get_policy(precision), params, x, y, key, loss_scale, state)
 
 
-def value_and_grad(model, loss, params, x, y, *, key=None, state=None, method="manual", precision=None):
+def value_and_grad(model: Layer, loss: Union[str, Loss], params: Params, x: ArrayLike, y: ArrayLike, *,
+                   key: Optional[PRNGKey] = None, state: Optional[ModelState] = None, method: str = "manual",
+                   precision: Precision = None) -> Tuple[Array, Grads]:
     """(L, dL/dparams) for one batch, by hand-written backprop or by jax.grad; see forward_backward.
 
     The training forward's new model state is dropped: forward_backward returns it.
+
+    Args:
+      model: an fnn Layer.
+      loss: an fnn Loss or its name.
+      params: the model's parameter pytree.
+      x, y: inputs and targets.
+      key: PRNG key for stochastic layers (dropout); None if there are none.
+      state: the model's non-trainable state (fnn.init_state), or None; the forward runs
+        in training mode.
+      method: "manual" (hand-written backward) or "autodiff" (jax.grad).
+      precision: None, "bf16", "fp16" or a fnn.precision.Policy (see forward_backward).
+
+    Returns:
+      (L, grads): the loss, a scalar, and the gradients with the structure of params.
+
+    Raises:
+      InputError / InputTypeError: as forward_backward.
     """
     r = forward_backward(model, loss, params, x, y, key=key, state=state, method=method, precision=precision)
     return r.value, r.grads
 
 
-def grad(model, loss, params, x, y, *, key=None, state=None, method="manual", precision=None):
-    """dL/dparams alone; see forward_backward."""
+def grad(model: Layer, loss: Union[str, Loss], params: Params, x: ArrayLike, y: ArrayLike, *,
+         key: Optional[PRNGKey] = None, state: Optional[ModelState] = None, method: str = "manual",
+         precision: Precision = None) -> Grads:
+    """dL/dparams alone; see forward_backward.
+
+    Args:
+      model: an fnn Layer.
+      loss: an fnn Loss or its name.
+      params: the model's parameter pytree.
+      x, y: inputs and targets.
+      key: PRNG key for stochastic layers (dropout); None if there are none.
+      state: the model's non-trainable state (fnn.init_state), or None; the forward runs
+        in training mode.
+      method: "manual" (hand-written backward) or "autodiff" (jax.grad).
+      precision: None, "bf16", "fp16" or a fnn.precision.Policy (see forward_backward).
+
+    Returns:
+      The gradients, with the structure of params.
+
+    Raises:
+      InputError / InputTypeError: as forward_backward.
+    """
     return value_and_grad(model, loss, params, x, y, key=key, state=state, method=method,
                           precision=precision)[1]
 
 
-def make_value_and_grad(model, loss, method="manual", precision=None):
-    """A function (params, x, y, *, key=None, state=None) -> (L, grads), ready for jax.jit."""
+def make_value_and_grad(model: Layer, loss: Union[str, Loss], method: str = "manual",
+                        precision: Precision = None) -> Callable[..., Tuple[Array, Grads]]:
+    """A function (params, x, y, *, key=None, state=None) -> (L, grads), ready for jax.jit.
+
+    Args:
+      model: an fnn Layer.
+      loss: an fnn Loss or its name.
+      method: "manual" (hand-written backward) or "autodiff" (jax.grad).
+      precision: None, "bf16", "fp16" or a fnn.precision.Policy (see forward_backward).
+
+    Returns:
+      fn(params, x, y, *, key=None, state=None) -> (L, grads), value_and_grad with the
+      model, loss, method and precision fixed.
+
+    Raises:
+      InputError: for a method or loss fnn does not know.
+    """
     check_choice("gradient method", method, METHODS)
     loss = get_loss(loss)
 
@@ -168,7 +244,7 @@ def make_value_and_grad(model, loss, method="manual", precision=None):
     return fn
 
 
-def differentiable(model, *, train=False):
+def differentiable(model: Layer, *, train: bool = False) -> Callable[..., Array]:
     """The model as f(params, x, key=None, state=None) whose VJP is the hand-written backward.
 
     jax.grad, jax.vjp, jit and vmap of any function that calls it use
@@ -180,6 +256,13 @@ def differentiable(model, *, train=False):
     Arrays (params, x, key, state) are ordinary arguments; `train` is fixed here.
     A stateful model in inference reads `state` (no gradient flows into it); the
     state is not updated here (fnn.forward_backward does that).
+
+    Args:
+      model: an fnn Layer.
+      train: the forward's mode: False (inference) or True (dropout on, with a key).
+
+    Returns:
+      f(params, x, key=None, state=None) -> the model's output, with model.backward as its VJP.
     """
     @jax.custom_vjp
     def f(params, x, key=None, state=None):
@@ -198,7 +281,7 @@ def differentiable(model, *, train=False):
     return f
 
 
-def differentiable_loss(loss):
+def differentiable_loss(loss: Union[str, Loss]) -> Callable[[Array, ArrayLike], Array]:
     """The loss as L(out, target) whose VJP is the hand-written loss.grad (and loss.target_grad).
 
         dL/d out    = loss.grad(out, target)
@@ -208,6 +291,15 @@ def differentiable_loss(loss):
     A loss without a target_grad raises TypeError when the target is
     differentiated (it is among jax.grad's argnums, or computed from them),
     instead of giving zeros; jax.grad in `out` alone works for every loss.
+
+    Args:
+      loss: an fnn Loss or its name.
+
+    Returns:
+      L(out, target) -> a scalar, with loss.grad (and loss.target_grad) as its VJP.
+
+    Raises:
+      InputError: for a loss name fnn does not know.
     """
     loss = get_loss(loss)
 

@@ -12,12 +12,13 @@ logits for the cross-entropies (never probabilities: the fused forms are the
 stable ones). Regression targets of shape (batch,) are accepted for outputs
 of shape (batch, 1).
 """
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Union
 
 import jax.numpy as jnp
 
 from fnn import numerics
 from fnn.errors import InputError
+from fnn.typing import Array, ArrayLike
 
 __all__ = [
     "TASKS", "Loss", "mse", "half_squared_error", "binary_cross_entropy",
@@ -53,8 +54,17 @@ class Loss(NamedTuple):
     kink_distance: Optional[Callable] = None
     target_grad: Optional[Callable] = None
 
-    def accuracy(self, out, target):
-        """Fraction of correct predictions for classification losses; None for regression."""
+    def accuracy(self, out: Array, target: ArrayLike) -> Optional[Array]:
+        """Fraction of correct predictions for classification losses; None for regression.
+
+        Args:
+          out: the network's output: logits (classification: the argmax is the class;
+            binary: a logit > 0 is class 1), or predictions (regression).
+          target: integer labels or soft targets (classification), 0/1 targets (binary).
+
+        Returns:
+          The fraction correct, a float scalar array; None for a regression loss.
+        """
         target = jnp.asarray(target)
         if self.task == "classification":
             labels = target if jnp.issubdtype(target.dtype, jnp.integer) else jnp.argmax(target, axis=-1)
@@ -244,11 +254,20 @@ def _l1_target_grad(out, target):
 l1 = Loss("l1", _l1, _l1_grad, "regression", _l1_kink, _l1_target_grad)
 
 
-def huber(delta=1.0):
+def huber(delta: float = 1.0) -> Loss:
     """Huber loss: quadratic within ±delta of the target, linear beyond.
 
     L = (1/n) Σ h(r),  r = ŷ − y,  h(r) = ½ r² if |r| ≤ δ else δ(|r| − ½δ)
     dL/dŷ = clip(r, −δ, δ) / n,   dL/dy = −dL/dŷ
+
+    Args:
+      delta: δ, where the quadratic part meets the linear one (> 0).
+
+    Returns:
+      A regression Loss, named "huber" for δ = 1 and "huber(δ)" otherwise.
+
+    Raises:
+      InputError: for delta ≤ 0.
     """
     if not delta > 0:
         raise InputError(f"huber delta must be > 0, got {delta!r}")
@@ -285,8 +304,19 @@ LOSSES = {
 }
 
 
-def get_loss(loss):
-    """A Loss from a name in LOSSES or a Loss itself."""
+def get_loss(loss: Union[str, Loss]) -> Loss:
+    """A Loss from a name in LOSSES or a Loss itself.
+
+    Args:
+      loss: a name in LOSSES ("mse", "softmax_cross_entropy", "bce", ...) or a Loss,
+        returned as it is.
+
+    Returns:
+      The Loss.
+
+    Raises:
+      InputError: for anything else, naming the losses there are.
+    """
     if isinstance(loss, Loss):
         return loss
     if isinstance(loss, str) and loss in LOSSES:

@@ -29,8 +29,9 @@ import jax
 import jax.numpy as jnp
 
 from fnn.errors import InputError
+from fnn.typing import Params, PRNGKey
 from fnn.layers import (GRU, LSTM, Activation, BatchNorm, Conv, Dense, Flatten, GlobalAvgPool, MaxPool,
-                        Reshape, residual, serial)
+                        Layer, Reshape, residual, serial)
 from fnn.layers.embedding import PositionalEmbedding
 from fnn.layers.norm import LayerNorm
 from fnn.layers.transformer import TransformerBlock, gpt
@@ -39,20 +40,44 @@ __all__ = ["MNIST1D_MODELS", "mnist1d_model", "logistic", "paper_mlp", "paper_cn
            "patch_transformer", "best_cnn", "torch_init", "gpt"]
 
 
-def logistic(classes=10):
-    """Logistic (softmax) regression: one Dense layer, logits out."""
+def logistic(classes: int = 10) -> Layer:
+    """Logistic (softmax) regression: one Dense layer, logits out.
+
+    Args:
+      classes: the number of classes.
+
+    Returns:
+      A serial Layer for inputs (batch, features), logits (batch, classes) out.
+    """
     return serial(Dense(classes))
 
 
-def paper_mlp(hidden=100, classes=10):
-    """The paper's MLP: relu(Dense(hidden)), a residual relu(Dense(hidden)) block, Dense(classes)."""
+def paper_mlp(hidden: int = 100, classes: int = 10) -> Layer:
+    """The paper's MLP: relu(Dense(hidden)), a residual relu(Dense(hidden)) block, Dense(classes).
+
+    Args:
+      hidden: the width of the hidden layers.
+      classes: the number of classes.
+
+    Returns:
+      A serial Layer for inputs (batch, features), logits (batch, classes) out.
+    """
     return serial(Dense(hidden), Activation("relu"),
                   residual(Dense(hidden), Activation("relu")),
                   Dense(classes))
 
 
-def paper_cnn(length=40, channels=25, classes=10):
-    """The paper's CNN: three stride-2 convolutions (kernels 5, 3, 3; padding 1), relu, Flatten, Dense."""
+def paper_cnn(length: int = 40, channels: int = 25, classes: int = 10) -> Layer:
+    """The paper's CNN: three stride-2 convolutions (kernels 5, 3, 3; padding 1), relu, Flatten, Dense.
+
+    Args:
+      length: the signal's length (its features), read as one channel per position.
+      channels: the channels of each convolution.
+      classes: the number of classes.
+
+    Returns:
+      A serial Layer for inputs (batch, length), logits (batch, classes) out.
+    """
     return serial(Reshape((length, 1)),
                   Conv(channels, 5, stride=2, padding=1), Activation("relu"),
                   Conv(channels, 3, stride=2, padding=1), Activation("relu"),
@@ -60,18 +85,35 @@ def paper_cnn(length=40, channels=25, classes=10):
                   Flatten(), Dense(classes))
 
 
-def paper_gru(length=40, hidden=6, classes=10):
+def paper_gru(length: int = 40, hidden: int = 6, classes: int = 10) -> Layer:
     """The paper's GRU: a bidirectional GRU(hidden) reads one feature per position, every state kept,
     Flatten (length × 2 × hidden), Dense(classes).
 
     5,134 params at the defaults: PyTorch's nn.GRU(1, 6, bidirectional=True) has
     2 × (3·6·1 + 3·6·6 + 2·3·6) = 324, the Dense(480 → 10) 480·10 + 10 = 4,810.
+
+    Args:
+      length: the signal's length T, one feature per position.
+      hidden: the GRU's hidden size per direction.
+      classes: the number of classes.
+
+    Returns:
+      A serial Layer for inputs (batch, length), logits (batch, classes) out.
     """
     return serial(Reshape((length, 1)), GRU(hidden, bidirectional=True), Flatten(), Dense(classes))
 
 
-def paper_lstm(length=40, hidden=6, classes=10):
-    """paper_gru with a bidirectional LSTM(hidden): 2 × (4·6·1 + 4·6·6 + 2·4·6) = 432 + 4,810 = 5,242 params."""
+def paper_lstm(length: int = 40, hidden: int = 6, classes: int = 10) -> Layer:
+    """paper_gru with a bidirectional LSTM(hidden): 2 × (4·6·1 + 4·6·6 + 2·4·6) = 432 + 4,810 = 5,242 params.
+
+    Args:
+      length: the signal's length T, one feature per position.
+      hidden: the LSTM's hidden size per direction.
+      classes: the number of classes.
+
+    Returns:
+      A serial Layer for inputs (batch, length), logits (batch, classes) out.
+    """
     return serial(Reshape((length, 1)), LSTM(hidden, bidirectional=True), Flatten(), Dense(classes))
 
 
@@ -80,11 +122,20 @@ def _conv_block(channels, kernel):
     return [Conv(channels, kernel, padding="SAME", use_bias=False), BatchNorm(), Activation("relu")]
 
 
-def best_cnn(length=40, channels=16, classes=10):
+def best_cnn(length: int = 40, channels: int = 16, classes: int = 10) -> Layer:
     """fnn's MNIST-1D network: five Conv → BatchNorm → relu blocks (16, 16, 32, 32, 64 channels,
     SAME padding, max-pooled by 2 after the second and fourth), global average pooling, Dense.
 
     Trained with Adam 3e-3 on a cosine decay, batch 100, 3000 steps (scripts/mnist1d_table.py).
+
+    Args:
+      length: the signal's length, read as one channel per position.
+      channels: the first blocks' channels (16); the later ones have 2× and 4× as many.
+      classes: the number of classes.
+
+    Returns:
+      A serial Layer for inputs (batch, length), logits (batch, classes) out; stateful
+      (BatchNorm): its model state comes from fnn.init_state.
     """
     c = channels
     return serial(Reshape((length, 1)),
@@ -93,7 +144,8 @@ def best_cnn(length=40, channels=16, classes=10):
                   *_conv_block(4 * c, 3), GlobalAvgPool(), Dense(classes))
 
 
-def patch_transformer(length=40, patch=4, d_model=32, heads=4, layers=2, classes=10):
+def patch_transformer(length: int = 40, patch: int = 4, d_model: int = 32, heads: int = 4, layers: int = 2,
+                      classes: int = 10) -> Layer:
     """A small transformer encoder over patches of the signal (ViT's idea, in 1-D):
 
         (batch, 40) → 10 patches of 4 positions → Dense(d_model) + learned positions
@@ -101,6 +153,20 @@ def patch_transformer(length=40, patch=4, d_model=32, heads=4, layers=2, classes
 
     Attention between single positions (patch 1, 40 tokens of one value) learns far worse
     and slower on MNIST-1D (about 61% after 3,000 steps against 85% for patches of 4).
+
+    Args:
+      length: the signal's length.
+      patch: positions per patch (token); must divide length.
+      d_model: the width of each token.
+      heads: attention heads per block.
+      layers: the number of transformer blocks.
+      classes: the number of classes.
+
+    Returns:
+      A serial Layer for inputs (batch, length), logits (batch, classes) out.
+
+    Raises:
+      InputError: if patch does not divide length.
     """
     if length % patch:
         raise InputError(f"patch_transformer: length {length} is not divisible by patch {patch}")
@@ -114,14 +180,24 @@ MNIST1D_MODELS = {"logistic": logistic, "mlp": paper_mlp, "cnn": paper_cnn, "gru
                   "transformer": patch_transformer, "fnn-best": best_cnn}
 
 
-def mnist1d_model(name):
-    """The MNIST-1D model called `name` (a key of MNIST1D_MODELS)."""
+def mnist1d_model(name: str) -> Layer:
+    """The MNIST-1D model called `name` (a key of MNIST1D_MODELS).
+
+    Args:
+      name: "logistic", "mlp", "cnn", "gru", "lstm", "transformer" or "fnn-best".
+
+    Returns:
+      The model at its defaults (40 features, 10 classes).
+
+    Raises:
+      InputError: for a name not in MNIST1D_MODELS.
+    """
     if name not in MNIST1D_MODELS:
         raise InputError(f"unknown MNIST-1D model {name!r}; expected one of {', '.join(MNIST1D_MODELS)}")
     return MNIST1D_MODELS[name]()
 
 
-def torch_init(key, params):
+def torch_init(key: PRNGKey, params: Params) -> Params:
     """params with every Dense/Conv weight W (and its bias b, if any) redrawn as PyTorch's default:
     U(−1/√fan_in, 1/√fan_in); and every recurrent cell's W_x, W_h, b_x, b_h as nn.RNN/GRU/LSTM's,
     U(−1/√H, 1/√H) with H the hidden size.
@@ -130,6 +206,13 @@ def torch_init(key, params):
     kernel size × in / groups for Conv (k..., in / groups, out)). Other leaves
     (normalization scales and offsets, a learned initial state h0, c0) are kept;
     an LSTM's forget_bias is redrawn away, as PyTorch has none.
+
+    Args:
+      key: PRNG key the new weights are drawn from.
+      params: a model's params, e.g. from model.init.
+
+    Returns:
+      params of the same structure and dtypes.
     """
     leaves, treedef = jax.tree_util.tree_flatten(params, is_leaf=_redrawn)
     keys = jax.random.split(key, max(len(leaves), 1))

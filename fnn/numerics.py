@@ -20,32 +20,47 @@ functions follows the same formulas the hand-written backward uses:
     d log_softmax = t − Σ_i s_i t_i
 """
 from functools import partial
+from typing import List, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn.typing import Array, ArrayLike, PyTree
+
 __all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "sigmoid_from_exp", "all_finite",
            "nonfinite_leaves"]
 
 
-def sigmoid(z):
+def sigmoid(z: ArrayLike) -> Array:
     """σ(z) = 1 / (1 + e^−z), as XLA's logistic primitive (jax.nn.sigmoid).
 
     Stable everywhere (no NaN or overflow at ±inf) and within 2 ulps of the
     exact value in float32, tails included (tested against float64). One
     primitive whose derivative rule is σ(1 − σ): jax.grad of it keeps σ alone
     (benchmarks/RESULTS.md, finding 10).
+
+    Args:
+      z: an array of any float dtype.
+
+    Returns:
+      σ(z), elementwise, in z's dtype.
     """
     return jax.nn.sigmoid(z)
 
 
-def sigmoid_from_exp(z):
+def sigmoid_from_exp(z: Array) -> Array:
     """σ(z) written from e = e^−|z|: 1/(1 + e) for z ≥ 0, e/(1 + e) below.
 
     As stable as `sigmoid`; the form for a function that also computes
     softplus(z) = max(z, 0) + log1p(e^−|z|), which XLA then shares e with
     (the binary cross-entropy gradient; benchmarks/RESULTS.md, finding 10).
+
+    Args:
+      z: an array of any float dtype.
+
+    Returns:
+      σ(z), elementwise, in z's dtype.
     """
     e = jnp.exp(-jnp.abs(z))
     return jnp.where(z >= 0, 1 / (1 + e), e / (1 + e))
@@ -72,12 +87,13 @@ def _softmax_from(shifted, total):
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(1,))
-def logsumexp(x, axis=-1):
+def logsumexp(x: Array, axis: int = -1) -> Array:
     """log Σ exp(x) along `axis` (kept as a size-1 dim is dropped), stable for ±1e4 and −inf.
 
     Args:
       x: array of logits, any float dtype.
       axis: the axis to reduce (an int).
+
     Returns:
       x.dtype array with `axis` removed; −inf for an all −inf row.
     """
@@ -96,11 +112,18 @@ def _logsumexp_jvp(axis, primals, tangents):
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(1,))
-def softmax(x, axis=-1):
+def softmax(x: Array, axis: int = -1) -> Array:
     """exp(x − logsumexp(x)) along `axis`; zeros for an all −inf row.
 
     Backward (vector-Jacobian product, no Jacobian is formed):
       dx = s ⊙ (dy − Σ_i dy_i s_i)
+
+    Args:
+      x: array of logits, any float dtype.
+      axis: the axis to normalize over (an int).
+
+    Returns:
+      The probabilities s, x's shape and dtype, summing to 1 along axis.
     """
     shifted, total, _ = _shifted(x, axis)
     return _softmax_from(shifted, total).astype(x.dtype)
@@ -117,8 +140,16 @@ def _softmax_jvp(axis, primals, tangents):
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(1,))
-def log_softmax(x, axis=-1):
-    """x − logsumexp(x) along `axis`; −inf for masked entries and all −inf rows."""
+def log_softmax(x: Array, axis: int = -1) -> Array:
+    """x − logsumexp(x) along `axis`; −inf for masked entries and all −inf rows.
+
+    Args:
+      x: array of logits, any float dtype.
+      axis: the axis to normalize over (an int).
+
+    Returns:
+      log s, x's shape and dtype.
+    """
     shifted, total, _ = _shifted(x, axis)
     safe_log = jnp.log(jnp.where(total > 0, total, jnp.ones_like(total)))
     out = jnp.where(total > 0, shifted - safe_log, -jnp.inf)
@@ -135,22 +166,34 @@ def _log_softmax_jvp(axis, primals, tangents):
     return log_softmax(x, axis), dt.astype(x.dtype)
 
 
-def all_finite(tree):
+def all_finite(tree: PyTree) -> Array:
     """Whether every floating-point entry of a pytree is finite, as one boolean scalar.
 
     Integer leaves (step counts) are skipped. The flags of all leaves are
     reduced together, one reduction instead of one per leaf.
+
+    Args:
+      tree: a pytree of arrays (traced under jit, or concrete).
+
+    Returns:
+      A bool scalar array; True for a tree without floating-point leaves.
     """
     flags = [jnp.ravel(jnp.isfinite(a)) for a in jax.tree.leaves(tree)
              if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
     return jnp.all(jnp.concatenate(flags)) if flags else jnp.ones((), bool)
 
 
-def nonfinite_leaves(tree):
+def nonfinite_leaves(tree: PyTree) -> List[Tuple[str, int]]:
     """[(path, count), ...] of the floating-point leaves of a concrete pytree that hold NaN/inf.
 
-    path is jax.tree_util.keystr's, e.g. "[0]['W']"; an empty list when all is finite.
     For messages at an entry (fit, checkpoints); inside jit use all_finite.
+
+    Args:
+      tree: a pytree of concrete arrays (not traced).
+
+    Returns:
+      (path, count) per offending leaf, path as jax.tree_util.keystr writes it, e.g.
+      "[0]['W']"; an empty list when all is finite.
     """
     found = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:

@@ -27,7 +27,7 @@ compares the hand-written backward with jax.grad in the same precision
 (GRAD_TOLERANCE: a few units of round-off) and with float32 jax.grad
 (FLOAT32_TOLERANCE: what the precision costs).
 """
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +35,7 @@ import jax.numpy as jnp
 from fnn.errors import InputError, InputTypeError
 from fnn.numerics import all_finite
 from fnn.optim.base import GradientTransformation, declared_schedules, is_optimizer
+from fnn.typing import DTypeLike, Optimizer, OptState, PyTree
 
 __all__ = ["Policy", "POLICIES", "PRECISIONS", "GRAD_TOLERANCE", "get_policy", "cast_floating",
            "LossScaleState", "LossScaledOptimizer",
@@ -50,7 +51,7 @@ class Policy(NamedTuple):
     loss_scaling: bool
 
     @property
-    def mixed(self):
+    def mixed(self) -> bool:
         """Whether the computation runs in another dtype than the parameters (bf16, fp16; not fp32)."""
         return self.compute_dtype != self.param_dtype
 
@@ -72,8 +73,22 @@ GRAD_TOLERANCE = {"fp32": 1e-5, "bf16": 2e-2, "fp16": 3e-3}
 FLOAT32_TOLERANCE = {"fp32": 1e-5, "bf16": 1e-1, "fp16": 3e-2}
 
 
-def get_policy(precision):
-    """A Policy from its name in POLICIES ("fp32", "bf16", "fp16") or a Policy."""
+# What a `precision=` argument takes: None (the dtype of params and x), a name in POLICIES, or a Policy.
+Precision = Optional[Union[str, Policy]]
+
+
+def get_policy(precision: Union[str, Policy]) -> Policy:
+    """A Policy from its name in POLICIES ("fp32", "bf16", "fp16") or a Policy.
+
+    Args:
+      precision: a name in POLICIES, or a Policy, returned as it is.
+
+    Returns:
+      The Policy.
+
+    Raises:
+      InputError: for anything else, naming the precisions there are.
+    """
     if isinstance(precision, Policy):
         return precision
     if isinstance(precision, str) and precision in POLICIES:
@@ -81,8 +96,16 @@ def get_policy(precision):
     raise InputError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
 
 
-def cast_floating(tree, dtype):
-    """Every floating-point leaf of `tree` cast to `dtype`; integer leaves (labels) unchanged."""
+def cast_floating(tree: PyTree, dtype: DTypeLike) -> PyTree:
+    """Every floating-point leaf of `tree` cast to `dtype`; integer leaves (labels) unchanged.
+
+    Args:
+      tree: a pytree of arrays (or array-likes: each leaf goes through jnp.asarray).
+      dtype: the floating-point dtype to cast to.
+
+    Returns:
+      The tree with jax array leaves.
+    """
     def cast(a):
         a = jnp.asarray(a)
         return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
@@ -102,8 +125,9 @@ class LossScaledOptimizer(GradientTransformation):
     """An optimizer wrapped by dynamic_loss_scale; its state is a LossScaleState."""
 
 
-def dynamic_loss_scale(optimizer, initial_scale=2.0 ** 15, growth_interval=2000, growth_factor=2.0,
-                       backoff_factor=0.5, min_scale=1.0):
+def dynamic_loss_scale(optimizer: Optimizer, initial_scale: float = 2.0 ** 15, growth_interval: int = 2000,
+                       growth_factor: float = 2.0, backoff_factor: float = 0.5,
+                       min_scale: float = 1.0) -> "LossScaledOptimizer":
     """Wrap `optimizer` so its state carries a dynamic loss scale s for float16 training.
 
     update(grads, state, params), grads already divided by s:
@@ -111,6 +135,21 @@ def dynamic_loss_scale(optimizer, initial_scale=2.0 ** 15, growth_interval=2000,
       otherwise:   zero updates, inner state unchanged, s ← max(s · backoff_factor, min_scale)
 
     Wrapping twice returns the already wrapped optimizer.
+
+    Args:
+      optimizer: the optimizer (init, update) to wrap.
+      initial_scale: s at the start (≥ 1).
+      growth_interval: finite steps in a row before s grows, an int ≥ 1.
+      growth_factor: s's factor after growth_interval finite steps (> 1).
+      backoff_factor: s's factor after a non-finite step, in (0, 1).
+      min_scale: the smallest s, in (0, initial_scale].
+
+    Returns:
+      A LossScaledOptimizer, with the schedules of `optimizer`; its state is a LossScaleState.
+
+    Raises:
+      InputTypeError: if optimizer is not an (init, update) pair.
+      InputError: for a setting out of range.
     """
     if isinstance(optimizer, LossScaledOptimizer):
         return optimizer
@@ -148,8 +187,18 @@ def dynamic_loss_scale(optimizer, initial_scale=2.0 ** 15, growth_interval=2000,
     return LossScaledOptimizer(init, update, declared_schedules(optimizer))
 
 
-def loss_scale(opt_state):
-    """The current loss scale s of a loss-scaled optimizer's state."""
+def loss_scale(opt_state: OptState) -> jax.Array:
+    """The current loss scale s of a loss-scaled optimizer's state.
+
+    Args:
+      opt_state: the state of a dynamic_loss_scale optimizer (a LossScaleState).
+
+    Returns:
+      s, a float32 scalar.
+
+    Raises:
+      InputTypeError: for any other state (the message says how to make one).
+    """
     if not isinstance(opt_state, LossScaleState):
         raise InputTypeError(
             "float16 training keeps its loss scale in the optimizer state: initialize it with "

@@ -22,7 +22,7 @@ one-sided slope. examples/gradcheck_grid.py draws its problems away from kinks.
 `check_layer` compares a single layer's backward with jax.vjp of its forward.
 """
 import math
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +32,8 @@ from fnn.check.finite_differences import FD_EPS, central_differences, sample_ind
 from fnn.errors import InputError, InputTypeError
 from fnn.grads import loss_value, value_and_grad
 from fnn.layers import Layer
-from fnn.losses import get_loss
+from fnn.losses import Loss, get_loss
+from fnn.typing import ArrayLike, ModelState, Params, PRNGKey
 from fnn.validate import check_key, check_number, check_positive_int
 
 __all__ = [
@@ -54,13 +55,17 @@ MISSING_FD_KEY = (
     "call check_gradients(model, loss, params, x, y, max_fd_per_leaf={n}, fd_key=jax.random.key(0))")
 
 
-def relative_error(a, b):
+def relative_error(a: ArrayLike, b: ArrayLike) -> float:
     """‖a − b‖∞ / max(‖a‖∞, ‖b‖∞, tiny), computed in float64; 0 when both are zero.
 
     Args:
       a, b: arrays (or scalars) of the same shape.
+
     Returns:
       a Python float; inf if either holds a NaN or an infinity.
+
+    Raises:
+      InputError: if the shapes differ.
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -93,8 +98,16 @@ class GradCheckResult(NamedTuple):
     max_autodiff_vs_fd: float
     eps: float
 
-    def ok(self, tol_autodiff=TOL_AUTODIFF, tol_fd=TOL_FD):
-        """True if manual ≈ jax.grad within tol_autodiff and both ≈ finite differences within tol_fd."""
+    def ok(self, tol_autodiff: float = TOL_AUTODIFF, tol_fd: float = TOL_FD) -> bool:
+        """True if manual ≈ jax.grad within tol_autodiff and both ≈ finite differences within tol_fd.
+
+        Args:
+          tol_autodiff: the largest manual vs jax.grad error accepted.
+          tol_fd: the largest error against finite differences accepted.
+
+        Returns:
+          Whether every maximum is within its tolerance.
+        """
         return (self.max_manual_vs_autodiff <= tol_autodiff
                 and self.max_manual_vs_fd <= tol_fd
                 and self.max_autodiff_vs_fd <= tol_fd)
@@ -152,8 +165,9 @@ def _check_keys(model, key, max_fd_per_leaf, fd_key):
         check_key("fd_key", fd_key)
 
 
-def check_gradients(model, loss, params, x, y, *, key=None, state=None, eps=FD_EPS,
-                    max_fd_per_leaf=None, fd_key=None):
+def check_gradients(model: Layer, loss: Union[str, Loss], params: Params, x: ArrayLike, y: ArrayLike, *,
+                    key: Optional[PRNGKey] = None, state: Optional[ModelState] = None, eps: float = FD_EPS,
+                    max_fd_per_leaf: Optional[int] = None, fd_key: Optional[PRNGKey] = None) -> GradCheckResult:
     """Compare the manual gradient with jax.grad and central finite differences, in float64.
 
     Per parameter leaf (jax.tree_util.keystr path), the relative error is
@@ -186,8 +200,13 @@ def check_gradients(model, loss, params, x, y, *, key=None, state=None, eps=FD_E
       eps: the finite-difference step h > 0 (FD_EPS = 1e-5; see fnn.check.finite_differences).
       max_fd_per_leaf: cap on differenced elements per leaf; None for all.
       fd_key: PRNG key drawing that sample; required with max_fd_per_leaf.
+
     Returns:
       a GradCheckResult; `.ok()` applies TOL_AUTODIFF and TOL_FD.
+
+    Raises:
+      InputError / InputTypeError: for a model that is not a Layer, a missing or bad key,
+      eps ≤ 0, non-float parameter leaves, or a backward whose tree or shapes differ from params.
     """
     _check_layer_arg("model", model)
     eps = check_number("eps", eps, 0, low_open=True)
@@ -242,12 +261,20 @@ class LayerCheckResult(NamedTuple):
     dx: float
     max_error: float
 
-    def ok(self, tol=TOL_AUTODIFF):
-        """True if every dparams leaf and dx match jax.vjp within tol."""
+    def ok(self, tol: float = TOL_AUTODIFF) -> bool:
+        """True if every dparams leaf and dx match jax.vjp within tol.
+
+        Args:
+          tol: the largest relative error accepted.
+
+        Returns:
+          Whether max_error ≤ tol.
+        """
         return self.max_error <= tol
 
 
-def check_layer(layer, params, x, *, key, train=True, state=None):
+def check_layer(layer: Layer, params: Params, x: Union[ArrayLike, Tuple[ArrayLike, ArrayLike]], *,
+                key: PRNGKey, train: bool = True, state: Optional[ModelState] = None) -> LayerCheckResult:
     """One layer's backward against jax.vjp of its forward, for a random cotangent, in float64.
 
     With y = forward(params, x) and dy ~ N(0, 1) of y's shape, compares
@@ -267,8 +294,13 @@ def check_layer(layer, params, x, *, key, train=True, state=None):
       state: a stateful layer's state (fnn.init_state), needed with train=False
         (BatchNorm's running statistics, constants of the backward); with train=True
         BatchNorm uses the batch statistics and the state may be None.
+
     Returns:
       a LayerCheckResult with (keystr path, error) per dparams leaf and the dx error.
+
+    Raises:
+      InputTypeError: for a layer that is not a Layer or a key that is not a PRNG key.
+      InputError: for a backward whose dparams tree differs from params.
     """
     _check_layer_arg("layer", layer)
     k_forward, k_cotangent = jax.random.split(check_key("key", key))

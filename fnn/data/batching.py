@@ -7,11 +7,13 @@ draws one per epoch (benchmarks/RESULTS.md, finding 7).
 """
 import functools
 import math
+from typing import Tuple
 
 import jax
 import jax.numpy as jnp
 
 from fnn.errors import InputError
+from fnn.typing import Array, ArrayLike, PRNGKey
 from fnn.validate import check_key, check_positive_int
 
 __all__ = ["permutation", "batch_indices", "batches"]
@@ -47,7 +49,7 @@ def _permutation(key, n):
 _permutation_jit = jax.jit(_permutation, static_argnames=("n",))
 
 
-def permutation(key, n):
+def permutation(key: PRNGKey, n: int) -> Array:
     """A uniformly random permutation of range(n) (int32), drawn from a PRNG key.
 
     The distribution of jax.random.permutation(key, n), computed by sorting
@@ -57,8 +59,12 @@ def permutation(key, n):
     Args:
       key: PRNG key, e.g. jax.random.key(0).
       n: the number of elements, >= 1.
+
     Returns:
       (n,) int32.
+
+    Raises:
+      InputError / InputTypeError: for a key that is not a PRNG key or n < 1.
     """
     key = check_key("permutation: key", key)
     n = check_positive_int("permutation: n", n)
@@ -75,7 +81,7 @@ def _batch_indices(key, n, batch_size, drop_remainder):
     return perm[:n_batches * batch_size].reshape(n_batches, batch_size).astype(jnp.int32)
 
 
-def batch_indices(key, n, batch_size, drop_remainder=True):
+def batch_indices(key: PRNGKey, n: int, batch_size: int, drop_remainder: bool = True) -> Array:
     """Shuffled minibatch indices of shape (n_batches, batch_size), int32.
 
     One permutation of range(n), cut into batches of equal size so that a
@@ -86,9 +92,16 @@ def batch_indices(key, n, batch_size, drop_remainder=True):
 
     Args:
       key: PRNG key, e.g. jax.random.key(0).
-      n: the number of examples; batch_size: examples per batch, 1 to n.
+      n: the number of examples.
+      batch_size: examples per batch, 1 to n.
+      drop_remainder: drop the examples that do not fill a batch (True) or refill the
+        last batch from the start of the permutation (False).
+
     Returns:
       (n // batch_size or ceil(n / batch_size), batch_size) int32.
+
+    Raises:
+      InputError / InputTypeError: for a bad key, n or batch_size, or batch_size > n.
     """
     key = check_key("batch_indices: key", key)
     n = check_positive_int("batch_indices: n", n)
@@ -98,11 +111,24 @@ def batch_indices(key, n, batch_size, drop_remainder=True):
     return _batch_indices(key, n, batch_size, bool(drop_remainder))
 
 
-def batches(key, x, y, batch_size, drop_remainder=True):
+def batches(key: PRNGKey, x: ArrayLike, y: ArrayLike, batch_size: int,
+            drop_remainder: bool = True) -> Tuple[Array, Array]:
     """(x_batches, y_batches) of shapes (n_batches, batch_size, ...) from one shuffle; see batch_indices.
 
         xb, yb = batches(key, x_train, y_train, 64)
         params, losses = jax.lax.scan(step, params, (xb, yb))
+
+    Args:
+      key: PRNG key, e.g. jax.random.key(0).
+      x, y: the examples, with the same number of rows.
+      batch_size: examples per batch, 1 to len(x).
+      drop_remainder: as in batch_indices.
+
+    Returns:
+      (x_batches, y_batches), jax arrays.
+
+    Raises:
+      InputError / InputTypeError: for x and y of different lengths, or as batch_indices.
     """
     if len(x) != len(y):
         raise InputError(f"batches: x has {len(x)} rows but y has {len(y)}")

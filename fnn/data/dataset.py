@@ -5,12 +5,13 @@
                       float32 targets (n, outputs) for "regression" and "binary",
                       the shape of the network's output, as the losses expect
 """
-from typing import NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn.typing import ArrayLike, PRNGKey
 from fnn.validate import check_key
 
 __all__ = ["Dataset", "TASKS", "TASK_LOSS", "numpy_rngs"]
@@ -37,8 +38,22 @@ class Dataset(NamedTuple):
     class_names: Optional[Tuple[str, ...]] = None   # label i is class_names[i], where the data named them
 
     @classmethod
-    def from_arrays(cls, name, task, n_classes, x_train, y_train, x_test, y_test, class_names=None):
-        """A Dataset with the dtypes and shapes of its task: float32 x; int32 (n,) labels or float32 (n, k)."""
+    def from_arrays(cls, name: str, task: str, n_classes: Optional[int], x_train: ArrayLike, y_train: ArrayLike,
+                    x_test: ArrayLike, y_test: ArrayLike,
+                    class_names: Optional[Sequence[str]] = None) -> "Dataset":
+        """A Dataset with the dtypes and shapes of its task: float32 x; int32 (n,) labels or float32 (n, k).
+
+        Args:
+          name: the data set's name, as it prints.
+          task: "classification", "binary" or "regression" (TASKS).
+          n_classes: the number of classes; None for regression.
+          x_train, y_train, x_test, y_test: the splits; 1-D regression or binary targets
+            become (n, 1).
+          class_names: the name of each label, or None.
+
+        Returns:
+          The Dataset, as numpy arrays.
+        """
         def targets(y):
             if task == "classification":
                 return np.asarray(y, np.int32).reshape(-1)          # (n,)
@@ -49,12 +64,12 @@ class Dataset(NamedTuple):
                    None if class_names is None else tuple(class_names))
 
     @property
-    def in_features(self):
+    def in_features(self) -> int:
         """Input width of a network for this data: x_train.shape[1]."""
         return self.x_train.shape[1]
 
     @property
-    def out_features(self):
+    def out_features(self) -> int:
         """Output width: n_classes logits, 1 logit for binary, the target width for regression."""
         if self.task == "classification":
             return self.n_classes
@@ -66,7 +81,7 @@ class Dataset(NamedTuple):
                 f"y{self.y_train.shape}, test x{self.x_test.shape} y{self.y_test.shape})")
 
 
-def numpy_rngs(name, key, count):
+def numpy_rngs(name: str, key: PRNGKey, count: int) -> List[np.random.Generator]:
     """`count` independent numpy Generators seeded by the bits of a jax PRNG key.
 
     Small data sets are drawn with numpy: no jax compilation per array shape,
@@ -76,6 +91,12 @@ def numpy_rngs(name, key, count):
       name: what the key is for, in the error message, e.g. "spirals: key".
       key: a PRNG key, jax.random.key(0) (int seeds are refused: TypeError).
       count: how many generators.
+
+    Returns:
+      A list of `count` numpy Generators.
+
+    Raises:
+      InputTypeError: if key is not a PRNG key.
     """
     key = check_key(name, key)
     bits = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key

@@ -20,6 +20,7 @@ folder that cannot be written leaves the arrays uncached, with a warning.
 import hashlib
 import os
 import warnings
+from typing import Optional
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class _Unusable(InputError):
     """A cache file or folder that cannot be read or written: the cache is skipped, never fatal."""
 
 
-def cache_dir():
+def cache_dir() -> Optional[str]:
     """The folder of fnn's disk cache, or None when FNN_CACHE_DIR is set to "" (no caching).
 
     Returns:

@@ -9,7 +9,7 @@ against the limits before they allocate it.
 """
 import os
 import stat
-from typing import NamedTuple
+from typing import NamedTuple, Union
 
 from fnn.errors import InputError, InputTypeError
 from fnn.validate import check_positive_int
@@ -49,7 +49,7 @@ DEFAULT_LIMITS = Limits()
 class DataFileError(InputError):
     """A data file that cannot be used; the message names the file and the problem."""
 
-    def __init__(self, path, problem):
+    def __init__(self, path: Union[str, os.PathLike], problem: object) -> None:
         problem = " ".join(str(problem).splitlines())           # one line, as a script prints it
         super().__init__(f"{path}: {problem}")
         self.path, self.problem = str(path), problem

@@ -15,6 +15,7 @@ class loads with a UserWarning.
 """
 import os
 import warnings
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from fnn.data.file_limits import (DEFAULT_LIMITS, DataFileError, DataFileNotFoun
                                   brief, check_limits, open_data_file, over_limit)
 from fnn.data.npz import read_npz
 from fnn.errors import InputError, InputTypeError
+from fnn.typing import PRNGKey
 from fnn.validate import check_choice, check_int_at_least, check_key, check_number
 
 __all__ = ["DataFileError", "DataFileNotFoundError", "Limits", "DEFAULT_LIMITS", "load_file",
@@ -125,9 +127,10 @@ def _check_options(label_column, delimiter, x_key, y_key):
             raise InputTypeError(f"load_file: {name} must be an array name such as 'x', got {value!r}")
 
 
-def load_file(path, task="classification", *, label_column=-1, header=None, delimiter=",",
-              x_key="x", y_key="y", test_fraction=0.2, key=None, n_classes=None, limits=None,
-              class_names=None):
+def load_file(path: Union[str, os.PathLike], task: str = "classification", *, label_column: Union[int, str] = -1,
+              header: Optional[bool] = None, delimiter: str = ",", x_key: str = "x", y_key: str = "y",
+              test_fraction: float = 0.2, key: Optional[PRNGKey] = None, n_classes: Optional[int] = None,
+              limits: Optional[Limits] = None, class_names: Optional[Sequence[str]] = None) -> Dataset:
     """A user's own data from a .npz or .csv file, checked and split into train/test.
 
     .csv: UTF-8 text, one example per line, the label in `label_column` (index,
@@ -145,6 +148,11 @@ def load_file(path, task="classification", *, label_column=-1, header=None, deli
       path: the file (a regular file: a directory, FIFO or device is refused).
       task: "classification" (integer labels 0..K-1), "binary" (labels 0/1) or
         "regression" (any finite targets).
+      label_column: .csv: the label's column, an index (-1: the last) or, with a
+        header, its name.
+      header: .csv: None to detect a header line, True or False to say.
+      delimiter: .csv: the one-character column separator.
+      x_key, y_key: .npz: the names of the feature and target arrays.
       test_fraction: the share of shuffled rows held out for test, in [0, 1).
       key: PRNG key for the shuffle before the split, e.g. jax.random.key(0).
         Required when rows are held out (a TypeError shows the call); not
@@ -157,10 +165,15 @@ def load_file(path, task="classification", *, label_column=-1, header=None, deli
       limits: a fnn.data.Limits bounding what the file may make fnn read and
         allocate; default DEFAULT_LIMITS = Limits() (1 GiB file, 1 GiB of
         decompressed data, 10,000 classes, 4 Mi-character CSV lines).
+
+    Returns:
+      The Dataset, named after the file (without its extension).
+
     Raises:
       DataFileNotFoundError (a FileNotFoundError) when the file is missing;
       DataFileError (a ValueError) naming the file and the problem otherwise;
       TypeError when a split needs a key and none (or not a PRNG key) is given.
+
     Warns:
       UserWarning when every classification (or binary) label is the same class.
     """
@@ -297,7 +310,8 @@ def _warn_one_class(path, task, y, y_test):
                       UserWarning, stacklevel=3)
 
 
-def load_features(path, *, header=None, delimiter=",", x_key="x", limits=None):
+def load_features(path: Union[str, os.PathLike], *, header: Optional[bool] = None, delimiter: str = ",",
+                  x_key: str = "x", limits: Optional[Limits] = None) -> np.ndarray:
     """Inputs without labels, to predict on: a .csv of feature columns only, or an .npz's `x_key` array.
 
     Read and checked as load_file reads features (UTF-8 CSV, a header detected as
@@ -308,8 +322,10 @@ def load_features(path, *, header=None, delimiter=",", x_key="x", limits=None):
       header, delimiter: as load_file's (CSV only).
       x_key: the .npz array of features (n, ...), flattened to (n, features).
       limits: a fnn.data.Limits (default DEFAULT_LIMITS).
+
     Returns:
       x, float32 (n, features).
+
     Raises:
       DataFileNotFoundError, or DataFileError naming the file and the problem.
     """

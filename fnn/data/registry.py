@@ -1,12 +1,15 @@
 """Datasets by name: DATASETS, and get_dataset for a name or a .npz/.csv path."""
 import inspect
 import os
+from typing import Any, Optional, Union
 
-from fnn.data.file_limits import check_limits
+from fnn.data.dataset import Dataset
+from fnn.data.file_limits import Limits, check_limits
 from fnn.data.files import load_file
 from fnn.data.mnist import mnist1d
 from fnn.data.toy import blobs, circles, house_prices, moons, sine, spirals, xor
 from fnn.errors import InputError, InputTypeError
+from fnn.typing import PRNGKey
 from fnn.validate import check_key
 
 __all__ = ["DATASETS", "RANDOM_DATASETS", "MISSING_DATASET_KEY", "get_dataset"]
@@ -35,7 +38,8 @@ def _is_file(name):
     return isinstance(name, (str, os.PathLike)) and os.fspath(name).lower().endswith((".npz", ".csv"))
 
 
-def get_dataset(name, *, key=None, limits=None, **kwargs):
+def get_dataset(name: Union[str, os.PathLike], *, key: Optional[PRNGKey] = None, limits: Optional[Limits] = None,
+                **kwargs: Any) -> Dataset:
     """A Dataset by name in DATASETS, or from a .npz/.csv path (see load_file).
 
         ds = get_dataset("spirals", key=jax.random.key(0), n=200)
@@ -53,9 +57,14 @@ def get_dataset(name, *, key=None, limits=None, **kwargs):
       limits: for a file, a fnn.data.Limits passed to load_file (default
         DEFAULT_LIMITS); ignored for a named dataset, so a script can always pass it.
       **kwargs: passed to the loader, e.g. n=200, noise=0.2, or seed=1 for mnist1d.
+
+    Returns:
+      The Dataset.
+
     Raises:
       ValueError for an unknown name; TypeError for a missing key (where one
-      is needed) or a key that is not a PRNG key (an int seed, for instance).
+      is needed), a key that is not a PRNG key (an int seed, for instance), or an
+      option the loader does not take.
     """
     if key is not None:
         check_key("get_dataset: key", key)

@@ -3,11 +3,13 @@
 Fit on the training split only, apply the same statistics to every split, so
 test data never leaks into the scaling.
 """
-from typing import NamedTuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from fnn.data.dataset import Dataset
 from fnn.errors import InputError
+from fnn.typing import ArrayLike
 
 __all__ = ["Standardizer", "fit_standardizer", "standardize", "standardize_dataset"]
 
@@ -26,17 +28,33 @@ class Standardizer(NamedTuple):
         shape = (1,) + self.mean.shape
         return (x - self.mean.reshape(shape)) / self.std.reshape(shape)
 
-    def inverse(self, z):
-        """x = z·std + mean, e.g. predictions back in the original units."""
+    def inverse(self, z: Any) -> Any:
+        """x = z·std + mean, e.g. predictions back in the original units.
+
+        Args:
+          z: standardized values, a numpy or jax array of shape (n, features).
+
+        Returns:
+          x in the original units, an array of z's kind.
+        """
         shape = (1,) + self.mean.shape
         return z * self.std.reshape(shape) + self.mean.reshape(shape)
 
 
-def fit_standardizer(x_train):
+def fit_standardizer(x_train: ArrayLike) -> Standardizer:
     """Mean and std of each feature over the training rows (axis 0).
 
     A feature whose std is 0 (to float32 precision) gets std = 1, so it maps to 0
     instead of dividing by zero.
+
+    Args:
+      x_train: the training features, (n, features), n ≥ 1.
+
+    Returns:
+      A Standardizer of float32 (features,) arrays, computed in float64.
+
+    Raises:
+      InputError: for no training rows.
     """
     x = np.asarray(x_train, np.float64)
     if x.ndim < 1 or x.shape[0] == 0:
@@ -47,24 +65,38 @@ def fit_standardizer(x_train):
     return Standardizer(mean.astype(np.float32), std.astype(np.float32))
 
 
-def standardize(train, *others):
+def standardize(train: ArrayLike, *others: ArrayLike) -> Tuple[Any, ...]:
     """Fit on `train` alone, apply to it and to `others`: (stats, train_z, *others_z).
 
         stats, x_train, x_test = standardize(x_train, x_test)
+
+    Args:
+      train: the training split, (n, features).
+      *others: more splits with the same features (validation, test).
+
+    Returns:
+      (Standardizer, train_z, *others_z), the arrays float32 numpy.
+
+    Raises:
+      InputError: for no training rows.
     """
     stats = fit_standardizer(train)
     return (stats,) + tuple(np.asarray(stats(np.asarray(a, np.float32)), np.float32)
                             for a in (train,) + others)
 
 
-def standardize_dataset(ds, targets=False):
+def standardize_dataset(ds: Dataset, targets: bool = False) -> Tuple[Dataset, Dict[str, Optional[Standardizer]]]:
     """Standardize a Dataset's features (and, for regression, optionally its targets) by train stats.
 
     Args:
       ds: a Dataset.
       targets: also standardize y (regression only), e.g. house prices in dollars.
+
     Returns:
       (dataset, {"x": Standardizer, "y": Standardizer or None}).
+
+    Raises:
+      InputError: for targets=True on a data set that is not regression.
     """
     x_stats, x_train, x_test = standardize(ds.x_train, ds.x_test)
     y_stats, y_train, y_test = None, ds.y_train, ds.y_test

@@ -7,11 +7,13 @@ key's bits draw them (dataset.numpy_rngs). Train and test come from
 independent streams.
 """
 import functools
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
 from fnn.data.dataset import Dataset, numpy_rngs
 from fnn.errors import InputError
+from fnn.typing import ArrayLike, PRNGKey
 from fnn.validate import check_int_at_least, check_number, check_positive_int
 
 __all__ = ["xor", "house_prices", "spirals", "moons", "circles", "blobs", "sine",
@@ -20,21 +22,27 @@ __all__ = ["xor", "house_prices", "spirals", "moons", "circles", "blobs", "sine"
 
 # ---------------------------------------------------------------- fixed sets
 
-def xor():
+def xor() -> Dataset:
     """The four XOR points; labels 0, 1, 1, 0 as binary targets (4, 1). Train = test.
 
     Not linearly separable: a network needs a hidden layer (seed 003).
+
+    Returns:
+      A binary Dataset: x (4, 2), y (4, 1).
     """
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)   # (4, 2)
     y = np.array([[0], [1], [1], [0]], np.float32)               # (4, 1)
     return Dataset.from_arrays("xor", "binary", 2, x, y, x, y)
 
 
-def house_prices():
+def house_prices() -> Dataset:
     """Seed 000's house prices: 1000/1500/2000 sq ft -> $200k/300k/400k; test: 2500 -> $500k.
 
     Raw units (square feet, dollars). Gradient descent needs them rescaled:
     `standardize_dataset(house_prices(), targets=True)`.
+
+    Returns:
+      A regression Dataset: x (3, 1), y (3, 1); test x (1, 1), y (1, 1).
     """
     x = np.array([[1000], [1500], [2000]], np.float32)
     y = np.array([[200_000], [300_000], [400_000]], np.float32)
@@ -81,7 +89,8 @@ def _spiral_points(rng, m, *, noise, n_classes, turns):
     return _shuffled(rng, x, y)
 
 
-def spirals(key, n=400, noise=0.05, n_classes=2, turns=1.5, n_test=None):
+def spirals(key: PRNGKey, n: int = 400, noise: float = 0.05, n_classes: int = 2, turns: float = 1.5,
+            n_test: Optional[int] = None) -> Dataset:
     """Interleaved spiral arms in 2-D, one class per arm.
 
     Arm k: r = t,  θ = 2π·turns·t + 2πk/K,  x = r (cos θ, sin θ) + noise·N(0, I),
@@ -93,6 +102,12 @@ def spirals(key, n=400, noise=0.05, n_classes=2, turns=1.5, n_test=None):
       noise: standard deviation of the Gaussian added to each coordinate.
       n_classes: number of arms (K >= 2).
       turns: revolutions of each arm.
+
+    Returns:
+      A classification Dataset: float32 x (n, 2), int32 labels (n,).
+
+    Raises:
+      InputError / InputTypeError: for a key that is not a PRNG key or a setting out of range.
     """
     rngs = numpy_rngs("spirals: key", key, 2)
     n_classes = check_int_at_least("spirals: n_classes", n_classes, 2)
@@ -111,7 +126,7 @@ def _moon_points(rng, m, *, noise):
     return _shuffled(rng, x, y)
 
 
-def moons(key, n=400, noise=0.1, n_test=None):
+def moons(key: PRNGKey, n: int = 400, noise: float = 0.1, n_test: Optional[int] = None) -> Dataset:
     """Two interleaving half circles (scikit-learn's make_moons), labels 0 (upper) and 1 (lower).
 
     Upper: (cos θ, sin θ);  lower: (1 − cos θ, ½ − sin θ);  θ ~ U(0, π);  + noise·N(0, I).
@@ -120,6 +135,12 @@ def moons(key, n=400, noise=0.1, n_test=None):
       key: PRNG key, e.g. jax.random.key(0).
       n, n_test: train and test points (n_test defaults to n).
       noise: standard deviation of the Gaussian added to each coordinate.
+
+    Returns:
+      A classification Dataset: float32 x (n, 2), int32 labels (n,).
+
+    Raises:
+      InputError / InputTypeError: for a key that is not a PRNG key or a setting out of range.
     """
     rngs = numpy_rngs("moons: key", key, 2)
     draw = functools.partial(_moon_points, noise=check_number("moons: noise", noise, 0))
@@ -134,7 +155,8 @@ def _circle_points(rng, m, *, noise, factor):
     return _shuffled(rng, x, y)
 
 
-def circles(key, n=400, noise=0.05, factor=0.5, n_test=None):
+def circles(key: PRNGKey, n: int = 400, noise: float = 0.05, factor: float = 0.5,
+            n_test: Optional[int] = None) -> Dataset:
     """Two concentric circles (scikit-learn's make_circles): label 0 radius 1, label 1 radius `factor`.
 
     x = r (cos θ, sin θ) + noise·N(0, I),  θ ~ U(0, 2π).
@@ -144,6 +166,12 @@ def circles(key, n=400, noise=0.05, factor=0.5, n_test=None):
       n, n_test: train and test points (n_test defaults to n).
       noise: standard deviation of the Gaussian added to each coordinate.
       factor: the inner circle's radius, in (0, 1).
+
+    Returns:
+      A classification Dataset: float32 x (n, 2), int32 labels (n,).
+
+    Raises:
+      InputError / InputTypeError: for a key that is not a PRNG key or a setting out of range.
     """
     rngs = numpy_rngs("circles: key", key, 2)
     draw = functools.partial(
@@ -174,7 +202,8 @@ def _blob_points(rng, m, *, centers, std):
     return _shuffled(rng, x, y)
 
 
-def blobs(key, n=400, centers=3, std=1.0, box=(-10.0, 10.0), n_test=None):
+def blobs(key: PRNGKey, n: int = 400, centers: Union[int, ArrayLike] = 3, std: float = 1.0,
+          box: Tuple[float, float] = (-10.0, 10.0), n_test: Optional[int] = None) -> Dataset:
     """Isotropic Gaussian clusters in 2-D (scikit-learn's make_blobs), one class per center.
 
     x = c_k + std·N(0, I). Train and test share the centers.
@@ -186,6 +215,12 @@ def blobs(key, n=400, centers=3, std=1.0, box=(-10.0, 10.0), n_test=None):
         coordinate, or a (K, 2) array of centers.
       std: standard deviation of each cluster.
       box: (low, high) for random centers.
+
+    Returns:
+      A classification Dataset with K classes: float32 x (n, 2), int32 labels (n,).
+
+    Raises:
+      InputError / InputTypeError: for a key that is not a PRNG key or a setting out of range.
     """
     rng_centers, rng_train, rng_test = numpy_rngs("blobs: key", key, 3)
     c = _blob_centers(rng_centers, centers, box)                    # (K, 2)
@@ -196,7 +231,7 @@ def blobs(key, n=400, centers=3, std=1.0, box=(-10.0, 10.0), n_test=None):
 
 # ---------------------------------------------------------------- 1-D function
 
-def sine(key, n=256, noise=0.0, n_test=200):
+def sine(key: PRNGKey, n: int = 256, noise: float = 0.0, n_test: int = 200) -> Dataset:
     """y = sin(x) on [−π, π], for universal approximation.
 
     Train: x ~ U(−π, π), y = sin x + noise·N(0, 1). Test: a grid of n_test points
@@ -205,8 +240,15 @@ def sine(key, n=256, noise=0.0, n_test=200):
 
     Args:
       key: PRNG key, e.g. jax.random.key(0).
-      n: training points; n_test: grid points (>= 2).
+      n: training points.
       noise: standard deviation of the Gaussian added to each training target.
+      n_test: grid points (>= 2).
+
+    Returns:
+      A regression Dataset: x and y (n, 1); test x and y (n_test, 1).
+
+    Raises:
+      InputError / InputTypeError: for a key that is not a PRNG key or a setting out of range.
     """
     rng, = numpy_rngs("sine: key", key, 1)
     n = check_positive_int("sine: n", n)
@@ -220,8 +262,18 @@ def sine(key, n=256, noise=0.0, n_test=200):
 
 # ---------------------------------------------------------------- task views
 
-def as_binary(ds):
-    """A 2-class classification Dataset as binary targets (n, 1) in {0., 1.}."""
+def as_binary(ds: Dataset) -> Dataset:
+    """A 2-class classification Dataset as binary targets (n, 1) in {0., 1.}.
+
+    Args:
+      ds: a 2-class classification Dataset (a binary one is returned as it is).
+
+    Returns:
+      The binary Dataset.
+
+    Raises:
+      InputError: for any other data set.
+    """
     if ds.task == "binary":
         return ds
     if ds.task != "classification" or ds.n_classes != 2:
@@ -229,8 +281,18 @@ def as_binary(ds):
     return Dataset.from_arrays(ds.name, "binary", 2, ds.x_train, ds.y_train, ds.x_test, ds.y_test)
 
 
-def as_classification(ds):
-    """A binary Dataset as int32 labels (n,) with n_classes = 2."""
+def as_classification(ds: Dataset) -> Dataset:
+    """A binary Dataset as int32 labels (n,) with n_classes = 2.
+
+    Args:
+      ds: a binary Dataset (a classification one is returned as it is).
+
+    Returns:
+      The classification Dataset.
+
+    Raises:
+      InputError: for a regression data set.
+    """
     if ds.task == "classification":
         return ds
     if ds.task != "binary":

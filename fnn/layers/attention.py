@@ -21,6 +21,7 @@ each block's share into dK and dV. jax.grad of the same forward has to keep ever
 block's probabilities for its backward, the (T × T) matrix per head after all.
 """
 import math
+from typing import Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +31,7 @@ from fnn.errors import InputError
 from fnn.initializers import get_initializer
 from fnn.layers.core import Layer
 from fnn.layers.masking import key_mask as get_key_mask, no_gradient, values, with_values
+from fnn.typing import Array, Initializer
 from fnn.validate import check_bool, check_optional_positive_int, check_positive_int
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "attention_forward", "attention_backward", "MultiHeadAttention"]
@@ -86,17 +88,24 @@ def _check(q, k, v, key_mask):
                          f"expected bool (batch, T) = {(q.shape[0], q.shape[2])}, True = attend")
 
 
-def attention_forward(q, k, v, *, causal=False, key_mask=None, block_size=DEFAULT_BLOCK_SIZE):
+def attention_forward(q: Array, k: Array, v: Array, *, causal: bool = False, key_mask: Optional[Array] = None,
+                      block_size: int = DEFAULT_BLOCK_SIZE) -> Tuple[Array, Array]:
     """O = softmax(Q Kᵀ/√d over the allowed keys) V and the per-row lse, block_size queries at a time.
 
     Args:
-      q, k: (batch, heads, T, d); v: (batch, heads, T, d_v).
+      q, k: (batch, heads, T, d).
+      v: (batch, heads, T, d_v).
       causal: query i attends to keys j ≤ i only.
       key_mask: None, or bool (batch, T): False = a padding key no query attends to.
       block_size: queries per block (the scores held at once are (batch, heads, block_size, T)).
+
     Returns:
       (o, lse): o (batch, heads, T, d_v), 0 for a row with no allowed key; lse (batch, heads, T),
       log Σ_j exp(S_ij) over the allowed keys, −inf for such a row.
+
+    Raises:
+      InputError / InputTypeError: for shapes that do not fit, a key_mask that is not bool
+      (batch, T), or a block_size that is not a positive int.
     """
     _check(q, k, v, key_mask)
     block_size = check_positive_int("attention: block_size", block_size)
@@ -123,15 +132,24 @@ def attention_forward(q, k, v, *, causal=False, key_mask=None, block_size=DEFAUL
     return _join(o, T), _join(lse, T)
 
 
-def attention_backward(q, k, v, o, lse, do, *, causal=False, key_mask=None, block_size=DEFAULT_BLOCK_SIZE):
+def attention_backward(q: Array, k: Array, v: Array, o: Array, lse: Array, do: Array, *, causal: bool = False,
+                       key_mask: Optional[Array] = None,
+                       block_size: int = DEFAULT_BLOCK_SIZE) -> Tuple[Array, Array, Array]:
     """(dQ, dK, dV) of attention_forward from its saved (o, lse), recomputing P block by block.
 
         P = exp(S − lse) on the allowed pairs (0 elsewhere),  D = rowsum(dO ⊙ O)
         dV = Σ_blocks Pᵀ dO,   dS = P ⊙ (dO Vᵀ − D),   dQ = dS K/√d,   dK = Σ_blocks dSᵀ Q/√d
 
-    Args: q, k, v, causal, key_mask, block_size as given to attention_forward; o, lse what it
-    returned; do (batch, heads, T, d_v) the cotangent of o.
-    Returns: dq, dk, dv, shaped as q, k, v.
+    Args:
+      q, k, v, causal, key_mask, block_size: as given to attention_forward.
+      o, lse: what attention_forward returned.
+      do: (batch, heads, T, d_v), the cotangent of o.
+
+    Returns:
+      (dq, dk, dv), shaped as q, k, v.
+
+    Raises:
+      InputError / InputTypeError: as attention_forward.
     """
     _check(q, k, v, key_mask)
     block_size = check_positive_int("attention: block_size", block_size)
@@ -189,8 +207,9 @@ def _project_backward(x, dy, params, name, grads):
     return jnp.einsum("bte,de->btd", dy, W)
 
 
-def MultiHeadAttention(heads, *, head_dim=None, causal=False, block_size=DEFAULT_BLOCK_SIZE, use_bias=True,
-                       W_init="glorot_uniform"):
+def MultiHeadAttention(heads: int, *, head_dim: Optional[int] = None, causal: bool = False,
+                       block_size: int = DEFAULT_BLOCK_SIZE, use_bias: bool = True,
+                       W_init: Union[str, Initializer] = "glorot_uniform") -> Layer:
     """Multi-head self-attention on x (batch, T, d_model), or on a masked sequence (x, key_mask).
 
         Q = x W_q + b_q,  K = x W_k,  V = x W_v + b_v      (batch, T, heads·head_dim), split by head
@@ -217,6 +236,13 @@ def MultiHeadAttention(heads, *, head_dim=None, causal=False, block_size=DEFAULT
       block_size: queries per block in forward and backward.
       use_bias: whether the projections have biases b_q, b_v, b_o (zeros at init).
       W_init: the projections' initializer.
+
+    Returns:
+      A Layer of kind "attention" with params W_q, W_k, W_v, W_o (and b_q, b_v, b_o).
+
+    Raises:
+      InputError / InputTypeError: for a setting that is not a positive int or bool, or an
+      unknown initializer.
     """
     heads = check_positive_int("MultiHeadAttention: heads", heads)
     head_dim = check_optional_positive_int("MultiHeadAttention: head_dim", head_dim)

@@ -31,7 +31,7 @@ def _check_layers(where, layers):
         raise InputTypeError(f"{where} expects one or more fnn Layers, got {layers!r}")
 
 
-def residual(*layers):
+def residual(*layers: Layer) -> Layer:
     """A residual (skip) connection around serial(*layers):  y = x + f(x),  f = serial(*layers).
 
     The input takes two paths, through f and around it, and the gradients that
@@ -41,6 +41,15 @@ def residual(*layers):
     params, state and saved are f's: a tuple with one entry per layer.
     A masked sequence (x, key_mask) (fnn.layers.masking) gives (x + f(x), key_mask):
     the values are added, the mask passed on.
+
+    Args:
+      *layers: the fnn Layers of f, in order.
+
+    Returns:
+      A Layer of kind "residual", stochastic or stateful if f is.
+
+    Raises:
+      InputTypeError: for no layers, or an argument that is not a Layer.
     """
     _check_layers("residual", layers)
     f = serial(*layers)
@@ -75,7 +84,7 @@ def _widths_marker(ys, axis):
     return tuple(jnp.zeros((y.shape[axis], 0), jnp.int8) for y in ys)
 
 
-def parallel(*branches, combine="sum", axis=-1):
+def parallel(*branches: Layer, combine: str = "sum", axis: int = -1) -> Layer:
     """Branches that all read the input x, combined by a sum or a concatenation.
 
         combine="sum":     y = Σ_b f_b(x)                    (every branch's output shape the same)
@@ -88,9 +97,16 @@ def parallel(*branches, combine="sum", axis=-1):
     params, state and saved are tuples, one entry per branch; the key is split per branch.
 
     Args:
-      branches: fnn Layers (use serial(...) for a branch of several layers).
+      *branches: fnn Layers (use serial(...) for a branch of several layers).
       combine: "sum" or "concat".
       axis: the concatenation axis (combine="concat"), e.g. -1 for the features.
+
+    Returns:
+      A Layer of kind "parallel", stochastic or stateful if a branch is.
+
+    Raises:
+      InputError / InputTypeError: for no branches, an argument that is not a Layer, an
+      unknown combine, or an axis that is not an int.
     """
     _check_layers("parallel", branches)
     combine = check_choice("parallel combine", combine, COMBINE)

@@ -30,6 +30,8 @@ the padded positions after the last window:
 
 lax.conv_general_dilated is the primitive for all three, as matmul is for Dense.
 """
+from typing import Union
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -37,7 +39,8 @@ from jax import lax
 from fnn.errors import InputError
 from fnn.initializers import get_initializer
 from fnn.layers.core import Layer
-from fnn.layers.window import check_padding, check_sizes, geometry, spatial_letters
+from fnn.layers.window import Padding, Sizes, check_padding, check_sizes, geometry, spatial_letters
+from fnn.typing import Initializer
 from fnn.validate import check_bool, check_positive_int
 
 __all__ = ["Conv"]
@@ -50,8 +53,9 @@ def _name(features, kernel_size, stride, padding, dilation, groups, use_bias):
     return f"Conv({', '.join([str(features), repr(kernel_size)] + extras)})"
 
 
-def Conv(features, kernel_size, *, stride=1, padding="VALID", dilation=1, groups=1,
-         use_bias=True, W_init="he_uniform", b_init="zeros"):
+def Conv(features: int, kernel_size: Sizes, *, stride: Sizes = 1, padding: Padding = "VALID",
+         dilation: Sizes = 1, groups: int = 1, use_bias: bool = True,
+         W_init: Union[str, Initializer] = "he_uniform", b_init: Union[str, Initializer] = "zeros") -> Layer:
     """Convolution  z = x ⋆ W + b  over 1-D (N, L, C) or 2-D (N, H, W, C) inputs, channels last.
 
     Forward and backward as in the module docstring: z[n, i, o] =
@@ -79,6 +83,13 @@ def Conv(features, kernel_size, *, stride=1, padding="VALID", dilation=1, groups
       W_init, b_init: initializer names or callables (key, shape, dtype).
     Params:
       W (k..., C_in/g, C_out) (WIO / HWIO), b (C_out,).
+
+    Returns:
+      A Layer of kind "conv".
+
+    Raises:
+      InputError / InputTypeError: for a setting out of range (named), features not
+      divisible by groups, or an unknown initializer.
     """
     features = check_positive_int("Conv: features (the number of output channels)", features)
     kernel_size = check_sizes("Conv: kernel_size", kernel_size)

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn.errors import InputError, InputTypeError
+from fnn.typing import Array, DTypeLike, ModelState, Params, PRNGKey, Shape
 from fnn.validate import check_key
 
 __all__ = ["Layer", "serial", "MISSING_KEY", "MISSING_STATE", "init_state", "update_state", "output_shape"]
@@ -102,16 +103,40 @@ class Layer:
             object.__setattr__(self, "forward", _forward_checking_key(self.name, forward, self.stateful))
 
     @property
-    def stateful(self):
+    def stateful(self) -> bool:
         """Whether the layer (or a sub-layer) has non-trainable state: init_state is given."""
         return self.init_state is not None
 
-    def apply(self, params, x, *, key=None, train=False, state=None):
-        """The forward output alone: y = f(params, x)."""
+    def apply(self, params: Params, x: Any, *, key: Optional[PRNGKey] = None, train: bool = False,
+              state: Optional[ModelState] = None) -> Any:
+        """The forward output alone: y = f(params, x).
+
+        Args:
+          params: the layer's parameters (from init).
+          x: the input batch (an array; a masked sequence (x, key_mask) for the layers
+            that take one).
+          key: PRNG key for a stochastic layer in training (dropout); None otherwise.
+          train: training mode (dropout on, BatchNorm's batch statistics) or inference.
+          state: a stateful layer's non-trainable state; needed in inference.
+
+        Returns:
+          y, the forward's output (an array for all but the masked-sequence layers).
+
+        Raises:
+          InputError / InputTypeError: for a key that is not a PRNG key, a stochastic layer in
+          training without one, or a stateful layer in inference without its state.
+        """
         return self.forward(params, x, key=key, train=train, state=state)[0]
 
-    def replace(self, **changes):
-        """A new Layer with some fields changed, e.g. layer.replace(backward=other_backward)."""
+    def replace(self, **changes: Any) -> "Layer":
+        """A new Layer with some fields changed, e.g. layer.replace(backward=other_backward).
+
+        Args:
+          **changes: field names and their new values.
+
+        Returns:
+          The new Layer (this one is unchanged).
+        """
         return dataclasses.replace(self, **changes)
 
     def __repr__(self):
@@ -185,7 +210,7 @@ def output_shape(layer, input_shape, dtype=jnp.float32):
     return shapes[0]
 
 
-def init_state(model, input_shape, dtype=jnp.float32):
+def init_state(model: Layer, input_shape: Shape, dtype: DTypeLike = jnp.float32) -> ModelState:
     """The model's initial non-trainable state for inputs of input_shape; () for a stateless model.
 
     A serial model's state is a tuple with one entry per layer (() for a stateless
@@ -194,6 +219,18 @@ def init_state(model, input_shape, dtype=jnp.float32):
 
         state = fnn.init_state(model, (-1, 784))
         y = model.apply(params, x, state=state)            # inference: the running statistics
+
+    Args:
+      model: an fnn Layer.
+      input_shape: the model's input shape, -1 for the batch, e.g. (-1, 784).
+      dtype: the floating-point dtype of the state (that of the params).
+
+    Returns:
+      The state pytree; () for a stateless model.
+
+    Raises:
+      InputTypeError: for a model that is not a Layer, a shape that is not a tuple of
+        ints, or a dtype that is not floating-point.
     """
     if not isinstance(model, Layer):
         raise InputTypeError(f"init_state expects an fnn Layer, got {type(model).__name__}")
@@ -204,11 +241,22 @@ def init_state(model, input_shape, dtype=jnp.float32):
     return model.init_state(tuple(input_shape), dtype) if model.stateful else ()
 
 
-def update_state(model, state, saved):
+def update_state(model: Layer, state: ModelState, saved: Any) -> ModelState:
     """The model's state after a training forward: model.update_state(state, saved); () if stateless.
 
-    `saved` is what forward(params, x, train=True, state=state) returned beside y.
     A stateful layer without update_state keeps its state as it is.
+
+    Args:
+      model: an fnn Layer.
+      state: the state that forward was given.
+      saved: what forward(params, x, train=True, state=state) returned beside y.
+
+    Returns:
+      The new state; () for a stateless model.
+
+    Raises:
+      InputTypeError: for a model that is not a Layer.
+      InputError: for a stateful model given state None.
     """
     if not isinstance(model, Layer):
         raise InputTypeError(f"update_state expects an fnn Layer, got {type(model).__name__}")
@@ -231,7 +279,7 @@ def _states(name, n, state):
     return tuple(state)
 
 
-def serial(*layers):
+def serial(*layers: Layer) -> Layer:
     """Compose layers in sequence; params and saved values are tuples, one entry a layer.
 
     Forward runs the layers in order, each with its own key split from `key` and,
@@ -239,6 +287,15 @@ def serial(*layers):
     Backward runs them in reverse, feeding each layer's dx to the one before:
         dx_{i−1} = backward_i(params_i, saved_i, dx_i)
     update_state maps each layer's update_state over (state[i], saved[i]).
+
+    Args:
+      *layers: one or more fnn Layers, in the order the forward runs them.
+
+    Returns:
+      A Layer of kind "serial", stochastic or stateful if any of its layers is.
+
+    Raises:
+      InputTypeError: for no layers, or an argument that is not a Layer.
     """
     if not layers or not all(isinstance(l, Layer) for l in layers):
         raise InputTypeError(f"serial expects one or more fnn Layers, got {layers!r}")

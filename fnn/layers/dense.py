@@ -1,19 +1,23 @@
 """Fully connected layers and the multilayer perceptron built from them."""
+from typing import Optional, Sequence, Union
+
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from fnn.activations import get_activation, identity
+from fnn.activations import ActivationFn, get_activation, identity
 from fnn.errors import InputError
 from fnn.initializers import get_initializer
 from fnn.layers.core import Layer, serial
 from fnn.layers.elementwise import Activation, Dropout
+from fnn.typing import Initializer
 from fnn.validate import check_positive_int
 
 __all__ = ["Dense", "mlp"]
 
 
-def Dense(out_features, W_init="glorot_uniform", b_init="zeros", in_features=None):
+def Dense(out_features: int, W_init: Union[str, Initializer] = "glorot_uniform",
+          b_init: Union[str, Initializer] = "zeros", in_features: Optional[int] = None) -> Layer:
     """Fully connected layer  Z = X W + b  on inputs of shape (..., in).
 
     Backward, summing over every leading (batch) axis of X and dZ:
@@ -29,6 +33,13 @@ def Dense(out_features, W_init="glorot_uniform", b_init="zeros", in_features=Non
       out_features: the number of output units.
       W_init, b_init: initializer names or callables (key, shape, dtype).
       in_features: if given, init checks the input width against it.
+
+    Returns:
+      A Layer of kind "dense" with params {"W": (in, out), "b": (out,)}.
+
+    Raises:
+      InputError / InputTypeError: for out_features that is not a positive int, or an
+      unknown initializer.
     """
     out_features = check_positive_int("Dense: out_features (the number of output units)", out_features)
     W_init, b_init = get_initializer(W_init), get_initializer(b_init)
@@ -67,7 +78,9 @@ def Dense(out_features, W_init="glorot_uniform", b_init="zeros", in_features=Non
     return Layer(name, init, forward, backward, kind="dense")
 
 
-def mlp(sizes, activation="relu", output="identity", W_init=None, b_init="zeros", dropout=0.0):
+def mlp(sizes: Sequence[int], activation: Union[str, ActivationFn] = "relu",
+        output: Union[str, ActivationFn] = "identity", W_init: Union[None, str, Initializer] = None,
+        b_init: Union[str, Initializer] = "zeros", dropout: float = 0.0) -> Layer:
     """A multilayer perceptron, e.g. mlp([40, 100, 100, 10]) for 40-100-100-10.
 
     Dense → activation (→ Dropout) for each hidden layer, then Dense → `output`.
@@ -81,6 +94,13 @@ def mlp(sizes, activation="relu", output="identity", W_init=None, b_init="zeros"
         activations (ActivationFn.relu_like) and Glorot-uniform otherwise.
       b_init: bias initializer.
       dropout: drop probability after each hidden activation (0 for none).
+
+    Returns:
+      A serial Layer; its params are one entry per layer (() for an activation or dropout).
+
+    Raises:
+      InputError / InputTypeError: for fewer than two sizes, a size that is not a positive
+      int, or an unknown activation or initializer.
     """
     sizes = tuple(sizes)
     if len(sizes) < 2:

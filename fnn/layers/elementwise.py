@@ -1,8 +1,10 @@
 """Layers that act on each unit alone: an activation, dropout."""
+from typing import Union
+
 import jax
 import jax.numpy as jnp
 
-from fnn.activations import get_activation
+from fnn.activations import ActivationFn, get_activation
 from fnn.errors import InputError
 from fnn.layers.core import MISSING_KEY, Layer
 from fnn.validate import check_number
@@ -10,8 +12,18 @@ from fnn.validate import check_number
 __all__ = ["Activation", "Dropout"]
 
 
-def Activation(activation):
-    """Elementwise (or softmax) activation layer  y = f(z);  dz = vjp(z, y, dy)."""
+def Activation(activation: Union[str, ActivationFn]) -> Layer:
+    """Elementwise (or softmax) activation layer  y = f(z);  dz = vjp(z, y, dy).
+
+    Args:
+      activation: a name in fnn.ACTIVATIONS or an fnn.ActivationFn.
+
+    Returns:
+      A Layer of kind "activation", named after the activation, with no params.
+
+    Raises:
+      InputError: for an unknown activation.
+    """
     act = get_activation(activation)
 
     def init(key, input_shape, dtype=jnp.float32):
@@ -31,12 +43,21 @@ def Activation(activation):
     return Layer(act.name, init, forward, backward, kind="activation", activation=act)
 
 
-def Dropout(rate):
+def Dropout(rate: float) -> Layer:
     """Inverted dropout: zero each unit with probability `rate`, scale the rest by 1/(1 − rate).
 
     Identity when train=False. In training it needs an explicit PRNG key.
         y = m ⊙ x / (1 − rate),   m ~ Bernoulli(1 − rate)
         dx = m ⊙ dy / (1 − rate)
+
+    Args:
+      rate: the drop probability, in [0, 1).
+
+    Returns:
+      A Layer of kind "dropout" with no params, stochastic for rate > 0.
+
+    Raises:
+      InputError / InputTypeError: for a rate outside [0, 1).
     """
     rate = check_number("Dropout rate (the drop probability)", rate, 0, 1, high_open=True)
     name = f"Dropout({rate:g})"

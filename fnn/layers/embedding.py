@@ -9,6 +9,7 @@ shape, what jax.vjp gives for an integer input. The positional layers also take
 a masked sequence (x, key_mask) (fnn.layers.masking) and pass the mask on.
 """
 import math
+from typing import Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +19,7 @@ from fnn.errors import InputError, InputTypeError
 from fnn.initializers import get_initializer
 from fnn.layers.core import Layer
 from fnn.layers.masking import is_masked, no_gradient, values, with_values
+from fnn.typing import Initializer
 from fnn.validate import check_positive_int, is_concrete
 
 __all__ = ["Embedding", "PositionalEmbedding", "SinusoidalPositions", "normal_init"]
@@ -44,7 +46,8 @@ def _check_ids(name, ids, vocab):
                              f"expected ids in [0, {vocab - 1}] (vocab {vocab})")
 
 
-def Embedding(vocab, dim, W_init=normal_init(0.02), pad_id=None):
+def Embedding(vocab: int, dim: int, W_init: Union[str, Initializer] = normal_init(0.02),
+              pad_id: Optional[int] = None) -> Layer:
     """A lookup table: integer token ids (batch, T) → vectors (batch, T, dim),  y = W[ids].
 
     Backward: each position adds its cotangent into its token's row, so a token that
@@ -60,6 +63,13 @@ def Embedding(vocab, dim, W_init=normal_init(0.02), pad_id=None):
       W_init: the table's initializer; N(0, 0.02²) by default.
       pad_id: None, or the padding token: the output is then a masked sequence
         (y, ids != pad_id) that attention reads (fnn.layers.masking).
+
+    Returns:
+      A Layer of kind "embedding" with params {"W": (vocab, dim)}, integer_input True.
+
+    Raises:
+      InputError / InputTypeError: for vocab or dim that are not positive ints, a pad_id
+      outside [0, vocab), or an unknown initializer.
     """
     vocab = check_positive_int("Embedding: vocab (the number of tokens)", vocab)
     dim = check_positive_int("Embedding: dim (the width of each vector)", dim)
@@ -107,11 +117,23 @@ def _init_positions(name, max_len, make):
     return init
 
 
-def PositionalEmbedding(max_len, W_init=normal_init(0.02)):
+def PositionalEmbedding(max_len: int, W_init: Union[str, Initializer] = normal_init(0.02)) -> Layer:
     """Learned positions: a trainable table P (max_len, dim), its first T rows added,  y = x + P[:T].
 
     Backward: dx = dy;  dP[:T] = Σ_batch dy,  dP[T:] = 0.
     InputError for T > max_len.
+
+    Args:
+      max_len: the longest sequence, a positive int.
+      W_init: the table's initializer; N(0, 0.02²) by default.
+
+    Returns:
+      A Layer of kind "positional" with params {"W": (max_len, dim)}, for inputs
+      (batch, T, dim) or masked sequences of them.
+
+    Raises:
+      InputError / InputTypeError: for max_len that is not a positive int, or an unknown
+      initializer.
     """
     max_len = check_positive_int("PositionalEmbedding: max_len (the longest sequence)", max_len)
     W_init = get_initializer(W_init)
@@ -141,13 +163,16 @@ def sinusoids(T, dim, dtype=jnp.float32):
     return jnp.asarray(np.where(np.arange(dim) % 2 == 0, np.sin(angle), np.cos(angle)), dtype)
 
 
-def SinusoidalPositions():
+def SinusoidalPositions() -> Layer:
     """Fixed sinusoidal positions (Vaswani et al. 2017, "Attention is all you need"), no params:
 
         PE[t, 2i]   = sin(t / 10000^(2i/dim))
         PE[t, 2i+1] = cos(t / 10000^(2i/dim)),      y = x + PE[:T]
 
     Backward: dx = dy.
+
+    Returns:
+      A Layer of kind "positional" with no params.
     """
     name = "SinusoidalPositions"
 

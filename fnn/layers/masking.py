@@ -62,13 +62,22 @@ def no_gradient(a):
     return np.zeros(np.shape(a), jax.dtypes.float0)
 
 
-def pass_mask(*layers):
+def pass_mask(*layers: Layer) -> Layer:
     """serial(*layers) on the values of a masked sequence, the mask passed on as it is.
 
         (x, mask) → (f(x), mask),   x → f(x)
     Backward: dx = f.backward(dy's values); the mask's cotangent is float0.
     For layers that act on each position alone (LayerNorm, Dense, an activation):
     a padded position is computed like any other and simply not attended to.
+
+    Args:
+      *layers: the fnn Layers of f, in order.
+
+    Returns:
+      A Layer of kind "pass_mask" with f's params and state.
+
+    Raises:
+      InputTypeError: for no layers, or an argument that is not a Layer.
     """
     f = serial(*layers)
     name = "pass_mask(" + ", ".join(l.name for l in layers) + ")"
@@ -86,8 +95,12 @@ def pass_mask(*layers):
                  stochastic=f.stochastic, init_state=f.init_state, update_state=f.update_state)
 
 
-def DropMask():
-    """The end of a masked sequence: (x, mask) → x (an array passes as it is); dx = dy, float0 for the mask."""
+def DropMask() -> Layer:
+    """The end of a masked sequence: (x, mask) → x (an array passes as it is); dx = dy, float0 for the mask.
+
+    Returns:
+      A Layer of kind "mask" with no params.
+    """
     def init(key, input_shape, dtype=jnp.float32):
         del key, dtype
         return tuple(input_shape), ()

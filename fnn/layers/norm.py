@@ -124,7 +124,7 @@ def _init(name, scale, offset, min_ndim):
     return init
 
 
-def LayerNorm(*, eps=1e-5, scale=True, offset=True):
+def LayerNorm(*, eps: float = 1e-5, scale: bool = True, offset: bool = True) -> Layer:
     """Layer normalization over the last (feature) axis of each example.
 
         μ = mean_f(x),  σ = √(mean_f((x − μ)²) + eps),  x̂ = (x − μ)/σ,  y = γ ⊙ x̂ + β
@@ -137,6 +137,12 @@ def LayerNorm(*, eps=1e-5, scale=True, offset=True):
     Args:
       eps: added to the variance before the square root, > 0.
       scale, offset: whether to learn γ (params "scale", ones at init) and β ("offset", zeros).
+
+    Returns:
+      A Layer of kind "norm".
+
+    Raises:
+      InputError / InputTypeError: for eps ≤ 0 or scale/offset that are not bools.
     """
     eps = check_number("LayerNorm: eps", eps, 0, low_open=True)
     scale, offset = check_bool("LayerNorm: scale", scale), check_bool("LayerNorm: offset", offset)
@@ -157,7 +163,7 @@ def LayerNorm(*, eps=1e-5, scale=True, offset=True):
     return Layer(name, _init(name, scale, offset, 1), forward, backward, kind="norm")
 
 
-def BatchNorm(*, momentum=0.9, eps=1e-5, scale=True, offset=True):
+def BatchNorm(*, momentum: float = 0.9, eps: float = 1e-5, scale: bool = True, offset: bool = True) -> Layer:
     """Batch normalization over every axis but the last: batch (and spatial) axes, channels last.
 
     Training (batch statistics, means over the n = batch × spatial values of a channel):
@@ -186,6 +192,13 @@ def BatchNorm(*, momentum=0.9, eps=1e-5, scale=True, offset=True):
       momentum: in [0, 1): the weight of the old running statistics.
       eps: added to the variance before the square root, > 0.
       scale, offset: whether to learn γ (params "scale") and β ("offset").
+
+    Returns:
+      A stateful Layer of kind "norm"; its state {"mean", "var"} comes from fnn.init_state.
+
+    Raises:
+      InputError / InputTypeError: for momentum outside [0, 1), eps ≤ 0, or scale/offset
+      that are not bools.
     """
     momentum = check_number("BatchNorm: momentum", momentum, 0, 1, high_open=True)
     eps = check_number("BatchNorm: eps", eps, 0, low_open=True)

@@ -29,6 +29,7 @@ window-shaped gradient goes back to them by lax.pad with s − 1 zeros between
 entries; the sum over offsets is cropped to the unpadded input.
 """
 import math
+from typing import Optional
 
 import jax.numpy as jnp
 import numpy as np
@@ -36,7 +37,7 @@ from jax import lax
 
 from fnn.errors import InputError
 from fnn.layers.core import Layer
-from fnn.layers.window import check_padding, check_sizes, geometry, spatial_letters
+from fnn.layers.window import Padding, Sizes, check_padding, check_sizes, geometry, spatial_letters
 from fnn.validate import check_bool
 
 __all__ = ["MaxPool", "AvgPool", "GlobalAvgPool"]
@@ -108,7 +109,7 @@ def _window_sums(x, g):
     return sum(padded[_offset_slice(g, offset)] for offset in np.ndindex(*g.window))
 
 
-def MaxPool(window, *, stride=None, padding="VALID"):
+def MaxPool(window: Sizes, *, stride: Optional[Sizes] = None, padding: Padding = "VALID") -> Layer:
     """Max over each window,  y[n, i, c] = max_j x[n, s·i + j − p_lo, c]; padding counts as −inf.
 
     Backward (module docstring): each window's dy goes to its first maximal
@@ -119,6 +120,12 @@ def MaxPool(window, *, stride=None, padding="VALID"):
       window: k, an int or a tuple per spatial axis.
       stride: s, an int or tuple; None (default) for s = k.
       padding: as for Conv ("VALID", "SAME", ints, (lo, hi) pairs); each pad < k.
+
+    Returns:
+      A Layer of kind "pool" with no params, for 1-D (N, L, C) or 2-D (N, H, W, C) inputs.
+
+    Raises:
+      InputError / InputTypeError: for a window, stride or padding out of range (named).
     """
     window, stride_, padding = _window_settings("MaxPool", window, stride, padding)
     name = _name("MaxPool", window, stride, padding)
@@ -157,7 +164,8 @@ def _window_counts(g, count_include_pad):
     return counts.reshape((1,) + g.out_sizes + (1,))
 
 
-def AvgPool(window, *, stride=None, padding="VALID", count_include_pad=False):
+def AvgPool(window: Sizes, *, stride: Optional[Sizes] = None, padding: Padding = "VALID",
+            count_include_pad: bool = False) -> Layer:
     """Mean over each window,  y[n, i, c] = (1 / m[i]) Σ_j x[n, s·i + j − p_lo, c].
 
     m[i] is the number of real inputs in window i (padding is not counted), or
@@ -169,6 +177,12 @@ def AvgPool(window, *, stride=None, padding="VALID", count_include_pad=False):
       stride: s, an int or tuple; None (default) for s = k.
       padding: as for Conv ("VALID", "SAME", ints, (lo, hi) pairs); each pad < k.
       count_include_pad: divide by prod(k) (True) or by the real inputs (False, default).
+
+    Returns:
+      A Layer of kind "pool" with no params, for 1-D (N, L, C) or 2-D (N, H, W, C) inputs.
+
+    Raises:
+      InputError / InputTypeError: for a window, stride or padding out of range (named).
     """
     window, stride_, padding = _window_settings("AvgPool", window, stride, padding)
     count_include_pad = check_bool("AvgPool: count_include_pad", count_include_pad)
@@ -190,10 +204,13 @@ def AvgPool(window, *, stride=None, padding="VALID", count_include_pad=False):
     return Layer(name, _shape_init(name, window, stride_, padding), forward, backward, kind="pool")
 
 
-def GlobalAvgPool():
+def GlobalAvgPool() -> Layer:
     """Mean over the spatial axes, (N, spatial..., C) -> (N, C):  y[n, c] = (1/P) Σ_p x[n, p, c].
 
     Backward: dx[n, p, c] = dy[n, c] / P at each of the P spatial positions.
+
+    Returns:
+      A Layer of kind "pool" with no params.
     """
     name = "GlobalAvgPool"
 

@@ -29,6 +29,7 @@ G gate blocks of H columns in PyTorch's order: RNN (h), GRU (r, z, n), LSTM
 bias_ih b_x, bias_hh b_h.
 """
 import math
+from typing import Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -37,15 +38,18 @@ from fnn.errors import InputError
 from fnn.initializers import get_initializer, uniform
 from fnn.layers.cells import ELMAN, GRU_CELL, LSTM_CELL
 from fnn.layers.core import Layer
+from fnn.typing import Initializer
 from fnn.validate import check_bool, check_choice, check_number, check_positive_int
 
 __all__ = ["RNN", "GRU", "LSTM", "INITIAL_STATES"]
 
 INITIAL_STATES = ("zeros", "learned")
 
+Init = Optional[Union[str, Initializer]]     # None: PyTorch's U(−1/√H, 1/√H)
 
-def RNN(hidden, *, return_sequences=True, bidirectional=False, num_layers=1, initial_state="zeros",
-        W_init=None, W_h_init=None, b_init=None):
+
+def RNN(hidden: int, *, return_sequences: bool = True, bidirectional: bool = False, num_layers: int = 1,
+        initial_state: str = "zeros", W_init: Init = None, W_h_init: Init = None, b_init: Init = None) -> Layer:
     """Elman RNN:  h_t = tanh(x_t W_x + b_x + h_{t−1} W_h + b_h)  (PyTorch's nn.RNN, tanh).
 
     BPTT, with dh_t the gradient reaching h_t (from the output and from step t + 1):
@@ -56,8 +60,8 @@ def RNN(hidden, *, return_sequences=True, bidirectional=False, num_layers=1, ini
                       W_init, W_h_init, b_init)
 
 
-def GRU(hidden, *, return_sequences=True, bidirectional=False, num_layers=1, initial_state="zeros",
-        W_init=None, W_h_init=None, b_init=None):
+def GRU(hidden: int, *, return_sequences: bool = True, bidirectional: bool = False, num_layers: int = 1,
+        initial_state: str = "zeros", W_init: Init = None, W_h_init: Init = None, b_init: Init = None) -> Layer:
     """GRU in PyTorch's convention (nn.GRU), the reset gate applied after the recurrent matmul:
 
         r = σ(x W_ir + b_ir + h W_hr + b_hr),   z = σ(x W_iz + b_iz + h W_hz + b_hz)
@@ -74,8 +78,9 @@ def GRU(hidden, *, return_sequences=True, bidirectional=False, num_layers=1, ini
                       W_init, W_h_init, b_init)
 
 
-def LSTM(hidden, *, return_sequences=True, bidirectional=False, num_layers=1, initial_state="zeros",
-         forget_bias=0.0, W_init=None, W_h_init=None, b_init=None):
+def LSTM(hidden: int, *, return_sequences: bool = True, bidirectional: bool = False, num_layers: int = 1,
+         initial_state: str = "zeros", forget_bias: float = 0.0, W_init: Init = None, W_h_init: Init = None,
+         b_init: Init = None) -> Layer:
     """LSTM in PyTorch's convention (nn.LSTM), gates i, f, g, o:
 
         [a_i, a_f, a_g, a_o] = x W_x + b_x + h W_h + b_h
@@ -95,17 +100,25 @@ def LSTM(hidden, *, return_sequences=True, bidirectional=False, num_layers=1, in
 
 
 _OPTIONS_DOC = """
-    Args (all three):
+    Args:
       hidden: H, the size of the hidden state.
       return_sequences: True, every h_t (batch, T, D·H); False, the last (batch, D·H).
       bidirectional: a forward and a reverse-time pass, concatenated (D = 2).
       num_layers: stacked layers, each reading the full output sequence of the one below.
-      initial_state: "zeros" (h_0 = 0) or "learned" (trainable h0, and c0, per layer and direction).
+      initial_state: "zeros" (h_0 = 0) or "learned" (trainable h0, and c0, per layer and direction).{extra}
       W_init, W_h_init, b_init: initializer names or callables (key, shape, dtype) for W_x, W_h
         (default: W_init's) and both biases; default PyTorch's U(−1/√H, 1/√H) for all.
+
+    Returns:
+      A Layer of kind "recurrent" over (batch, T, features); params as in the module docstring.
+
+    Raises:
+      InputError / InputTypeError: for a setting out of range or of the wrong type (named),
+      or an unknown initializer.
 """
-for _f in (RNN, GRU, LSTM):
-    _f.__doc__ += _OPTIONS_DOC
+_FORGET_BIAS_DOC = "\n      forget_bias: added to the forget block of b_x at init."
+for _f, _extra in ((RNN, ""), (GRU, ""), (LSTM, _FORGET_BIAS_DOC)):
+    _f.__doc__ += _OPTIONS_DOC.format(extra=_extra)
 
 
 def _name(cell, hidden, return_sequences, bidirectional, num_layers, initial_state, forget_bias):

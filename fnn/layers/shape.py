@@ -6,6 +6,7 @@ Row-major (C) order, as numpy and jnp.reshape: Flatten of an NHWC batch
 lists each example's channels fastest, then width, then height.
 """
 import math
+from typing import Sequence
 
 import jax.numpy as jnp
 
@@ -42,18 +43,28 @@ def _reshaping_layer(name, kind, out_shape_of):
     return Layer(name, init, forward, backward, kind=kind)
 
 
-def Flatten():
-    """(N, d₁, …, d_m) -> (N, d₁·…·d_m): each example as one row, e.g. before a Dense layer."""
+def Flatten() -> Layer:
+    """(N, d₁, …, d_m) -> (N, d₁·…·d_m): each example as one row, e.g. before a Dense layer.
+
+    Returns:
+      A Layer of kind "flatten" with no params.
+    """
     return _reshaping_layer("Flatten", "flatten", lambda shape: (math.prod(shape),))
 
 
-def Reshape(shape):
+def Reshape(shape: Sequence[int]) -> Layer:
     """(N, d₁, …) -> (N,) + shape, the same values per example in row-major order.
 
     Args:
       shape: the per-example shape, positive ints; one entry may be -1, worked
         out from the input size (as numpy's). The input's per-example size must
         equal prod(shape).
+
+    Returns:
+      A Layer of kind "reshape" with no params.
+
+    Raises:
+      InputError: for a shape that is not positive ints with at most one -1.
     """
     if not (isinstance(shape, (tuple, list)) and len(shape) > 0
             and all(isinstance(d, int) and not isinstance(d, bool) and (d >= 1 or d == -1) for d in shape)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from fnn.errors import InputTypeError
 from fnn.layers.core import Layer, _check_input_shape
+from fnn.typing import DTypeLike, Shape
 
 __all__ = ["summary", "Summary", "SummaryRow"]
 
@@ -44,7 +45,7 @@ def _count(tree):
     return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(tree))
 
 
-def summary(model, input_shape, dtype=jnp.float32):
+def summary(model: Layer, input_shape: Shape, dtype: DTypeLike = jnp.float32) -> Summary:
     """The layers of `model`, with each one's output shape and parameter count, for inputs of input_shape.
 
     Nothing is computed on arrays: shapes come from jax.eval_shape of each
@@ -52,6 +53,19 @@ def summary(model, input_shape, dtype=jnp.float32):
     combinators (serial, residual, parallel) indented; print() the result for a table.
 
         >>> print(fnn.summary(fnn.mlp([40, 100, 10]), (-1, 40)))
+
+    Args:
+      model: an fnn Layer.
+      input_shape: the model's input shape, -1 for the batch, e.g. (-1, 40).
+      dtype: the dtype the layers' inits are given.
+
+    Returns:
+      A Summary: its rows (depth, name, output shape, parameter count), the input and
+      output shapes, and the total parameter count.
+
+    Raises:
+      InputTypeError: for a model that is not a Layer or a shape that is not a tuple of ints.
+      InputError: where a layer's init refuses the shape it is given (named by the layer).
     """
     if not isinstance(model, Layer):
         raise InputTypeError(f"summary expects an fnn Layer, got {type(model).__name__}")

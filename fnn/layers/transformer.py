@@ -9,9 +9,11 @@ whose backward adds the gradients of the two paths. A padding mask rides along
 as a masked sequence (x, key_mask) (fnn.layers.masking): pass_mask runs the
 mask-blind layers on the values, residual adds the values and keeps the mask.
 """
+from typing import Optional
+
 from fnn.layers.attention import DEFAULT_BLOCK_SIZE, MultiHeadAttention
 from fnn.layers.combinators import residual
-from fnn.layers.core import serial
+from fnn.layers.core import Layer, serial
 from fnn.layers.dense import Dense
 from fnn.layers.elementwise import Activation
 from fnn.layers.embedding import Embedding, PositionalEmbedding, SinusoidalPositions
@@ -24,8 +26,9 @@ __all__ = ["POSITIONS", "TransformerBlock", "gpt"]
 POSITIONS = ("learned", "sinusoidal")
 
 
-def TransformerBlock(d_model, heads, *, mlp_ratio=4, causal=True, head_dim=None,
-                     block_size=DEFAULT_BLOCK_SIZE, eps=1e-5):
+def TransformerBlock(d_model: int, heads: int, *, mlp_ratio: int = 4, causal: bool = True,
+                     head_dim: Optional[int] = None, block_size: int = DEFAULT_BLOCK_SIZE,
+                     eps: float = 1e-5) -> Layer:
     """A pre-norm transformer block on (batch, T, d_model) or a masked sequence (x, key_mask):
 
         x = x + MHA(LayerNorm(x))
@@ -40,6 +43,12 @@ def TransformerBlock(d_model, heads, *, mlp_ratio=4, causal=True, head_dim=None,
       heads, head_dim, causal, block_size: MultiHeadAttention's.
       mlp_ratio: the MLP's hidden width is mlp_ratio · d_model.
       eps: the LayerNorms' eps.
+
+    Returns:
+      A serial Layer of two residual blocks.
+
+    Raises:
+      InputError / InputTypeError: for a setting that is not a positive int (named).
     """
     d_model = check_positive_int("TransformerBlock: d_model", d_model)
     mlp_ratio = check_positive_int("TransformerBlock: mlp_ratio", mlp_ratio)
@@ -50,8 +59,8 @@ def TransformerBlock(d_model, heads, *, mlp_ratio=4, causal=True, head_dim=None,
                            Activation("gelu"), Dense(d_model))))
 
 
-def gpt(vocab, max_len, d_model, heads, layers, *, mlp_ratio=4, positions="learned", pad_id=None,
-        block_size=DEFAULT_BLOCK_SIZE):
+def gpt(vocab: int, max_len: int, d_model: int, heads: int, layers: int, *, mlp_ratio: int = 4,
+        positions: str = "learned", pad_id: Optional[int] = None, block_size: int = DEFAULT_BLOCK_SIZE) -> Layer:
     """A decoder-only language model: token ids (batch, T ≤ max_len) → next-token logits (batch, T, vocab).
 
         h = Embedding(ids) + positions;  h = TransformerBlock(h) × layers (causal);
@@ -66,6 +75,12 @@ def gpt(vocab, max_len, d_model, heads, layers, *, mlp_ratio=4, positions="learn
       positions: "learned" (PositionalEmbedding(max_len)) or "sinusoidal".
       pad_id: None, or the padding token: keys holding it get no attention weight.
       block_size: attention's queries per block.
+
+    Returns:
+      A serial Layer with integer_input True.
+
+    Raises:
+      InputError / InputTypeError: for a setting out of range (named), an unknown positions.
     """
     check_choice("gpt positions", positions, POSITIONS)
     check_positive_int("gpt: layers (the number of blocks)", layers)

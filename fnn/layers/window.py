@@ -15,12 +15,17 @@ per axis), or a tuple of (p_lo, p_hi) pairs (one per axis; an int entry
 stands for (p, p)).
 """
 import numbers
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Sequence, Tuple, Union
 
 from fnn.errors import InputError
 
 __all__ = ["PADDING_HELP", "check_sizes", "check_padding", "per_axis", "Geometry", "geometry",
            "spatial_letters"]
+
+# What kernel_size, window, stride and dilation take: an int, or one per spatial axis.
+Sizes = Union[int, Sequence[int]]
+# What padding takes: "VALID", "SAME", an int, or per axis an int or a (lo, hi) pair.
+Padding = Union[str, int, Sequence[Union[int, Tuple[int, int]]]]
 
 PADDING_HELP = ('"SAME", "VALID", an int >= 0 (both sides of every axis), a tuple of ints '
                 '(one per spatial axis) or a tuple of (lo, hi) pairs (one per spatial axis)')

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from fnn.errors import InputError, InputTypeError
+from fnn.typing import OptState, Params, PyTree
 
 __all__ = ["GradientTransformation", "ScaleByLearningRateState", "apply_updates", "global_norm",
            "current_lr", "is_optimizer", "declared_schedules"]
@@ -55,39 +56,76 @@ class ScaleByLearningRateState(NamedTuple):
     count: jax.Array
     learning_rate: jax.Array
 
-def is_optimizer(x):
+def is_optimizer(x: Any) -> bool:
     """Whether `x` is an optimizer by its shape: callable `init` and `update` attributes.
 
     A GradientTransformation is one; so is any other library's pair of the same
     protocol (optax's GradientTransformation), which fnn uses as it is.
+
+    Args:
+      x: any object.
+
+    Returns:
+      True if x has callable init and update.
     """
     return callable(getattr(x, "init", None)) and callable(getattr(x, "update", None))
 
 
-def declared_schedules(optimizer):
-    """The learning-rate schedules `optimizer` declares: its `schedules`, () where it has none."""
+def declared_schedules(optimizer: Any) -> Tuple[Callable, ...]:
+    """The learning-rate schedules `optimizer` declares: its `schedules`, () where it has none.
+
+    Args:
+      optimizer: an optimizer (init, update), fnn's or another library's.
+
+    Returns:
+      A tuple of schedules count -> rate.
+    """
     return tuple(getattr(optimizer, "schedules", ()) or ())
 
 
-def apply_updates(params, updates):
-    """params + updates, leaf by leaf, each result in its parameter's dtype."""
+def apply_updates(params: Params, updates: PyTree) -> Params:
+    """params + updates, leaf by leaf, each result in its parameter's dtype.
+
+    Args:
+      params: the parameters.
+      updates: the steps optimizer.update returned, a tree of the same structure.
+
+    Returns:
+      The new parameters.
+    """
     return jax.tree.map(lambda p, u: (p + u).astype(p.dtype), params, updates)
 
 
-def global_norm(tree):
-    """‖tree‖ = sqrt(Σ_leaves Σ x²), the L2 norm of all leaves as one vector."""
+def global_norm(tree: PyTree) -> jax.Array:
+    """‖tree‖ = sqrt(Σ_leaves Σ x²), the L2 norm of all leaves as one vector.
+
+    Args:
+      tree: a pytree of arrays (gradients, updates, params).
+
+    Returns:
+      A scalar array; 0 for a tree without leaves.
+    """
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.zeros([], jnp.result_type(float))
     return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in leaves))
 
 
-def current_lr(state):
+def current_lr(state: OptState) -> jax.Array:
     """The learning rate of the latest update, read from an optimizer's state.
 
     Finds the first ScaleByLearningRateState in `state` (a chain's tuple of
     states, nested chains included). Before any update it is the rate the
     first update will apply. Under vmap it has one value per model.
+
+    Args:
+      state: an optimizer state, e.g. TrainState.opt_state.
+
+    Returns:
+      The rate, a float array (a scalar, or (N,) for N vmapped models).
+
+    Raises:
+      InputError: if the state holds no ScaleByLearningRateState.
     """
     found = [s for s in jax.tree.leaves(state, is_leaf=_is_lr_state) if _is_lr_state(s)]
     if not found:

@@ -16,12 +16,13 @@ negative at any of its steps, before the run starts (check_learning_rates).
 """
 import functools
 import math
-from typing import Any, NamedTuple
+from typing import Any, Dict, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 
 from fnn.errors import InputError, InputTypeError
+from fnn.typing import ArrayLike, Schedule
 from fnn.validate import check_number, check_positive_int
 
 __all__ = ["constant", "step_decay", "exponential_decay", "cosine_decay",
@@ -42,8 +43,18 @@ def _check_schedule(fn, name, value):
             f"{fn}: {name} must be a schedule (a function count -> value), got {value!r}")
 
 
-def constant(value):
-    """lr(t) = value."""
+def constant(value: float) -> Schedule:
+    """lr(t) = value.
+
+    Args:
+      value: the rate, a number > 0.
+
+    Returns:
+      schedule(count) -> rate, a float array of the default float dtype.
+
+    Raises:
+      InputError / InputTypeError: for an argument out of range or of the wrong type.
+    """
     check_number("constant: value", value, 0, low_open=True)
 
     def schedule(count):
@@ -53,10 +64,21 @@ def constant(value):
     return schedule
 
 
-def step_decay(init, decay_rate, step_size):
+def step_decay(init: float, decay_rate: float, step_size: int) -> Schedule:
     """Staircase decay: lr(t) = init · decay_rate^⌊t / step_size⌋.
 
     E.g. step_decay(0.1, 0.5, 100) halves the rate every 100 updates.
+
+    Args:
+      init: the rate at t = 0 (> 0).
+      decay_rate: the factor per stair, in (0, 1].
+      step_size: updates per stair, a positive int.
+
+    Returns:
+      schedule(count) -> rate, a float array of the default float dtype.
+
+    Raises:
+      InputError / InputTypeError: for an argument out of range or of the wrong type.
     """
     check_number("step_decay: init", init, 0, low_open=True)
     check_number("step_decay: decay_rate", decay_rate, 0, 1, low_open=True)
@@ -68,12 +90,23 @@ def step_decay(init, decay_rate, step_size):
     return schedule
 
 
-def exponential_decay(init, decay_rate, decay_steps):
+def exponential_decay(init: float, decay_rate: float, decay_steps: float) -> Schedule:
     """Smooth exponential decay: lr(t) = init · decay_rate^(t / decay_steps).
 
     The rate is multiplied by `decay_rate` every `decay_steps` updates. (Note the
     argument order: jax.example_libraries.optimizers.exponential_decay takes
     (step_size, decay_steps, decay_rate).)
+
+    Args:
+      init: the rate at t = 0 (> 0).
+      decay_rate: the factor per decay_steps updates, in (0, 1].
+      decay_steps: updates over which the rate is multiplied by decay_rate (> 0).
+
+    Returns:
+      schedule(count) -> rate, a float array of the default float dtype.
+
+    Raises:
+      InputError / InputTypeError: for an argument out of range or of the wrong type.
     """
     check_number("exponential_decay: init", init, 0, low_open=True)
     check_number("exponential_decay: decay_rate", decay_rate, 0, 1, low_open=True)
@@ -85,10 +118,21 @@ def exponential_decay(init, decay_rate, decay_steps):
     return schedule
 
 
-def cosine_decay(init, decay_steps, alpha=0.0):
+def cosine_decay(init: float, decay_steps: int, alpha: float = 0.0) -> Schedule:
     """Cosine decay from init to alpha · init over decay_steps, constant after.
 
     lr(t) = init · ((1 − α) · ½ (1 + cos(π · min(t, T) / T)) + α),   T = decay_steps
+
+    Args:
+      init: the rate at t = 0 (> 0).
+      decay_steps: T, a positive int.
+      alpha: α, the final rate as a fraction of init, in [0, 1].
+
+    Returns:
+      schedule(count) -> rate, a float array of the default float dtype.
+
+    Raises:
+      InputError / InputTypeError: for an argument out of range or of the wrong type.
     """
     check_number("cosine_decay: init", init, 0, low_open=True)
     check_positive_int("cosine_decay: decay_steps", decay_steps)
@@ -102,12 +146,22 @@ def cosine_decay(init, decay_steps, alpha=0.0):
     return schedule
 
 
-def join(schedules, boundaries):
+def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     """Run schedules one after another, switching at the given update counts.
 
     With boundaries b_1 < b_2 < ..., lr(t) = schedules[0](t) for t < b_1,
     schedules[i](t − b_i) for b_i ≤ t < b_{i+1}: each schedule restarts its
     count at 0 when it takes over.
+
+    Args:
+      schedules: one or more schedules count -> rate.
+      boundaries: len(schedules) − 1 strictly increasing positive ints.
+
+    Returns:
+      schedule(count) -> rate, a float array of the default float dtype.
+
+    Raises:
+      InputError / InputTypeError: for an argument out of range or of the wrong type.
     """
     schedules, boundaries = tuple(schedules), tuple(boundaries)
     for i, s in enumerate(schedules):
@@ -131,7 +185,8 @@ def join(schedules, boundaries):
     return schedule
 
 
-def linear_warmup(peak, warmup_steps, then=None, start=0.0):
+def linear_warmup(peak: float, warmup_steps: int, then: Optional[Schedule] = None,
+                  start: float = 0.0) -> Schedule:
     """Linear warm-up from `start` to `peak` over warmup_steps, then `then` (or peak).
 
     lr(t) = start + (peak − start) · t / W      for t < W = warmup_steps
@@ -139,6 +194,18 @@ def linear_warmup(peak, warmup_steps, then=None, start=0.0):
 
     With the default start = 0 the first update has learning rate 0; `then`
     usually begins at peak, e.g. then=cosine_decay(peak, total_steps − W).
+
+    Args:
+      peak: the rate at t = W (> 0).
+      warmup_steps: W, a positive int.
+      then: the schedule after the warm-up, its count restarted at 0; None for constant(peak).
+      start: the rate at t = 0 (≥ 0).
+
+    Returns:
+      schedule(count) -> rate, a float array of the default float dtype.
+
+    Raises:
+      InputError / InputTypeError: for an argument out of range or of the wrong type.
     """
     check_number("linear_warmup: peak", peak, 0, low_open=True)
     check_positive_int("linear_warmup: warmup_steps", warmup_steps)
@@ -190,14 +257,22 @@ def _first_bad_rate(schedules_of, hyper, steps):
     return found, flat, base - RATE_BLOCK, value
 
 
-def check_learning_rates(optimizer, steps, *, hyperparams=None):
+def check_learning_rates(optimizer: Any, steps: int, *,
+                         hyperparams: Optional[Dict[str, ArrayLike]] = None) -> None:
     """ValueError if a learning-rate schedule of `optimizer` is NaN, inf or negative at a count < steps.
 
-    optimizer: a GradientTransformation (its `schedules`), or, with hyperparams (a dict
-    of (N,) arrays, as fnn.train.train_many takes), a function of them returning one:
-    then each of the N optimizers is checked. Rates are read in float32, the dtype
-    they are cast to for float32 parameters, so 1e39 counts as inf. Constant rates are
-    checked when the optimizer is built; an optimizer without schedules costs nothing.
+    Rates are read in float32, the dtype they are cast to for float32 parameters, so
+    1e39 counts as inf. Constant rates are checked when the optimizer is built; an
+    optimizer without schedules costs nothing.
+
+    Args:
+      optimizer: a GradientTransformation (its `schedules`), or, with hyperparams, a
+        function of them returning one: then each of the N optimizers is checked.
+      steps: the run's number of updates, a positive int: counts 0 … steps − 1 are checked.
+      hyperparams: a dict of (N,) arrays, as fnn.train.ensemble.train_many takes, or None.
+
+    Raises:
+      InputError: naming the schedule, the update and the rate that is bad.
     """
     from fnn.errors import InputError
     from fnn.validate import check_positive_int

@@ -16,7 +16,7 @@ corrupt, truncated or mismatched file is refused, nothing is unpickled.
 import hashlib
 import json
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -24,13 +24,16 @@ import numpy as np
 
 import fnn
 from fnn import checkpoint, data, precision
+from fnn.data import Dataset, Limits
 from fnn.errors import InputError
+from fnn.layers import Layer
 from fnn.runs.build import build_model, build_optimizer
 from fnn.runs.config import LIMITS, check_saved_config
 from fnn.runs.history import HISTORY, read_history
 from fnn.runs.preprocessing import Preprocessing
 from fnn.train import evaluate as evaluate_model, init_state, predict as predict_model
-from fnn.train.step import training_optimizer
+from fnn.train.step import StepConfig, TrainState, training_optimizer
+from fnn.typing import ArrayLike, ModelState, Optimizer, OptState, Params
 
 __all__ = ["CHECKPOINT", "METRICS", "Run", "load_run", "data_config", "run_templates"]
 
@@ -46,8 +49,18 @@ def _file_digest(path):
     return h.hexdigest()
 
 
-def data_config(config, ds, preprocessing):
-    """The checkpoint's description of the run's data: shapes, task, preprocessing, and where it came from."""
+def data_config(config: Dict[str, Any], ds: Dataset, preprocessing: Preprocessing) -> Dict[str, Any]:
+    """The checkpoint's description of the run's data: shapes, task, preprocessing, and where it came from.
+
+    Args:
+      config: the run's configuration (its "dataset": a name in fnn.data.DATASETS or a file path).
+      ds: the Dataset the run trains on.
+      preprocessing: the run's Preprocessing.
+
+    Returns:
+      A dict of JSON values: in/out features, n_classes, n_train, n_test, the source (a
+      file's absolute path and SHA-256 digest) and the preprocessing's configuration.
+    """
     name = config["dataset"]
     source = {"name": name}
     if data.DATASETS.get(name) is None:                     # a file: its path and digest
@@ -74,8 +87,22 @@ def _check_data_config(saved, where):
     return d
 
 
-def run_templates(config, data_cfg, limits=LIMITS):
-    """(model, optimizer, step config, templates) to restore a checkpoint of this run into."""
+def run_templates(config: Dict[str, Any], data_cfg: Dict[str, Any],
+                  limits: Mapping[str, int] = LIMITS) -> Tuple[Layer, Optimizer, StepConfig, Dict[str, Any]]:
+    """(model, optimizer, step config, templates) to restore a checkpoint of this run into.
+
+    Args:
+      config: the run's checked configuration.
+      data_cfg: the description of its data (data_config's).
+      limits: the size limits the model is built within (fnn.runs.config.LIMITS).
+
+    Returns:
+      (model, optimizer, step_config, templates): templates {"state": a TrainState,
+      "preprocessing": its arrays} of zeros, in the shapes and dtypes of the saved ones.
+
+    Raises:
+      InputError: for a configuration that builds no model within the limits.
+    """
     model, _ = build_model(config, data_cfg["in_features"], data_cfg["out_features"], limits,
                            name=data_cfg["source"]["name"] if "source" in data_cfg else None)
     optimizer = build_optimizer(config)
@@ -96,7 +123,9 @@ def run_templates(config, data_cfg, limits=LIMITS):
 class Run:
     """A trained run: its model and params, ready for raw inputs. Made by load_run."""
 
-    def __init__(self, folder, config, data_cfg, model, optimizer, state, preprocessing, step, metrics, history):
+    def __init__(self, folder: str, config: Dict[str, Any], data_cfg: Dict[str, Any], model: Layer,
+                 optimizer: Optimizer, state: TrainState, preprocessing: Preprocessing, step: int,
+                 metrics: Optional[Dict[str, Any]], history: Dict[str, list]) -> None:
         self.folder = folder
         self.config: Dict[str, Any] = config
         self.data: Dict[str, Any] = data_cfg
@@ -109,23 +138,62 @@ class Run:
         self.history: Dict[str, list] = history
         self.loss = fnn.get_loss(data.TASK_LOSS[preprocessing.task])
 
-    params = property(lambda self: self.state.params, doc="the trained params (the best epoch's under early stopping)")
-    model_state = property(lambda self: self.state.model_state, doc="non-trainable state (BatchNorm's statistics)")
-    opt_state = property(lambda self: self.state.opt_state, doc="the optimizer's state")
-    task = property(lambda self: self.preprocessing.task)
-    class_names = property(lambda self: self.preprocessing.class_names)
+    @property
+    def params(self) -> Params:
+        """the trained params (the best epoch's under early stopping)"""
+        return self.state.params
+
+    @property
+    def model_state(self) -> ModelState:
+        """non-trainable state (BatchNorm's statistics)"""
+        return self.state.model_state
+
+    @property
+    def opt_state(self) -> OptState:
+        """the optimizer's state"""
+        return self.state.opt_state
+
+    @property
+    def task(self) -> str:
+        """the task, "classification", "binary" or "regression", of the data the run trained on"""
+        return self.preprocessing.task
+
+    @property
+    def class_names(self) -> Optional[Tuple[str, ...]]:
+        """the name of each class where the data named them, else None"""
+        return self.preprocessing.class_names
 
     def __repr__(self):
         return (f"Run({self.folder!r}: {self.config['model']} on {self.config['dataset']}, {self.task}, "
                 f"step {self.step:,})")
 
-    def outputs(self, x):
-        """The model's raw outputs (logits, or regression values in the data's units) for raw inputs x."""
+    def outputs(self, x: ArrayLike) -> np.ndarray:
+        """The model's raw outputs (logits, or regression values in the data's units) for raw inputs x.
+
+        Args:
+          x: raw inputs (n, features), before the run's standardization.
+
+        Returns:
+          A numpy array (n, outputs).
+
+        Raises:
+          InputError / InputTypeError: for inputs that do not fit the model.
+        """
         out = predict_model(self.model, self.params, self.preprocessing.inputs(x), model_state=self.model_state)
         return self.preprocessing.outputs(np.asarray(out))
 
-    def predict_proba(self, x):
-        """Class probabilities (n, classes) for raw inputs x; binary: (n, 2), P(0) and P(1)."""
+    def predict_proba(self, x: ArrayLike) -> np.ndarray:
+        """Class probabilities (n, classes) for raw inputs x; binary: (n, 2), P(0) and P(1).
+
+        Args:
+          x: raw inputs (n, features).
+
+        Returns:
+          A numpy array of probabilities, each row summing to 1.
+
+        Raises:
+          InputError: for a regression run, or inputs that do not fit the model.
+        """
         out = self.outputs(x)
         if self.task == "classification":
             return np.asarray(jax.nn.softmax(out, axis=-1))
@@ -134,15 +202,36 @@ class Run:
             return np.stack([1 - p, p], axis=1)
         raise InputError(f"predict_proba: the run in {self.folder!r} is a regression; use predict")
 
-    def predict(self, x):
-        """Class labels (the data's names where it had them) or regression values, for raw inputs x."""
+    def predict(self, x: ArrayLike) -> np.ndarray:
+        """Class labels (the data's names where it had them) or regression values, for raw inputs x.
+
+        Args:
+          x: raw inputs (n, features).
+
+        Returns:
+          (n,) labels (ints, or str names), or (n, outputs) values in the data's units.
+
+        Raises:
+          InputError / InputTypeError: for inputs that do not fit the model.
+        """
         if self.task == "regression":
             return self.outputs(x)
         return self.preprocessing.labels(np.argmax(self.predict_proba(x), axis=-1))
 
-    def evaluate(self, x, y):
+    def evaluate(self, x: ArrayLike, y: ArrayLike) -> Dict[str, Optional[float]]:
         """{"loss", "accuracy"} on raw (x, y), as training measured them; regression adds "rmse" and "mae"
-        in the data's units. y: class indices (names are mapped by load_file), 0/1, or targets."""
+        in the data's units.
+
+        Args:
+          x: raw inputs (n, features).
+          y: class indices (names are mapped by load_file and load_data), 0/1, or targets.
+
+        Returns:
+          {"loss": float, "accuracy": float or None} (+ "rmse" and "mae" for regression).
+
+        Raises:
+          InputError / InputTypeError: for inputs or targets that do not fit the model.
+        """
         z = self.preprocessing.inputs(x)
         targets = self.preprocessing.targets(y)
         result = evaluate_model(self.model, self.loss, self.params, z, targets, model_state=self.model_state)
@@ -151,9 +240,22 @@ class Run:
             result.update(rmse=float(np.sqrt(np.mean(error ** 2))), mae=float(np.mean(np.abs(error))))
         return result
 
-    def load_data(self, path, limits=None):
+    def load_data(self, path: Union[str, os.PathLike],
+                  limits: Optional[Limits] = None) -> Tuple[np.ndarray, np.ndarray]:
         """A .csv/.npz file of labelled examples read as the run's training data was (its task, its
-        class names); every row kept (no test split). Returns (x, y) raw, for evaluate."""
+        class names); every row kept (no test split).
+
+        Args:
+          path: the .csv or .npz file.
+          limits: a fnn.data.Limits (default DEFAULT_LIMITS).
+
+        Returns:
+          (x, y) raw, for evaluate.
+
+        Raises:
+          DataFileError / InputError: for a file load_file refuses, or one whose width is not
+          the run's.
+        """
         ds = data.load_file(path, task=self.task, test_fraction=0, class_names=self.class_names,
                             limits=limits, n_classes=self.data["n_classes"] if self.task == "classification"
                             and self.class_names is None else None)
@@ -165,15 +267,17 @@ class Run:
         return x, y
 
 
-def load_run(folder, *, limits=None):
+def load_run(folder: Union[str, os.PathLike], *, limits: Optional[Mapping[str, int]] = None) -> Run:
     """The run saved in `folder` by `fnn train`, rebuilt from its checkpoint and ready to use.
 
     Args:
       folder: a run folder (checkpoint.npz inside; metrics.json and history.jsonl read if present).
       limits: the size limits the saved configuration is checked against (default
         fnn.runs.config.LIMITS, as `fnn train` uses).
+
     Returns:
       a Run.
+
     Raises:
       CheckpointError / InputError: no checkpoint, a corrupt or truncated file, or one whose
         arrays do not match the architecture its configuration describes.

@@ -28,20 +28,22 @@ shape (N,):
 The optimizers of fnn.optim accept traced hyper-parameters, so each model
 gets its own rate inside the one program.
 """
-from typing import Any, NamedTuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from fnn.errors import InputError, InputTypeError
+from fnn.layers.core import Layer
 from fnn.layers.core import init_state as init_model_state
-from fnn.losses import get_loss
+from fnn.losses import Loss, get_loss
 from fnn.numerics import all_finite
 from fnn.optim.base import is_optimizer
 from fnn.optim.schedules import check_learning_rates
 from fnn.train.epoch import StepRecord, epoch_batches, epoch_indices, epoch_keys, run_epoch
-from fnn.train.step import StepConfig, init_state, make_step, training_optimizer
+from fnn.train.step import StepConfig, TrainState, init_state, make_step, training_optimizer
+from fnn.typing import ArrayLike, DTypeLike, ModelState, Optimizer, Params, PRNGKey, Shape
 from fnn.validate import MAX_STEPS, check_positive_int
 
 __all__ = ["ManyResult", "init_many", "make_train", "train_many", "converged"]
@@ -99,8 +101,14 @@ def _check_hyperparams(hyperparams, n):
     return hyperparams
 
 
-def make_train(model, loss, optimizer, *, steps, input_shape, batch_size=None, config=StepConfig(),
-               dtype=jnp.float32, checked=True):
+# An optimizer shared by all models, or a function of one model's hyper-parameters returning one.
+OptimizerOrFactory = Union[Optimizer, Callable[..., Optimizer]]
+
+
+def make_train(model: Layer, loss: Union[str, Loss], optimizer: OptimizerOrFactory, *, steps: int,
+               input_shape: Shape, batch_size: Optional[int] = None, config: StepConfig = StepConfig(),
+               dtype: DTypeLike = jnp.float32,
+               checked: bool = True) -> Callable[..., Tuple[TrainState, StepRecord]]:
     """The training of ONE network as a pure function train(key, hyper, x, y), ready for vmap.
 
     train(key, hyper, x, y) -> (state, StepRecord of (steps,)): params from
@@ -118,8 +126,23 @@ def make_train(model, loss, optimizer, *, steps, input_shape, batch_size=None, c
     `hyper` is a dict of scalars handed to optimizer(**hyper) (an empty dict
     when optimizer is a GradientTransformation). vmap(train) over keys and
     hyper is the loop of the vmapped step: JAX batches a loop by batching its body.
-    config: a StepConfig, as in make_step ("fp16" wraps the optimizer in dynamic_loss_scale).
-    checked: False for the step without the non-finite check (make_step's `checked`).
+
+    Args:
+      model, loss: an fnn Layer and a Loss (or its name).
+      optimizer: an optimizer (init, update), or a function hyper -> optimizer.
+      steps: optimizer steps, a positive int.
+      input_shape: the model's input shape, (-1, features) for example.
+      batch_size: minibatch size; None for full-batch gradient descent.
+      config: a StepConfig, as in make_step ("fp16" wraps the optimizer in dynamic_loss_scale).
+      dtype: the floating-point dtype of the parameters.
+      checked: False for the step without the non-finite check (make_step's `checked`).
+
+    Returns:
+      train(key, hyper, x, y) -> (TrainState, StepRecord of (steps,)), pure and unjitted.
+
+    Raises:
+      InputError / InputTypeError: for steps or batch_size that are not positive ints, or a
+      loss fnn does not know.
     """
     loss = get_loss(loss)
     steps = check_positive_int("steps", steps)
@@ -165,8 +188,26 @@ def _init_fn(model, build_optimizer, input_shape, dtype):
     return init
 
 
-def init_many(model, optimizer, input_shape, *, keys, hyperparams=None, dtype=jnp.float32):
-    """N TrainStates stacked on a leading axis: vmap of make_train's init over keys and hyperparams."""
+def init_many(model: Layer, optimizer: OptimizerOrFactory, input_shape: Shape, *, keys: PRNGKey,
+              hyperparams: Optional[Dict[str, ArrayLike]] = None,
+              dtype: DTypeLike = jnp.float32) -> TrainState:
+    """N TrainStates stacked on a leading axis: vmap of make_train's init over keys and hyperparams.
+
+    Args:
+      model: an fnn Layer.
+      optimizer: an optimizer shared by all models, or a function hyperparams -> optimizer.
+      input_shape: the model's input shape, (-1, features) for example.
+      keys: (N,) PRNG keys; model i's params come from the first half of keys[i].
+      hyperparams: dict name -> (N,) array, or None.
+      dtype: the floating-point dtype of the parameters.
+
+    Returns:
+      A TrainState whose every leaf has a leading axis N.
+
+    Raises:
+      InputError / InputTypeError: for keys that are not a 1-D array of PRNG keys, or
+      hyperparams that are not a dict of (N,) arrays.
+    """
     keys = _check_keys(keys)
     hyper = _check_hyperparams(hyperparams, keys.shape[0])
     build = lambda h: _optimizer(optimizer, h)
@@ -187,8 +228,10 @@ _train_many_program = jax.jit(_train_many, static_argnames=(
     "model", "loss", "optimizer", "steps", "input_shape", "batch_size", "config", "dtype", "checked"))
 
 
-def train_many(model, loss, optimizer, x, y, *, keys, steps, hyperparams=None, batch_size=None,
-               config=StepConfig(), input_shape=None, dtype=jnp.float32):
+def train_many(model: Layer, loss: Union[str, Loss], optimizer: OptimizerOrFactory, x: ArrayLike, y: ArrayLike,
+               *, keys: PRNGKey, steps: int, hyperparams: Optional[Dict[str, ArrayLike]] = None,
+               batch_size: Optional[int] = None, config: StepConfig = StepConfig(),
+               input_shape: Optional[Shape] = None, dtype: DTypeLike = jnp.float32) -> ManyResult:
     """Train N = len(keys) independent networks on (x, y) in one compiled program.
 
     The program is the training loop of the vmapped train step: each model's
@@ -206,9 +249,15 @@ def train_many(model, loss, optimizer, x, y, *, keys, steps, hyperparams=None, b
       batch_size: minibatch size; None for full-batch gradient descent.
       config: a StepConfig (method, on_nonfinite per model, precision) for every model.
       input_shape: defaults to (-1, x.shape[-1]).
+      dtype: the floating-point dtype of the parameters.
+
     Returns:
       ManyResult with params and state stacked over N, losses and accuracies (N, steps);
       a stateful model's running statistics are in state.model_state, (N, ...) each.
+
+    Raises:
+      InputError / InputTypeError: for keys, hyperparams, steps, batch_size, config or
+      optimizer that do not fit (named in the message), before any training.
     """
     keys = _check_keys(keys)
     hyper = _check_hyperparams(hyperparams, keys.shape[0])
@@ -231,12 +280,21 @@ def train_many(model, loss, optimizer, x, y, *, keys, steps, hyperparams=None, b
     return ManyResult(state.params, state, record.losses, record.accuracies)     # losses (N, steps)
 
 
-def converged(model, params, x, y, threshold=0.0, *, model_state=None):
+def converged(model: Layer, params: Params, x: ArrayLike, y: ArrayLike, threshold: float = 0.0, *,
+              model_state: Optional[ModelState] = None) -> jax.Array:
     """(N,) bool: model i classifies every example of (x, y) correctly.
 
-    Binary targets (n, 1) in {0, 1}: the logit must be > threshold exactly
-    where y > 0.5. Integer labels (n,): the argmax of the logits must equal the label.
-    model_state: for a stateful model, the stacked ManyResult.state.model_state.
+    Args:
+      model: an fnn Layer.
+      params: N models' params stacked on a leading axis (ManyResult.params).
+      x, y: the examples. Binary targets (n, 1) in {0, 1}: the logit must be > threshold
+        exactly where y > 0.5. Integer labels (n,): the argmax of the logits must equal
+        the label.
+      threshold: the logit above which a binary prediction is 1.
+      model_state: for a stateful model, the stacked ManyResult.state.model_state.
+
+    Returns:
+      A (N,) bool array.
     """
     out = jax.vmap(lambda p, s: model.apply(p, jnp.asarray(x), state=s))(params, model_state)   # (N, n, out)
     y = jnp.asarray(y)

@@ -15,14 +15,16 @@ whether every loss was finite. Small data is permuted once per epoch and
 each step slices its batch from the copy (copy_data=True); larger data, or
 data shared by many vmapped models, is gathered step by step with no copy.
 """
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple, Tuple, Union
 
 import jax
 import jax.numpy as jnp
 
 from fnn.data import batch_indices
-from fnn.losses import get_loss
-from fnn.train.step import StepConfig, make_step
+from fnn.layers.core import Layer
+from fnn.losses import Loss, get_loss
+from fnn.train.step import StepConfig, StepMetrics, TrainState, make_step
+from fnn.typing import Optimizer
 from fnn.validate import check_positive_int
 
 __all__ = ["COPY_EPOCH_BYTES", "StepRecord", "MeanRecord", "epoch_keys", "epoch_indices",
@@ -48,11 +50,28 @@ class StepRecord(NamedTuple):
     accuracies: jax.Array
 
     @classmethod
-    def empty(cls, steps):
+    def empty(cls, steps: int) -> "StepRecord":
+        """A record of `steps` steps, all NaN (none run yet).
+
+        Args:
+          steps: the number of steps the epoch may run.
+
+        Returns:
+          StepRecord of two (steps,) float32 arrays of NaN.
+        """
         nan = jnp.full((steps,), jnp.nan, jnp.float32)
         return cls(nan, nan)
 
-    def add(self, j, m):
+    def add(self, j: Any, m: StepMetrics) -> "StepRecord":
+        """The record with step j's loss and accuracy written in.
+
+        Args:
+          j: the step's index in the epoch (an int or a traced int).
+          m: the step's StepMetrics.
+
+        Returns:
+          A new StepRecord.
+        """
         return StepRecord(self.losses.at[j].set(m.loss), self.accuracies.at[j].set(m.accuracy))
 
 
@@ -63,19 +82,37 @@ class MeanRecord(NamedTuple):
     finite: jax.Array       # bool scalar
 
     @classmethod
-    def empty(cls):
+    def empty(cls) -> "MeanRecord":
+        """A record of no steps: sums and counts 0, finite True.
+
+        Returns:
+          MeanRecord of zeros.
+        """
         zeros = jnp.zeros(2, jnp.float32)
         return cls(zeros, zeros, jnp.ones((), bool))
 
-    def add(self, j, m):
+    def add(self, j: Any, m: StepMetrics) -> "MeanRecord":
+        """The record with step j's metrics added; NaN values (regression accuracy) are not counted.
+
+        Args:
+          j: the step's index (unused: a MeanRecord keeps no order; the signature is StepRecord.add's).
+          m: the step's StepMetrics.
+
+        Returns:
+          A new MeanRecord.
+        """
         del j
         values = jnp.stack([m.loss, m.accuracy])                  # (2,)
         seen = ~jnp.isnan(values)
         return MeanRecord(self.sums + jnp.where(seen, values, 0), self.counts + seen,
                           self.finite & jnp.isfinite(m.loss))
 
-    def means(self):
-        """(mean loss, mean accuracy): NaN where no step had a value (regression accuracy)."""
+    def means(self) -> Tuple[jax.Array, jax.Array]:
+        """(mean loss, mean accuracy): NaN where no step had a value (regression accuracy).
+
+        Returns:
+          Two float32 scalars.
+        """
         mean = self.sums / self.counts
         return mean[0], mean[1]
 
@@ -106,11 +143,22 @@ def epoch_batches(x, y, idx, copy_data):
     return lambda j: (x[idx[j]], y[idx[j]])
 
 
-def run_epoch(step, state, batch, n_steps, record):
+def run_epoch(step: Callable[..., Tuple[TrainState, StepMetrics]], state: TrainState,
+              batch: Callable[[Any], Tuple[jax.Array, jax.Array]], n_steps: Union[int, jax.Array],
+              record: Union[StepRecord, MeanRecord]) -> Tuple[TrainState, Union[StepRecord, MeanRecord]]:
     """n_steps of `step` on batch(0), batch(1), ...; each step's metrics folded into `record`.
 
-    n_steps may be traced (a while loop with that many turns, no per-step branch) or an
-    int (a scan). Returns (state, record).
+    Args:
+      step: step(state, x, y) -> (state, StepMetrics), e.g. from make_step.
+      state: the TrainState to start from.
+      batch: batch(j) -> (x, y) of the j-th minibatch (epoch_batches).
+      n_steps: how many steps to run; traced (a while loop with that many turns, no
+        per-step branch) or an int (a scan).
+      record: the empty record to fold the metrics into: StepRecord.empty(steps) or
+        MeanRecord.empty().
+
+    Returns:
+      (state, record) after the n_steps steps.
     """
     def body(j, carry):
         s, r = carry
@@ -121,13 +169,28 @@ def run_epoch(step, state, batch, n_steps, record):
     return jax.lax.fori_loop(start, n_steps, body, (state, record))
 
 
-def make_epoch(model, loss, optimizer, batch_size, config=StepConfig(), *, copy_data=True):
+def make_epoch(model: Layer, loss: Union[str, Loss], optimizer: Optimizer, batch_size: int,
+               config: StepConfig = StepConfig(), *,
+               copy_data: bool = True) -> Callable[..., Tuple[TrainState, StepRecord]]:
     """A jitted epoch(state, x, y) -> (state, StepRecord): every full minibatch once.
 
     Draws one permutation of the examples from the state's key (epoch_keys) and
     runs the train step over its n // batch_size minibatches (the last partial
-    batch is dropped). copy_data: permute a copy of the data once (small data) or
-    gather each batch (see the module docstring; copies_data(x, y) decides as fit does).
+    batch is dropped).
+
+    Args:
+      model, loss, optimizer: an fnn Layer, a Loss (or its name), an optimizer (init, update).
+      batch_size: the minibatch size, a positive int.
+      config: a StepConfig (method, on_nonfinite, precision, mesh).
+      copy_data: permute a copy of the data once (small data) or gather each batch
+        (see the module docstring; copies_data(x, y) decides as fit does).
+
+    Returns:
+      epoch(state, x, y) -> (TrainState, StepRecord), jitted; it donates `state`.
+
+    Raises:
+      InputError / InputTypeError: for a batch_size that is not a positive int, or a
+      config or loss fnn does not know.
     """
     batch_size = check_positive_int("batch_size", batch_size)
     step = make_step(model, get_loss(loss), optimizer, config)

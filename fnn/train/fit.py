@@ -23,14 +23,15 @@ so a second fit with the same objects and shapes compiles nothing.
 import functools
 import math
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from fnn.errors import InputError, InputTypeError
-from fnn.losses import get_loss
+from fnn.layers.core import Layer
+from fnn.losses import Loss, get_loss
 from fnn.numerics import all_finite, nonfinite_leaves
 from fnn.optim.schedules import check_learning_rates
 from fnn.train.epoch import (MeanRecord, copies_data, epoch_batches, epoch_indices, epoch_keys,
@@ -38,6 +39,7 @@ from fnn.train.epoch import (MeanRecord, copies_data, epoch_batches, epoch_indic
 from fnn.layers.core import init_state as init_model_state
 from fnn.train.evaluate import check_inputs, evaluate_batch
 from fnn.train.step import StepConfig, TrainState, init_state, make_step, training_optimizer
+from fnn.typing import ArrayLike, ModelState, Optimizer, Params, PRNGKey
 from fnn.validate import (MAX_STEPS, check_bool, check_callable, check_key, check_model, check_model_state,
                           check_number, check_optional_positive_int, check_positive_int)
 
@@ -249,12 +251,15 @@ def _record(history, metrics, done):
     return done
 
 
-def fit(model, loss, optimizer, params, x, y, *, key,
-        steps=None, epochs=None, batch_size=32,
-        validation_data=None, validation_split=0.0, patience=None,
-        config=StepConfig(), model_state=None,
-        state=None, history=None,
-        callback: Optional[Callable] = None, progress=True, chunk_steps=2000):
+def fit(model: Layer, loss: Union[str, Loss], optimizer: Optimizer, params: Params, x: ArrayLike, y: ArrayLike, *,
+        key: PRNGKey,
+        steps: Optional[int] = None, epochs: Optional[int] = None, batch_size: int = 32,
+        validation_data: Optional[Tuple[ArrayLike, ArrayLike]] = None, validation_split: float = 0.0,
+        patience: Optional[int] = None,
+        config: StepConfig = StepConfig(), model_state: Optional[ModelState] = None,
+        state: Optional[TrainState] = None, history: Optional[Dict[str, Sequence[Any]]] = None,
+        callback: Optional[Callable[[TrainState, Dict[str, List[Any]]], Any]] = None, progress: bool = True,
+        chunk_steps: int = 2000) -> FitResult:
     """Train `model` on (x, y) with minibatch `optimizer` steps, several epochs per compiled program.
 
     Args:
@@ -268,8 +273,8 @@ def fit(model, loss, optimizer, params, x, y, *, key,
         from step 0, so a resumed run ends where an uninterrupted one would.
       batch_size: minibatch size (≤ the number of training examples); each epoch
         is one random permutation, the last partial batch dropped.
-      validation_data: (x_val, y_val), or validation_split: a fraction in [0, 1) of (x, y)
-        held out (not both).
+      validation_data: (x_val, y_val), scored after every epoch (not with validation_split).
+      validation_split: a fraction in [0, 1) of (x, y) held out for validation instead.
       patience: None, or a positive integer: stop after this many epochs without a
         lower validation loss and return the parameters of the best epoch.
       config: a StepConfig: gradient method ("manual"/"autodiff"), on_nonfinite
@@ -285,9 +290,11 @@ def fit(model, loss, optimizer, params, x, y, *, key,
       progress: True or False: show a tqdm progress bar, updated once per compiled chunk.
       chunk_steps: a positive integer, about how many steps one compiled chunk (and one
         host sync) covers.
+
     Raises:
       InputError / InputTypeError naming the setting, before any training, for a
       setting out of range or of the wrong type (a key that is not a PRNG key included).
+
     Returns:
       FitResult; history has per-epoch lists epoch, step, train_loss,
       train_accuracy (batch averages), val_loss and val_accuracy (in inference

@@ -27,12 +27,15 @@ jax.devices() then lists every host's devices, make_mesh() spans them all,
 and the same program shards each global batch over all of them (every
 process runs the same script on the same data).
 """
+from typing import Any, Callable, Optional, Sequence, Union
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from fnn.errors import InputError, InputTypeError
+from fnn.typing import PyTree
 
 __all__ = ["BATCH_AXIS", "make_mesh", "batch_sharding", "replicated_sharding", "replicate",
            "shard_batch", "check_batch_size", "data_parallel"]
@@ -45,11 +48,23 @@ NOT_DIVISIBLE = ("batch size {batch} is not divisible by the {n} devices of the 
                  "expected a multiple of {n} (e.g. {suggestion})")
 
 
-def make_mesh(devices=None, axis_name=BATCH_AXIS):
-    """A 1-D Mesh over `devices`: an int n (the first n of jax.devices()), a list of devices, or None (all).
+def make_mesh(devices: Union[None, int, Sequence[jax.Device]] = None, axis_name: str = BATCH_AXIS) -> Mesh:
+    """A 1-D Mesh over `devices`, its one axis named axis_name.
 
     jax.devices() holds every process's devices after jax.distributed.initialize(),
     so the mesh spans all hosts.
+
+    Args:
+      devices: an int n (the first n of jax.devices()), a list of devices, or None (all).
+      axis_name: the name of the mesh's axis.
+
+    Returns:
+      A jax.sharding.Mesh of shape (n,).
+
+    Raises:
+      InputError: for n < 1 or more devices than there are (the message says how to get
+        more CPU devices).
+      InputTypeError: for devices that are not an int, a list of jax devices or None.
     """
     available = jax.devices()
     if devices is None:
@@ -74,23 +89,50 @@ def _axis(mesh):
     return mesh.axis_names[0]
 
 
-def batch_sharding(mesh):
-    """NamedSharding that splits the leading (batch) dimension over the mesh's devices."""
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """NamedSharding that splits the leading (batch) dimension over the mesh's devices.
+
+    Args:
+      mesh: a 1-D Mesh from make_mesh.
+
+    Returns:
+      NamedSharding(mesh, P(axis)).
+
+    Raises:
+      InputTypeError: if mesh is not a 1-D Mesh.
+    """
     return NamedSharding(mesh, P(_axis(mesh)))
 
 
-def replicated_sharding(mesh):
-    """NamedSharding that keeps a whole copy on every device of the mesh."""
+def replicated_sharding(mesh: Mesh) -> NamedSharding:
+    """NamedSharding that keeps a whole copy on every device of the mesh.
+
+    Args:
+      mesh: a 1-D Mesh from make_mesh.
+
+    Returns:
+      NamedSharding(mesh, P()).
+
+    Raises:
+      InputTypeError: if mesh is not a 1-D Mesh.
+    """
     _axis(mesh)
     return NamedSharding(mesh, P())
 
 
-def replicate(tree, mesh):
+def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
     """Every leaf of `tree` (arrays, PRNG keys) copied onto every device of the mesh.
 
     Each leaf goes through host memory into jax.make_array_from_callback, which
     also builds arrays spanning other hosts' devices; every process must then
     pass the same values.
+
+    Args:
+      tree: a pytree of arrays and PRNG keys.
+      mesh: a 1-D Mesh from make_mesh.
+
+    Returns:
+      The same tree, each leaf a replicated global array.
     """
     sharding = replicated_sharding(mesh)
 
@@ -103,27 +145,55 @@ def replicate(tree, mesh):
     return jax.tree.map(put, tree)
 
 
-def check_batch_size(batch_size, mesh):
-    """ValueError unless the batch splits evenly over the mesh's devices."""
+def check_batch_size(batch_size: int, mesh: Mesh) -> None:
+    """ValueError unless the batch splits evenly over the mesh's devices.
+
+    Args:
+      batch_size: the global batch size.
+      mesh: the Mesh the batch is split over.
+
+    Raises:
+      InputError: if batch_size is not a multiple of the mesh's devices (the message
+        suggests one that is).
+    """
     n = mesh.devices.size
     if batch_size % n:
         suggestion = max(n, batch_size - batch_size % n)
         raise InputError(NOT_DIVISIBLE.format(batch=batch_size, n=n, suggestion=suggestion))
 
 
-def shard_batch(tree, mesh):
-    """Every leaf's leading dimension split over the mesh's devices (outside jit)."""
+def shard_batch(tree: PyTree, mesh: Mesh) -> PyTree:
+    """Every leaf's leading dimension split over the mesh's devices (outside jit).
+
+    Args:
+      tree: a pytree of arrays with the same leading (batch) dimension.
+      mesh: a 1-D Mesh from make_mesh.
+
+    Returns:
+      The tree, device_put with batch_sharding(mesh).
+
+    Raises:
+      InputError: if a leading dimension is not a multiple of the mesh's devices.
+    """
     for leaf in jax.tree.leaves(tree):
         check_batch_size(leaf.shape[0], mesh)
     return jax.device_put(tree, batch_sharding(mesh))
 
 
-def data_parallel(gradients, mesh):
+def data_parallel(gradients: Callable[..., Any], mesh: Mesh) -> Callable[..., Any]:
     """Wrap gradients(params, x, y, *rest) -> Backprop to run data-parallel on `mesh` under jit.
 
     x and y are split over the devices by their leading dimension, the
     gradients (and the new model state) come back replicated: the partitioner
     all-reduces each device's Σ over its rows, for the hand-written backward as for jax.grad.
+
+    Args:
+      gradients: fn(params, x, y, *rest) -> a Backprop (grads, state, ...), e.g. a
+        closure over fnn.forward_backward.
+      mesh: a 1-D Mesh from make_mesh.
+
+    Returns:
+      fn(params, x, y, *rest) -> Backprop, with the same signature, to call under jit.
     """
     batch, replicated = batch_sharding(mesh), replicated_sharding(mesh)
 

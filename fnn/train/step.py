@@ -20,17 +20,19 @@ new state are checked.) The unchecked step applies every update; where
 everything is finite the two give the same state (fit and train_many run the
 unchecked one first, and the checked one only to replay what went wrong).
 """
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple, Tuple, Union
 
 import jax
 import jax.numpy as jnp
 
 from fnn.errors import InputTypeError
 from fnn.grads import METHODS, forward_backward
-from fnn.losses import get_loss
+from fnn.layers.core import Layer
+from fnn.losses import Loss, get_loss
 from fnn.numerics import all_finite
 from fnn.optim.base import apply_updates
 from fnn.precision import dynamic_loss_scale, get_policy, loss_scale
+from fnn.typing import ModelState, Optimizer, Params, PRNGKey
 from fnn.validate import check_choice, check_key
 
 __all__ = ["ON_NONFINITE", "StepConfig", "TrainState", "StepMetrics", "init_state", "make_step",
@@ -56,8 +58,16 @@ class StepConfig(NamedTuple):
     precision: Any = None
     mesh: Any = None
 
-    def checked(self):
-        """self, or ValueError naming the setting that is not one fnn knows."""
+    def checked(self) -> "StepConfig":
+        """self, or ValueError naming the setting that is not one fnn knows.
+
+        Returns:
+          This StepConfig, unchanged.
+
+        Raises:
+          InputTypeError: if self is not a StepConfig.
+          InputError: for a method, on_nonfinite or precision fnn does not know.
+        """
         if not isinstance(self, StepConfig):
             raise InputTypeError(f"config must be a fnn.StepConfig, e.g. config=fnn.StepConfig(method='autodiff'), "
                             f"got {self!r}")
@@ -92,11 +102,23 @@ class StepMetrics(NamedTuple):
     accuracy: jax.Array
 
 
-def init_state(params, optimizer, key, model_state=()):
-    """A fresh TrainState at step 0; key: the PRNG key of the run (shuffling, dropout).
+def init_state(params: Params, optimizer: Optimizer, key: PRNGKey,
+               model_state: ModelState = ()) -> TrainState:
+    """A fresh TrainState at step 0, with the optimizer state optimizer.init(params).
 
-    model_state: the model's non-trainable state, fnn.init_state(model, input_shape)
-    for a stateful model (BatchNorm), () for a stateless one.
+    Args:
+      params: the initial parameters.
+      optimizer: the optimizer (init, update) the run trains with; for precision "fp16",
+        fnn.precision.dynamic_loss_scale(optimizer).
+      key: the PRNG key of the run (shuffling, dropout).
+      model_state: the model's non-trainable state, fnn.init_state(model, input_shape)
+        for a stateful model (BatchNorm), () for a stateless one (None reads as ()).
+
+    Returns:
+      TrainState(params, opt_state, key, step=0, nonfinite_step=-1, model_state).
+
+    Raises:
+      InputTypeError: if key is not a PRNG key (None, an int seed).
     """
     check_key("init_state: key", key)
     return TrainState(params, optimizer.init(params), key,
@@ -130,7 +152,8 @@ def _gradients(model, loss, config):
     return data_parallel(fn, config.mesh)
 
 
-def make_step(model, loss, optimizer, config=StepConfig(), *, checked=True):
+def make_step(model: Layer, loss: Union[str, Loss], optimizer: Optimizer, config: StepConfig = StepConfig(), *,
+              checked: bool = True) -> Callable[..., Tuple[TrainState, StepMetrics]]:
     """step(state, x, y) -> (state, StepMetrics): one minibatch update, pure and jittable.
 
     Args:
@@ -140,8 +163,14 @@ def make_step(model, loss, optimizer, config=StepConfig(), *, checked=True):
         its loss scale there and skips steps whose gradients overflow.
       config: a StepConfig (method, on_nonfinite, precision, mesh).
       checked: False for the step without the non-finite check (see the module docstring).
-    Stochastic layers (dropout) draw from jax.random.fold_in(state.key, state.step);
-    the step leaves state.key as it is (each epoch splits it for its permutation).
+
+    Returns:
+      step(state, x, y) -> (TrainState, StepMetrics), to jit or scan. Stochastic layers
+      (dropout) draw from jax.random.fold_in(state.key, state.step); the step leaves
+      state.key as it is (each epoch splits it for its permutation).
+
+    Raises:
+      InputError / InputTypeError: for a config or loss fnn does not know.
     """
     config = StepConfig.checked(config)
     loss = get_loss(loss)
