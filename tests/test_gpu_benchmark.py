@@ -1,7 +1,8 @@
 """benchmarks.gpu in its CPU mode (--small): every section runs or says why not, and JSON and Markdown agree.
 
-The device the full run is for has no mnist1d package: the run here hides it (importing
-it raises ImportError) and reads MNIST-1D from the repository's .npz, as the device does.
+The device the full run is for has neither the mnist1d package nor tqdm: the run here hides
+both (importing them raises ImportError) and reads MNIST-1D from the repository's .npz, as
+the device does (fnn.fit imports tqdm only to show its progress bar).
 One run serves every test of the module.
 """
 import json
@@ -24,7 +25,7 @@ from benchmarks.sequences import SequenceConfig
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu") / "out"
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("mnist1d", "mnist1d.data"):
+        for name in ("mnist1d", "mnist1d.data", "tqdm", "tqdm.auto"):   # neither is on the device
             mp.setitem(sys.modules, name, None)                # any import of it now fails
         code = gpu.main(["--small", "--out", str(out), "--data", data_file.DEFAULT_PATH])
     with open(out / "gpu.json") as f:
