@@ -266,19 +266,20 @@ def run(sections, *, small, budget_seconds, ds=None, data=None, seed=0, log=prin
     """
     mode = "small" if small else "full"
     info = device_info()
+    precision = getattr(jax.config, "jax_default_matmul_precision", None)
     results = {"benchmark": "fnn on one device (benchmarks.gpu)", "mode": mode, "device": info, "data": data,
-               "date": info["date"], "matmul_precision": str(jax.config.jax_default_matmul_precision),
+               "date": info["date"], "matmul_precision": str(precision),
                "timing": gpu_grid.SMALL_TIMING if small else gpu_grid.FULL_TIMING,
                "budget_seconds": budget_seconds, "seconds": 0.0, "complete": False,
                "sections": {s: {"status": "pending", "note": "not reached", "items": []} if s in sections
                             else {"status": "skipped", "note": "not in --sections", "items": []} for s in SECTIONS}}
     budget, rates = Budget(budget_seconds, [s for s in SECTIONS if s in sections]), {}
-    for i, section in enumerate(s for s in SECTIONS if s in sections):
+    for section in (s for s in SECTIONS if s in sections):
         allowance = budget.allowance(section)
         log(f"{section}: up to {allowance:.0f} s ({budget.elapsed():.0f} s into the run)")
         t0 = time.perf_counter()
-        items = run_items(section_items(section, mode, jax.random.fold_in(jax.random.key(seed), i), rates, ds),
-                          allowance, log)
+        key = jax.random.fold_in(jax.random.key(seed), SECTIONS.index(section))    # whatever else runs
+        items = run_items(section_items(section, mode, key, rates, ds), allowance, log)
         results["sections"][section] = finish_section(section, items, allowance, time.perf_counter() - t0)
         if section == "matmul":
             rates.update({it["name"]: it["result"]["flops_per_second"] for it in items if it["status"] == "ok"})
