@@ -29,8 +29,8 @@ import fnn
 from fnn.grads import METHODS
 from fnn.train import StepConfig, init_state, make_step
 
-from benchmarks.common import (compile_timed, device_info, memory_figures, ratio, summarize_times,
-                               time_interleaved)
+from benchmarks.common import (compile_timed, device_info, dtype_context, memory_figures, ratio,
+                               summarize_times, time_interleaved)
 from benchmarks.grads import FULL_TIMING, QUICK_TIMING, _leaf_errors, _reference_grads, _Stepper, _warm_up
 
 GOALS = dict(time_median=1.00, time_worst=1.10, memory=1.00)
@@ -83,31 +83,38 @@ def default_grid(quick=False):
     return list(dict.fromkeys(grid))
 
 
-def run_config(config, *, key, timing):
-    """The figures of one configuration, manual and autodiff side by side."""
+def run_config(config, *, key, timing, dtype="float32"):
+    """The figures of one configuration, manual and autodiff side by side.
+
+    dtype: the parameters', inputs' and model state's dtype (one of
+    benchmarks.common.DTYPES; float64 runs in jax's 64-bit mode).
+    """
     loss = fnn.get_loss("softmax_cross_entropy")
     opt = fnn.optim.adam(1e-3)
     model = config.model()
     k_init, k_x, k_y = jax.random.split(key, 3)
-    _, params = model.init(k_init, config.input_shape)
-    x = jax.random.normal(k_x, (config.batch,) + config.input_shape[1:])
-    y = jax.random.randint(k_y, (config.batch,), 0, CLASSES)
-    model_state = fnn.init_state(model, config.input_shape)
-    given = model_state if model.stateful else None
-    compiled, calls = {}, {}
-    for m in METHODS:
-        vg = fnn.make_value_and_grad(model, loss, m)
-        compiled["grad", m], _ = compile_timed(lambda p, xx, yy, vg=vg: vg(p, xx, yy, state=given), params, x, y)
-        state = init_state(jax.tree.map(jnp.copy, params), opt, jax.random.fold_in(key, METHODS.index(m)),
-                           jax.tree.map(jnp.copy, model_state))
-        compiled["step", m], _ = compile_timed(make_step(model, loss, opt, StepConfig(method=m)), state, x, y,
-                                               donate_argnums=0)
-        calls["grad", m] = lambda c=compiled["grad", m]: c(params, x, y)
-        calls["step", m] = _Stepper(compiled["step", m], state, x, y)
-    first, repeats = _warm_up(calls, timing)
-    times = time_interleaved(calls, repeats)
+    dt = jnp.dtype(dtype)
+    with dtype_context(dtype):
+        _, params = model.init(k_init, config.input_shape, dt)
+        x = jax.random.normal(k_x, (config.batch,) + config.input_shape[1:], dt)
+        y = jax.random.randint(k_y, (config.batch,), 0, CLASSES, jnp.int32)
+        model_state = fnn.init_state(model, config.input_shape, dt)
+        given = model_state if model.stateful else None
+        compiled, calls = {}, {}
+        for m in METHODS:
+            vg = fnn.make_value_and_grad(model, loss, m)
+            compiled["grad", m], _ = compile_timed(lambda p, xx, yy, vg=vg: vg(p, xx, yy, state=given),
+                                                   params, x, y)
+            state = init_state(jax.tree.map(jnp.copy, params), opt, jax.random.fold_in(key, METHODS.index(m)),
+                               jax.tree.map(jnp.copy, model_state))
+            compiled["step", m], _ = compile_timed(make_step(model, loss, opt, StepConfig(method=m)), state, x,
+                                                   y, donate_argnums=0)
+            calls["grad", m] = lambda c=compiled["grad", m]: c(params, x, y)
+            calls["step", m] = _Stepper(compiled["step", m], state, x, y)
+        first, repeats = _warm_up(calls, timing)
+        times = time_interleaved(calls, repeats)
     grads = {m: jax.device_get(first["grad", m][1]) for m in METHODS}
-    record = {"config": config._asdict(), "name": config.name, "repeats": repeats,
+    record = {"config": config._asdict(), "name": config.name, "dtype": dtype, "repeats": repeats,
               "parameters": int(sum(np.size(p) for p in jax.tree.leaves(params))),
               "agreement": _leaf_errors(grads["manual"], grads["autodiff"],
                                         _reference_grads(model, loss, params, x, y, given)),

@@ -1,4 +1,6 @@
 """Training: compiled steps and epochs, fit(), and the targets the training issue sets."""
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -228,6 +230,21 @@ def test_fit_does_not_invalidate_callers_params():
     fit(model, "mse", optim.sgd(0.1), params, x, y, key=jax.random.key(0), epochs=2,
         batch_size=16, progress=False)
     assert np.isfinite(np.asarray(params[0]["W"])).all()    # still readable (not donated)
+
+
+def test_fit_needs_tqdm_only_for_its_progress_bar(monkeypatch, capsys):
+    x, y, _, _ = _regression_problem()
+    model = fnn.mlp([3, 4, 1])
+    _, params = model.init(jax.random.key(1), (-1, 3))
+    kw = dict(key=jax.random.key(0), epochs=2, batch_size=16)
+    shown = fit(model, "mse", optim.sgd(0.1), params, x, y, progress=True, **kw)
+    assert "step" in capsys.readouterr().err                  # tqdm's bar, on stderr
+    for name in ("tqdm", "tqdm.auto"):
+        monkeypatch.setitem(sys.modules, name, None)           # importing tqdm now fails
+    quiet = fit(model, "mse", optim.sgd(0.1), params, x, y, progress=False, **kw)
+    assert quiet.history["train_loss"] == shown.history["train_loss"] and capsys.readouterr().err == ""
+    with pytest.raises(ImportError):
+        fit(model, "mse", optim.sgd(0.1), params, x, y, progress=True, **kw)
 
 
 def test_early_stopping_returns_best_params():

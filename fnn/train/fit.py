@@ -237,6 +237,19 @@ def _short(value, limit=80):
     return text if len(text) <= limit else f"{text[:limit]}... ({type(value).__name__})"
 
 
+def _progress_bar(total, done):
+    """tqdm's bar, imported only here: fit without a progress bar does not need tqdm."""
+    from tqdm.auto import tqdm
+    # no tqdm rate: its own counts compilation; the postfix gives the rate after the first chunk
+    return tqdm(total=total, initial=done, unit="step", leave=False,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+
+
+class _NoBar:
+    """The bar of fit(progress=False): tqdm's update, set_postfix and close, doing nothing."""
+    update = set_postfix = close = lambda self, *args, **kwargs: None
+
+
 def _record(history, metrics, done):
     """Append a chunk's epochs that ran to the history; the step count after them."""
     for e in range(len(metrics.steps)):
@@ -352,11 +365,8 @@ def fit(model: Layer, loss: Union[str, Loss], optimizer: Optimizer, params: Para
     chunk = ChunkConfig(batch_size, max(1, min(math.ceil(total / per_epoch), chunk_steps // per_epoch)),
                         patience, bool(copies_data(x, y)), config)
 
-    from tqdm.auto import tqdm
     done = first_step = int(state.step)
-    # no tqdm rate: its own counts compilation; the postfix gives the rate after the first chunk
-    bar = tqdm(total=total, initial=done, unit="step", disable=not progress, leave=False,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+    bar = _progress_bar(total, done) if progress else _NoBar()
     start, compute_seconds, timed_steps, first = time.perf_counter(), 0.0, 0, True
     first_seconds, first_steps = 0.0, 0
     while done < total:
