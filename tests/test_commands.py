@@ -203,6 +203,10 @@ def test_train_makes_a_new_folder_per_run_and_refuses_to_overwrite(capsys, tmp_p
     code, out, err = call(capsys, "train", "--resume", "runs/latest", "--steps", "8", "--no-progress")
     assert code == 0, err
     assert f"resumed from runs/{runs[0]}" in out and "trained 3 steps" in out
+    # a resumed run written to another folder that holds a run replaces it only with --overwrite
+    other = os.path.join("runs", runs[1])
+    refused(capsys, "train", "--resume", "runs/latest", "--steps", "9", "--out", other, "--no-progress",
+            names=["already holds a run"])
 
 
 def test_python_dash_m_fnn_and_the_console_script(tmp_path):

@@ -161,7 +161,8 @@ def main(argv=None, prog=None):
     cli.output_folder(out)
     with cli.lock_folder(out):
         cli.check_regular_files(out, OUTPUTS)
-        if args.resume is None and not args.overwrite and not new:
+        continuing = args.resume is not None and os.path.realpath(out) == os.path.realpath(args.resume)
+        if not (new or continuing or args.overwrite):      # a run already there would be replaced
             folders.check_not_a_run(out, CHECKPOINT)
         if new or args.out is not None:
             folders.point_latest(out)
