@@ -322,7 +322,7 @@ def train(args, given, limits, out):
     if snapshots is not None:
         path = live.finish(snapshots, result.history, summary=metrics)
         save_snapshots(out, snapshots)
-        print(f"wrote {path} ({len(snapshots)} frames; {out}/{SNAPSHOTS} keeps them for fnn report)")
+        print(f"wrote {path} ({len(snapshots)} frames); {out}/{SNAPSHOTS} keeps them for fnn report")
     print(f"use it: fnn evaluate {out} --data FILE; fnn predict {out} --input FILE; fnn summary {out}")
     return 0
 

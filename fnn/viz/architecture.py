@@ -249,10 +249,10 @@ def plot_architecture(params, *, model=None, ax=None, max_neurons=12, input_name
       the Axes; neurons of layer l are the scatter with gid f"neurons-{l}",
       connections from layer l the LineCollection f"weights-{l}".
     """
-    _, weights = _sizes_and_weights(params)
     drawing = draw_architecture(params, model=model, ax=ax, max_neurons=max_neurons, input_names=input_names,
                                 output_names=output_names, title=title,
-                                note=WEIGHTS_NOTE if weights is not None else None)
+                                note=None if _is_widths(params) else WEIGHTS_NOTE)      # model checked first
+    _, weights = _sizes_and_weights(params)
     if weights is not None:
         drawing.show_weights(weights)
     return drawing.ax
