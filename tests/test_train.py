@@ -130,7 +130,7 @@ def mnist1d():
     return ds
 
 
-MNIST1D_SEEDS = 4
+MNIST1D_SEEDS = 3
 
 
 @pytest.mark.parametrize("method", ["manual", "autodiff"])
@@ -138,7 +138,8 @@ def test_mnist1d_mlp_with_the_train_commands_defaults_reaches_069_on_average(mni
     # `fnn train`'s default run: the MLP with dropout 0.2, AdamW with weight decay 3e-2 (without
     # them, 0.669 ± 0.019 over 5 seeds and a test loss of 3.25). Measured: 0.718 ± 0.009, test loss
     # 0.79 ± 0.04 over 5 seeds. One seed moves by about a point, and a different CPU's rounding
-    # moves a run as a different seed would: the claim is about the mean over seeds.
+    # moves a run as a different seed would: the claim is about the mean over seeds (3 here: a
+    # standard error of about half a point, against a margin of nearly 3).
     from fnn.runs.build import build_model, build_optimizer
     from fnn.runs.config import CONFIG_KEYS, new_config
     config = new_config({k: None for k in CONFIG_KEYS})

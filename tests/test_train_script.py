@@ -71,12 +71,21 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     (["--model", "cnn", "--dataset", "xor"], "--model cnn needs examples of at least 3 features"),
     (["--model", "cnn", "--max-params", "5000"], "has 5,210 parameters, more than --max-params 5,000"),
 ])
-def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
-    r = run(*args, "--out", str(tmp_path), "--no-progress")
-    assert r.returncode == 2
-    assert message in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "Traceback" not in r.stderr
+def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path, train_script, capsys):
+    try:                                                  # in-process: one JAX start-up for all of them
+        code, _, err = in_process(train_script, capsys, *args, "--out", tmp_path, "--no-progress")
+    except SystemExit as e:                               # argparse
+        code, err = e.code, capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_bad_input_from_the_command_line_is_one_line_and_exit_2(tmp_path):
+    r = run("--lr", "-1", "--out", str(tmp_path), "--no-progress")   # the script as a user runs it
+    assert r.returncode == 2 and "--lr" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
 
 
 # --model cnn, in-process (the script loaded as a module) so that its runs share one MNIST-1D.
