@@ -114,7 +114,7 @@ def predictions(run, x):
 def _csv_text(columns):
     def cell(v):
         if isinstance(v, (str, np.str_)):
-            return f'"{v}"' if any(c in v for c in ',"\n') else str(v)
+            return '"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\n') else str(v)
         if isinstance(v, (int, np.integer)):
             return str(int(v))
         return f"{float(v):.6g}"
