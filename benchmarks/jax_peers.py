@@ -15,7 +15,6 @@ every step and returns the trained model; `trainer.accuracy(model)` scores it
 on the test split. benchmarks.peers times the first train() (compilation
 included) and then the rounds.
 """
-import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -44,10 +43,16 @@ def _import(name, unavailable):
         raise unavailable(f"{name} is not installed: {EXTRA}") from None
 
 
-def _epoch_orders(seed, n, epochs):
-    """One NumPy permutation per epoch, as a host-side loop draws them."""
-    rng = np.random.default_rng(seed)
-    return [rng.permutation(n) for _ in range(epochs)]
+def _host_batches(ds, steps, batch_size, seed):
+    """`steps` minibatches (x, y) sliced in NumPy, one permutation per epoch, as a host-side loop draws them."""
+    x, y = np.asarray(ds.x_train), np.asarray(ds.y_train)
+    rng, per_epoch, done = np.random.default_rng(seed), len(x) // batch_size, 0
+    while done < steps:
+        order = rng.permutation(len(x))
+        for j in range(min(per_epoch, steps - done)):
+            idx = order[j * batch_size:(j + 1) * batch_size]
+            yield x[idx], y[idx]
+        done += min(per_epoch, steps - done)
 
 
 def _mlp_apply(params, x):
@@ -74,18 +79,11 @@ def _optax_step(ds, steps, batch_size, lr, seed, init_params, optax):
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    x, y = np.asarray(ds.x_train), np.asarray(ds.y_train)
-    n, per_epoch = len(x), len(x) // batch_size
-
     def train():
         params = _params_from(init_params)
         opt_state = tx.init(params)
-        done = 0
-        for order in _epoch_orders(seed, n, math.ceil(steps / per_epoch)):
-            for j in range(min(per_epoch, steps - done)):
-                idx = order[j * batch_size:(j + 1) * batch_size]
-                params, opt_state, _ = step(params, opt_state, x[idx], y[idx])
-            done += min(per_epoch, steps - done)
+        for xb, yb in _host_batches(ds, steps, batch_size, seed):
+            params, opt_state, _ = step(params, opt_state, xb, yb)
         return jax.block_until_ready(params)
     return train, lambda p: _accuracy(_mlp_apply(p, jnp.asarray(ds.x_test)), ds.y_test)
 
@@ -134,19 +132,12 @@ def _equinox(ds, steps, batch_size, lr, seed, sizes, optax, eqx):
         updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
         return eqx.apply_updates(model, updates), opt_state, loss
 
-    x, y = np.asarray(ds.x_train), np.asarray(ds.y_train)
-    n, per_epoch = len(x), len(x) // batch_size
-
     def train():
         model = eqx.nn.MLP(sizes[0], sizes[-1], sizes[1], len(sizes) - 2, activation=jax.nn.relu,
                            key=jax.random.key(seed))
         opt_state = tx.init(eqx.filter(model, eqx.is_array))
-        done = 0
-        for order in _epoch_orders(seed, n, math.ceil(steps / per_epoch)):
-            for j in range(min(per_epoch, steps - done)):
-                idx = order[j * batch_size:(j + 1) * batch_size]
-                model, opt_state, _ = make_step(model, opt_state, x[idx], y[idx])
-            done += min(per_epoch, steps - done)
+        for xb, yb in _host_batches(ds, steps, batch_size, seed):
+            model, opt_state, _ = make_step(model, opt_state, xb, yb)
         return jax.block_until_ready(model)
     return train, lambda m: _accuracy(jax.vmap(m)(jnp.asarray(ds.x_test)), ds.y_test)
 
@@ -173,16 +164,8 @@ def _flax(ds, steps, batch_size, lr, seed, sizes, optax, nnx, split):
         optimizer.update(model, grads)
         return loss
 
-    x, y = np.asarray(ds.x_train), np.asarray(ds.y_train)
-    n, per_epoch = len(x), len(x) // batch_size
-
     def batches():
-        done = 0
-        for order in _epoch_orders(seed, n, math.ceil(steps / per_epoch)):
-            for j in range(min(per_epoch, steps - done)):
-                idx = order[j * batch_size:(j + 1) * batch_size]
-                yield x[idx], y[idx]
-            done += min(per_epoch, steps - done)
+        return _host_batches(ds, steps, batch_size, seed)
 
     def train():
         model = _flax_model(nnx, sizes, seed)

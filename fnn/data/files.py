@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from fnn.data.csv_file import read_csv
+from fnn.data.csv_file import _is_number, read_csv
 from fnn.data.dataset import TASKS, Dataset, numpy_rngs
 from fnn.data.file_limits import (DEFAULT_LIMITS, DataFileError, DataFileNotFoundError, Limits,
                                   brief, check_limits, open_data_file, over_limit)
@@ -183,9 +183,7 @@ def load_file(path: Union[str, os.PathLike], task: str = "classification", *, la
         check_key("load_file: key", key)
     _check_options(label_column, delimiter, x_key, y_key)
     limits = check_limits(limits)
-    path = os.fspath(path)
-    if not isinstance(path, str):
-        raise InputTypeError(f"load_file: path must be a str or os.PathLike of str, got {path!r}")
+    path = _path("load_file", path)
     if class_names is not None:
         class_names = _check_class_names(class_names)
     splits, class_names = _read_splits(path, task, label_column, header, delimiter, x_key, y_key, limits,
@@ -207,12 +205,26 @@ def _check_class_names(names):
     return tuple(names)
 
 
-def _read_splits(path, task, label_column, header, delimiter, x_key, y_key, limits, class_names=None):
-    """([(x, y)] checked for the task, or [(x, y), (x_test, y_test)] if the .npz holds a test split;
-    class names, or None for numeric labels)."""
+def _path(where, path):
+    """path as a str, or InputTypeError naming `where`."""
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        raise InputTypeError(f"{where}: path must be a str or os.PathLike of str, got {path!r}")
+    return path
+
+
+def _suffix(path):
+    """".csv" or ".npz" (any case), or DataFileError for another file type."""
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in (".csv", ".npz"):
         raise DataFileError(path, f"unsupported file type {suffix or '(none)'!r}; expected .npz or .csv")
+    return suffix
+
+
+def _read_splits(path, task, label_column, header, delimiter, x_key, y_key, limits, class_names=None):
+    """([(x, y)] checked for the task, or [(x, y), (x_test, y_test)] if the .npz holds a test split;
+    class names, or None for numeric labels)."""
+    suffix = _suffix(path)
     with open_data_file(path, limits) as f:
         if suffix == ".csv":
             x, y, lines = read_csv(path, f, label_column, header, delimiter, limits)
@@ -254,14 +266,6 @@ def _encode_names(path, labels, task, class_names, lines):
             raise DataFileError(path, f"labels: line {lines[i]}: {brief(repr(label), 40)} is not one of the "
                                       f"classes ({brief(', '.join(class_names))})")
     return np.array([index[label] for label in labels], np.float64), tuple(class_names)
-
-
-def _is_number(text):
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _split(path, x, y, test_fraction, key):
@@ -330,12 +334,8 @@ def load_features(path: Union[str, os.PathLike], *, header: Optional[bool] = Non
       DataFileNotFoundError, or DataFileError naming the file and the problem.
     """
     limits = check_limits(limits)
-    path = os.fspath(path)
-    if not isinstance(path, str):
-        raise InputTypeError(f"load_features: path must be a str or os.PathLike of str, got {path!r}")
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in (".csv", ".npz"):
-        raise DataFileError(path, f"unsupported file type {suffix or '(none)'!r}; expected .npz or .csv")
+    path = _path("load_features", path)
+    suffix = _suffix(path)
     with open_data_file(path, limits) as f:
         if suffix == ".csv":
             x, _, lines = read_csv(path, f, None, header, delimiter, limits)

@@ -78,8 +78,10 @@ class Preprocessing(NamedTuple):
         return arrays
 
     @staticmethod
-    def template(config, in_features, out_features):
-        """Arrays of the shapes `arrays()` has, to restore a checkpoint into."""
+    def template(config):
+        """Arrays of the shapes `arrays()` has, to restore a checkpoint into; config: the saved data
+        description (in_features, out_features, standardized_targets)."""
+        in_features, out_features = config["in_features"], config["out_features"]
         template = {"x_mean": np.zeros(in_features, np.float32), "x_std": np.ones(in_features, np.float32)}
         if config["standardized_targets"]:
             template.update(y_mean=np.zeros(out_features, np.float32), y_std=np.ones(out_features, np.float32))

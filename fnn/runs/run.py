@@ -116,7 +116,7 @@ def run_templates(config: Dict[str, Any], data_cfg: Dict[str, Any],
     state = init_state(params, training_optimizer(optimizer, step_config), train_key,
                        fnn.init_state(model, input_shape))
     templates = {"state": state,
-                 "preprocessing": Preprocessing.template(data_cfg, data_cfg["in_features"], data_cfg["out_features"])}
+                 "preprocessing": Preprocessing.template(data_cfg)}
     return model, optimizer, step_config, templates
 
 
