@@ -209,18 +209,23 @@ def test_train_makes_a_new_folder_per_run_and_refuses_to_overwrite(capsys, tmp_p
             names=["already holds a run"])
 
 
-def test_python_dash_m_fnn_and_the_console_script(tmp_path):
+def _help(capsys, *argv):
+    """The --help text of `fnn argv` (argparse exits 0 after printing it), on one line."""
+    with pytest.raises(SystemExit) as exit_info:
+        commands.main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    return " ".join(capsys.readouterr().out.split())                # argparse wraps lines
+
+
+def test_python_dash_m_fnn_and_the_console_script(capsys):
     r = subprocess.run([sys.executable, "-m", "fnn", "--help"], capture_output=True, text=True, timeout=120,
                        cwd=ROOT)
     assert r.returncode == 0 and all(c in r.stdout for c in commands.COMMANDS)
-    r = subprocess.run([sys.executable, "-m", "fnn", "predict", "--help"], capture_output=True, text=True,
-                       timeout=120, cwd=ROOT)
-    text = " ".join(r.stdout.split())                          # argparse wraps lines
-    assert r.returncode == 0 and "--output FILE" in text and "(default 268,435,456" in text
-    r = subprocess.run([sys.executable, "-m", "fnn", "gradcheck", "--help"], capture_output=True, text=True,
-                       timeout=120, cwd=ROOT)
-    text = " ".join(r.stdout.split())
-    assert r.returncode == 0 and "(default: 8)" not in text and "(default 8)" in text
+    assert " ".join(r.stdout.split()) == _help(capsys)            # python -m fnn is fnn.commands.main
+    text = _help(capsys, "predict")
+    assert "--output FILE" in text and "(default 268,435,456" in text
+    text = _help(capsys, "gradcheck")
+    assert "(default: 8)" not in text and "(default 8)" in text
     import tomllib
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         assert tomllib.load(f)["project"]["scripts"]["fnn"] == "fnn.commands:console"

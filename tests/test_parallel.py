@@ -77,17 +77,40 @@ FOUR_DEVICE_PROGRAM = textwrap.dedent("""
         step(state, x[:38], y[:38])
     except ValueError as e:
         out["odd_batch_error"] = str(e)
+
+    # The train command on these 4 devices, called as scripts/train.py calls it (its exit code,
+    # stdout and stderr), in this process rather than in one more JAX process each.
+    import contextlib, io, sys
+    from fnn import cli
+    from fnn.commands.train import main as train
+    out["train"] = []
+    for argv in TRAIN_RUNS:
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = cli.run(train, [*argv, "--no-progress", "--out", sys.argv[1] + "/" + str(len(out["train"]))],
+                           prog="train.py")
+        out["train"].append({"code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()})
     print("RESULT " + json.dumps(out))
 """)
 
+# The train command's runs in that program: one that trains on the 4 devices, then two refused.
+TRAIN_RUNS = [
+    ["--dataset", "xor", "--hidden", "4", "--activation", "tanh", "--optimizer", "sgd", "--lr", "1",
+     "--steps", "600", "--devices", "4"],
+    ["--dataset", "moons", "--batch-size", "100", "--devices", "3", "--steps", "5"],
+    ["--devices", "8", "--steps", "5"],
+]
+
 
 @pytest.fixture(scope="module")
-def four_devices():
-    r = subprocess.run([sys.executable, "-c", FOUR_DEVICE_PROGRAM], capture_output=True, text=True,
+def four_devices(tmp_path_factory):
+    program = f"TRAIN_RUNS = {TRAIN_RUNS!r}\n{FOUR_DEVICE_PROGRAM}"
+    folder = tmp_path_factory.mktemp("four-devices")
+    r = subprocess.run([sys.executable, "-c", program, str(folder)], capture_output=True, text=True,
                        timeout=300, env=FOUR_DEVICES, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     line = next(l for l in r.stdout.splitlines() if l.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return dict(json.loads(line[len("RESULT "):]), folder=folder)
 
 
 @pytest.mark.parametrize("case", ["relu/manual", "dropout/autodiff", "batchnorm/manual"])
@@ -155,32 +178,26 @@ def test_two_processes_with_jax_distributed_train_like_one_device(four_devices):
         np.testing.assert_allclose(r["params"], reference, rtol=1e-5, atol=1e-5)
 
 
-def _train_script(*args):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args],
-                          capture_output=True, text=True, timeout=300, env=FOUR_DEVICES, cwd=ROOT)
-
-
-def test_train_script_runs_data_parallel_on_four_devices(tmp_path):
-    r = _train_script("--dataset", "xor", "--hidden", "4", "--activation", "tanh", "--optimizer", "sgd",
-                      "--lr", "1", "--steps", "600", "--devices", "4", "--no-progress", "--out", str(tmp_path))
-    assert r.returncode == 0, r.stderr
-    assert "device: cpu (cpu) x4" in r.stdout
-    assert "split over 4 devices (1 each), gradients all-reduced" in r.stdout
-    m = json.loads((tmp_path / "metrics.json").read_text())
+def test_train_script_runs_data_parallel_on_four_devices(four_devices):
+    r = four_devices["train"][0]
+    assert r["code"] == 0, r["stderr"]
+    assert "device: cpu (cpu) x4" in r["stdout"]
+    assert "split over 4 devices (1 each), gradients all-reduced" in r["stdout"]
+    m = json.loads((four_devices["folder"] / "0" / "metrics.json").read_text())
     assert m["devices"] == 4 and m["steps"] == 600
     assert m["test_accuracy"] == 1.0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--dataset", "moons", "--batch-size", "100", "--devices", "3"],
-     "batch size 100 is not divisible by the 3 devices"),
-    (["--devices", "8"], "8 devices requested, but only 4 cpu device(s) are available"),
+@pytest.mark.parametrize("run, message", [
+    (1, "batch size 100 is not divisible by the 3 devices"),
+    (2, "8 devices requested, but only 4 cpu device(s) are available"),
 ])
-def test_train_script_device_errors_are_one_line(tmp_path, args, message):
-    r = _train_script(*args, "--steps", "5", "--no-progress", "--out", str(tmp_path))
-    assert r.returncode == 2
-    assert message in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+def test_train_script_device_errors_are_one_line(four_devices, run, message):
+    r = four_devices["train"][run]
+    assert r["code"] == 2
+    assert message in r["stderr"]
+    assert len(r["stderr"].strip().splitlines()) == 1, r["stderr"]
+    assert r["stderr"].startswith("train.py: error:")
 
 
 def test_make_mesh_and_batch_checks():

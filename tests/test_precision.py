@@ -115,15 +115,15 @@ def test_fp16_step_needs_the_loss_scaled_optimizer_state():
 
 
 def test_bf16_mnist1d_reaches_float32_accuracy_within_one_point(mnist1d):
-    """40-100-100-10 ReLU, Adam 1e-2, batch 100, as the float32 test in test_train.py, 3000 steps.
+    """40-100-100-10 ReLU, Adam 1e-2, batch 100, as the float32 test in test_train.py, 1500 steps.
 
     One run's test accuracy moves by about ±2 points with the seed alone: the
-    bf16 − float32 difference of one seed has a standard deviation of 2.3–2.5
-    points (measured twice over 16 seeds, with means −0.2 and +0.02 points). So
-    the claim is about the mean over the same 16 seeds (same inits, same
-    batches) in both precisions, whose standard error is about 0.6 points; over
-    6 seeds (1.0 points) a 1-point tolerance failed on a mere change of the
-    shuffling stream (−1.2 points for 6 seeds, +0.02 for 16).
+    bf16 − float32 difference of one seed has a standard deviation of 2.3–2.9
+    points (measured over 16 seeds at 3000 steps, twice, and at 1500 steps, twice:
+    the same spread, with means −0.2, +0.02, +0.15 and −0.19 points). So the claim
+    is about the mean over the same 16 seeds (same inits, same batches) in both
+    precisions, whose standard error is about 0.6 points; over 6 seeds (1.0
+    points) a 1-point tolerance failed on a mere change of the shuffling stream.
     """
     model = fnn.mlp([40, 100, 100, 10], "relu")
     opt = optim.adam(1e-2)                                  # one object: one compiled program per precision
@@ -132,9 +132,9 @@ def test_bf16_mnist1d_reaches_float32_accuracy_within_one_point(mnist1d):
         init_key, train_key = jax.random.split(key)
         _, params = model.init(init_key, (-1, 40))
         for name in accuracy:
-            r = fit(model, SCE, opt, params, mnist1d.x_train, mnist1d.y_train, key=train_key, steps=3000,
+            r = fit(model, SCE, opt, params, mnist1d.x_train, mnist1d.y_train, key=train_key, steps=1500,
                     batch_size=100, config=StepConfig(precision=name), progress=False)
             accuracy[name].append(fnn.evaluate(model, SCE, r.params, mnist1d.x_test, mnist1d.y_test)["accuracy"])
     mean = {name: float(np.mean(a)) for name, a in accuracy.items()}
-    assert mean[None] >= 0.65 and mean["bf16"] >= 0.65, accuracy
-    assert mean["bf16"] >= mean[None] - 0.01, accuracy      # measured 0.6624 vs 0.6622
+    assert mean[None] >= 0.62 and mean["bf16"] >= 0.62, accuracy           # measured 0.643 and 0.645
+    assert mean["bf16"] >= mean[None] - 0.01, accuracy

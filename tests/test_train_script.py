@@ -1,4 +1,8 @@
-"""scripts/train.py as a user runs it: outputs, resume, and one-line errors."""
+"""scripts/train.py as a user runs it: outputs, resume, and one-line errors.
+
+The runs call the script's main() in this process (one JAX start-up for all of them);
+one bad command line runs it as a separate process, as a user's shell does.
+"""
 import json
 import os
 import subprocess
@@ -22,11 +26,23 @@ def run(*args):
     return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=300)
 
 
-def test_xor_run_writes_metrics_checkpoint_and_plot(tmp_path):
-    r = run(*XOR, "--steps", "1500", "--out", str(tmp_path))
-    assert r.returncode == 0, r.stderr
-    assert "device: cpu" in r.stdout
-    assert "hand-written vs jax.grad max relative error" in r.stdout
+@pytest.fixture(scope="module")
+def train_script():
+    return load_script("train", "train_script_in_process")
+
+
+def in_process(script, capsys, *argv):
+    """(exit code, stdout, stderr) of scripts/train.py argv, run in this process."""
+    code = cli.run(script.main, [str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_xor_run_writes_metrics_checkpoint_and_plot(tmp_path, train_script, capsys):
+    code, out, err = in_process(train_script, capsys, *XOR, "--steps", "1500", "--out", tmp_path)
+    assert code == 0, err
+    assert "device: cpu" in out
+    assert "hand-written vs jax.grad max relative error" in out
     m = json.loads((tmp_path / "metrics.json").read_text())
     for field in ("dataset", "device", "grad", "steps", "wall_seconds", "steps_per_second",
                   "train_loss", "test_accuracy", "grad_check_rel_err"):
@@ -43,13 +59,13 @@ def _params(folder):
         return {k: f[k] for k in f.files if k != "__meta__"}
 
 
-def test_resume_matches_uninterrupted_run(tmp_path):
+def test_resume_matches_uninterrupted_run(tmp_path, train_script, capsys):
     full, part = tmp_path / "full", tmp_path / "part"
-    assert run(*XOR, "--steps", "600", "--batch-size", "2", "--out", str(full)).returncode == 0
-    assert run(*XOR, "--steps", "200", "--batch-size", "2", "--out", str(part)).returncode == 0
-    r = run("--resume", str(part), "--steps", "600", "--no-progress")
-    assert r.returncode == 0, r.stderr
-    assert "resumed from" in r.stdout
+    assert in_process(train_script, capsys, *XOR, "--steps", "600", "--batch-size", "2", "--out", full)[0] == 0
+    assert in_process(train_script, capsys, *XOR, "--steps", "200", "--batch-size", "2", "--out", part)[0] == 0
+    code, out, err = in_process(train_script, capsys, "--resume", part, "--steps", "600", "--no-progress")
+    assert code == 0, err
+    assert "resumed from" in out
     a, b = _params(full), _params(part)
     assert a.keys() == b.keys()
     assert all(np.array_equal(a[k], b[k]) for k in a)
@@ -92,18 +108,6 @@ def test_bad_input_from_the_command_line_is_one_line_and_exit_2(tmp_path):
 # 4,000 training examples in batches of 1,000: 4 steps an epoch, so the 4-step run ends at an
 # epoch boundary, where a resume continues exactly (one that ends mid-epoch starts a fresh epoch).
 CNN = ["--model", "cnn", "--batch-size", "1000", "--no-progress"]     # no validation split by default
-
-
-@pytest.fixture(scope="module")
-def train_script():
-    return load_script("train", "train_script_in_process")
-
-
-def in_process(script, capsys, *argv):
-    """(exit code, stdout, stderr) of scripts/train.py argv, run in this process."""
-    code = cli.run(script.main, [str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _run_config(folder):
