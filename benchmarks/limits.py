@@ -27,7 +27,6 @@ reported apart from loaded ones.
 import argparse
 import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -44,7 +43,7 @@ from fnn.train.step import StepConfig, init_state, make_step
 
 from benchmarks.common import device_info, reference_matmul
 from benchmarks.peer_runners import BATCH_SIZE, LEARNING_RATE, SIZES, load_mnist1d
-from benchmarks.rounds import LoadMeter, QUIET_CORES
+from benchmarks.rounds import QUIET_CORES, run_rounds
 
 __all__ = ["PIECES", "MODELS", "MATMUL_N", "GOAL", "run", "summarize", "to_markdown", "main"]
 
@@ -219,17 +218,7 @@ def run(*, rounds=5, steps=4000, model_names=MODELS, quick=False, log=print, see
         return matmul_flops * matmul_reps / (time.perf_counter() - t0)
     calls["matmul"] = matmul_rate
     log(f"{len(calls)} programs compiled; {rounds} rounds")
-    import random
-    rng, names = random.Random(seed), list(calls)
-    out = {name: [] for name in calls}
-    for r in range(rounds):
-        rng.shuffle(names)
-        for name in names:
-            with LoadMeter() as meter:
-                rate = calls[name]()
-            out[name].append({"round": r, "rate": rate, "other_cores": meter.other_cores})
-        log(f"round {r + 1}/{rounds}: fit {out['mlp/fit'][-1]['rate']:,.0f} steps/s, "
-            f"matmul {out['matmul'][-1]['rate'] / 1e9:,.1f} GFLOP/s")
+    out = run_rounds(calls, rounds, seed=seed, log=log)          # "steps_per_second": the matmul's in FLOP/s
     return {"device": device_info(), "settings": {"sizes": list(SIZES), "batch_size": BATCH_SIZE, "lr": LEARNING_RATE,
                                                    "steps": steps, "rounds": rounds, "matmul_n": matmul_n,
                                                    "quick": quick, "quiet_cores": QUIET_CORES, "goal": GOAL},
@@ -254,17 +243,17 @@ def summarize(record):
     rows = {}
     for name, meta in record["programs"].items():
         entries = rounds[name]
-        fractions = [(e, e["rate"] * meta["flops_per_step"] / matmul[e["round"]]["rate"]) for e in entries
+        fractions = [(e, e["steps_per_second"] * meta["flops_per_step"] / matmul[e["round"]]["steps_per_second"]) for e in entries
                      if meta["flops_per_step"] and e["round"] in matmul]
         rows[name] = {
-            "steps_per_second": {"all": _median([e["rate"] for e in entries]),
-                                 "quiet": _median([e["rate"] for e in entries if quiet(e)])},
+            "steps_per_second": {"all": _median([e["steps_per_second"] for e in entries]),
+                                 "quiet": _median([e["steps_per_second"] for e in entries if quiet(e)])},
             "fraction": {"all": _median([f for _, f in fractions]),
                          "quiet": _median([f for e, f in fractions if quiet(e) and quiet(matmul[e["round"]])]),
                          "min": min((f for _, f in fractions), default=None),
                          "max": max((f for _, f in fractions), default=None)},
             "quiet_rounds": sum(quiet(e) for e in entries), **meta}
-    rate = [e["rate"] for e in rounds["matmul"]]
+    rate = [e["steps_per_second"] for e in rounds["matmul"]]
     fit = rows["mlp/fit"]["fraction"]
     best = fit["quiet"] if fit["quiet"] is not None else fit["all"]
     return {"programs": rows, "matmul": {"flops_per_second": _median(rate), "min": min(rate), "max": max(rate)},
@@ -345,9 +334,7 @@ def main(argv=None):
     print(md)
     for path, text in ((args.json, lambda: json.dumps(record, indent=1)), (args.md, lambda: md)):
         if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with open(path, "w") as f:
-                f.write(text())
+            cli.write_file(path, text())
             print(f"wrote {path}")
     return 0
 

@@ -28,7 +28,7 @@ def test_every_piece_and_model_ran_in_every_round(record):
     assert set(record["rounds"]) == set(names) | {"matmul"}
     for name, entries in record["rounds"].items():
         assert [e["round"] for e in entries] == [0, 1]
-        assert all(e["rate"] > 0 for e in entries)
+        assert all(e["steps_per_second"] > 0 for e in entries)
     # whole epochs from +shuffle on: 8 steps of 4-step epochs (400 quick examples, batch 100)
     assert [record["programs"][f"mlp/{p}"]["steps"] for p in limits.PIECES] == [8] * len(limits.PIECES)
 
@@ -57,7 +57,7 @@ def test_summary_and_markdown_read_every_figure_from_the_record(record):
     rows = summary["programs"]
     for name in limits.PIECES:
         r = rows[f"mlp/{name}"]
-        want = np.median([e["rate"] for e in record["rounds"][f"mlp/{name}"]])
+        want = np.median([e["steps_per_second"] for e in record["rounds"][f"mlp/{name}"]])
         assert r["steps_per_second"]["all"] == pytest.approx(want)
         assert 0 < r["fraction"]["min"] <= r["fraction"]["all"] <= r["fraction"]["max"]
     assert summary["goal"]["fraction"] == limits.GOAL
